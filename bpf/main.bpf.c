@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * scx_pilot: a weighted virtual-time sched_ext scheduler with per-PID strategies.
+ *
+ * Policy in one paragraph: every task carries a virtual time that advances by
+ * its CPU use divided by its weight, and waiting tasks are served in vtime
+ * order from one shared queue, so nothing starves and nice levels are honoured.
+ * A waking task that finds an idle CPU goes straight to that CPU's local queue.
+ * User space (the agent) fills a hash map pid -> strategy; a task whose pid or
+ * tgid is in it runs with the strategy's slice, and a priority strategy puts it
+ * in a queue that is always consumed first and lets it preempt a CPU that runs
+ * a normal task. A starvation guard serves the shared queue at least every
+ * starvation_ns, so priority tasks can never stall normal tasks long enough for
+ * the sched_ext watchdog to eject the scheduler.
+ */
+#include <scx/common.bpf.h>
+#include "intf.h"
+
+char _license[] SEC("license") = "GPL";
+
+/*
+ * Kfuncs that common.bpf.h declares strong. Weak references let the object be
+ * loaded "maps only" on a kernel without sched_ext (tests on the host), where
+ * these symbols do not exist; on a sched_ext kernel they resolve as usual.
+ */
+#pragma weak scx_bpf_create_dsq
+#pragma weak scx_bpf_select_cpu_dfl
+#pragma weak scx_bpf_kick_cpu
+#pragma weak scx_bpf_dsq_nr_queued
+#pragma weak scx_bpf_pick_idle_cpu
+#pragma weak scx_bpf_task_cpu
+#pragma weak scx_bpf_error_bstr
+#pragma weak bpf_cpumask_test_cpu
+
+UEI_DEFINE(uei);
+
+/* Set by the agent before load. */
+const volatile u64 slice_ns = 5000000ULL;
+const volatile u64 starvation_ns = 100000000ULL;
+
+/*
+ * Counters read by the agent through the mmapped .bss (names from the user's
+ * BssData). Each is a naturally aligned u64 written with atomic ops or plain
+ * stores, so a reader never sees a torn value.
+ */
+u32 usersched_pid;
+u64 nr_queued;
+u64 nr_scheduled;
+u64 nr_running;
+u64 nr_online_cpus;
+u64 nr_user_dispatches;
+u64 nr_kernel_dispatches;
+u64 nr_cancel_dispatches;
+u64 nr_bounce_dispatches;
+u64 nr_failed_dispatches;
+u64 nr_sched_congested;
+/* Beyond the seed: what the policy did. */
+u64 nr_direct_dispatches;	/* waking task put straight on an idle CPU */
+u64 nr_prio_dispatches;		/* tasks queued through a priority strategy */
+u64 nr_preemptions;		/* priority task preempted a normal one */
+u64 nr_starvation_guards;	/* shared queue served ahead of the priority one */
+u64 nr_strategy_hits;		/* enqueues decided by any strategy */
+
+/* Global virtual clock: vtime of the most recently started task. */
+static u64 vtime_now;
+/* Last time the shared queue was served or seen empty. */
+static u64 shared_served_at;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_STRATEGY_PIDS);
+	__type(key, u32);
+	__type(value, struct strategy);
+} strategies SEC(".maps");
+
+struct task_ctx {
+	u64 slice_ns;		/* slice granted at the last enqueue */
+	u64 started_at;		/* when the task last got a CPU */
+	bool prio;		/* queued through a priority strategy */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_ctx);
+} task_ctxs SEC(".maps");
+
+struct cpu_ctx {
+	bool running_prio;	/* the CPU runs a task with a priority strategy */
+	bool busy;		/* the CPU runs one of our tasks */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct cpu_ctx);
+} cpu_ctxs SEC(".maps");
+
+static struct cpu_ctx *cpu_ctx_of(s32 cpu)
+{
+	u32 zero = 0;
+
+	return bpf_map_lookup_percpu_elem(&cpu_ctxs, &zero, cpu);
+}
+
+static struct task_ctx *task_ctx_of(struct task_struct *p)
+{
+	return bpf_task_storage_get(&task_ctxs, p, 0, 0);
+}
+
+/* The strategy of @p: its own pid first, then its process (tgid). */
+static struct strategy *strategy_of(const struct task_struct *p)
+{
+	u32 pid = p->pid, tgid = p->tgid;
+	struct strategy *s;
+
+	s = bpf_map_lookup_elem(&strategies, &pid);
+	if (!s && tgid != pid)
+		s = bpf_map_lookup_elem(&strategies, &tgid);
+	return s;
+}
+
+static void refresh_nr_queued(void)
+{
+	WRITE_ONCE(nr_queued, scx_bpf_dsq_nr_queued(PRIO_DSQ) +
+			      scx_bpf_dsq_nr_queued(SHARED_DSQ));
+}
+
+/*
+ * A sleeper keeps at most one slice of credit: it runs ahead of CPU hogs when
+ * it wakes, but cannot bank sleep time to monopolise a CPU later.
+ */
+static u64 queue_vtime(const struct task_struct *p)
+{
+	u64 vtime = p->scx.dsq_vtime, floor = vtime_now - slice_ns;
+
+	if (vtime_now > slice_ns && time_before(vtime, floor))
+		return floor;
+	return vtime;
+}
+
+static void count_insert(bool ok)
+{
+	if (ok)
+		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+	else
+		__sync_fetch_and_add(&nr_failed_dispatches, 1);
+}
+
+s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wake_flags)
+{
+	struct task_ctx *tctx;
+	bool is_idle = false;
+	s32 cpu;
+
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	if (is_idle) {
+		struct strategy *s = strategy_of(p);
+		u64 slice = s ? s->slice_ns : slice_ns;
+
+		if (s)
+			__sync_fetch_and_add(&s->nr_hits, 1);
+		tctx = task_ctx_of(p);
+		if (tctx) {
+			tctx->slice_ns = slice;
+			tctx->prio = s && (s->flags & STRATEGY_F_PRIORITY);
+		}
+		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0));
+		__sync_fetch_and_add(&nr_direct_dispatches, 1);
+	}
+	return cpu;
+}
+
+/*
+ * Give a CPU to priority task @p now: preempt the normal task on @p's own CPU,
+ * or, when that CPU already runs a priority task, kick another allowed CPU
+ * that runs a normal one so it picks @p from PRIO_DSQ. Returns true when @p
+ * was inserted here.
+ */
+static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags)
+{
+	s32 cpu = scx_bpf_task_cpu(p), i;
+	u32 nr_cpus = scx_bpf_nr_cpu_ids();
+	struct cpu_ctx *cctx;
+
+	cctx = cpu_ctx_of(cpu);
+	if (cctx && !cctx->running_prio) {
+		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
+						enq_flags | SCX_ENQ_PREEMPT));
+		__sync_fetch_and_add(&nr_preemptions, 1);
+		return true;
+	}
+
+	if (nr_cpus > MAX_CPUS)
+		nr_cpus = MAX_CPUS;
+	bpf_for(i, 0, nr_cpus) {
+		if (i == cpu || !bpf_cpumask_test_cpu(i, p->cpus_ptr))
+			continue;
+		cctx = cpu_ctx_of(i);
+		if (cctx && !cctx->running_prio) {
+			scx_bpf_kick_cpu(i, SCX_KICK_PREEMPT);
+			__sync_fetch_and_add(&nr_preemptions, 1);
+			break;
+		}
+	}
+	return false;
+}
+
+void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
+{
+	struct strategy *s = strategy_of(p);
+	u64 slice = s ? s->slice_ns : slice_ns;
+	bool prio = s && (s->flags & STRATEGY_F_PRIORITY);
+	struct task_ctx *tctx = task_ctx_of(p);
+	s32 cpu;
+
+	if (tctx) {
+		tctx->slice_ns = slice;
+		tctx->prio = prio;
+	}
+	if (s) {
+		__sync_fetch_and_add(&s->nr_hits, 1);
+		__sync_fetch_and_add(&nr_strategy_hits, 1);
+	}
+
+	/*
+	 * Per-CPU kthreads (ksoftirqd, kworkers bound to a CPU) can run nowhere
+	 * else; making them wait behind hogs only delays the work hogs need.
+	 */
+	if ((p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1) {
+		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags));
+		return;
+	}
+
+	if (prio) {
+		__sync_fetch_and_add(&nr_prio_dispatches, 1);
+		if (!is_migration_disabled(p) && place_prio(p, slice, enq_flags))
+			return;
+		count_insert(scx_bpf_dsq_insert_vtime(p, PRIO_DSQ, slice,
+						      queue_vtime(p), enq_flags));
+		refresh_nr_queued();
+		return;
+	}
+
+	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, queue_vtime(p),
+					      enq_flags));
+	refresh_nr_queued();
+
+	/* Tasks queued without select_cpu (preempted, new) may find an idle CPU. */
+	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu >= 0)
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
+{
+	/* Taken back before it was dispatched (affinity, priority, exit...). */
+	__sync_fetch_and_add(&nr_cancel_dispatches, 1);
+}
+
+static bool serve_shared(u64 now)
+{
+	if (!scx_bpf_dsq_move_to_local(SHARED_DSQ, 0))
+		return false;
+	WRITE_ONCE(shared_served_at, now);
+	__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+	return true;
+}
+
+void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
+{
+	u64 now = bpf_ktime_get_ns();
+
+	if (!scx_bpf_dsq_nr_queued(SHARED_DSQ)) {
+		WRITE_ONCE(shared_served_at, now);
+	} else if (now - READ_ONCE(shared_served_at) > starvation_ns) {
+		if (serve_shared(now)) {
+			__sync_fetch_and_add(&nr_starvation_guards, 1);
+			goto out;
+		}
+	}
+
+	if (scx_bpf_dsq_move_to_local(PRIO_DSQ, 0)) {
+		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		goto out;
+	}
+	serve_shared(now);
+out:
+	refresh_nr_queued();
+}
+
+void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
+{
+	struct task_ctx *tctx = task_ctx_of(p);
+	struct cpu_ctx *cctx = cpu_ctx_of(scx_bpf_task_cpu(p));
+
+	if (time_before(vtime_now, p->scx.dsq_vtime))
+		vtime_now = p->scx.dsq_vtime;
+	if (tctx)
+		tctx->started_at = bpf_ktime_get_ns();
+	if (cctx) {
+		cctx->busy = true;
+		cctx->running_prio = tctx && tctx->prio;
+	}
+	__sync_fetch_and_add(&nr_running, 1);
+}
+
+void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
+{
+	struct task_ctx *tctx = task_ctx_of(p);
+	struct cpu_ctx *cctx = cpu_ctx_of(scx_bpf_task_cpu(p));
+
+	if (tctx && tctx->started_at) {
+		u64 used = bpf_ktime_get_ns() - tctx->started_at;
+
+		p->scx.dsq_vtime += scale_by_task_weight_inverse(p, used);
+		tctx->started_at = 0;
+	}
+	if (cctx) {
+		cctx->busy = false;
+		cctx->running_prio = false;
+	}
+	/* running() and stopping() pair up; the guard only covers attach races. */
+	if (READ_ONCE(nr_running))
+		__sync_fetch_and_sub(&nr_running, 1);
+}
+
+void BPF_STRUCT_OPS(pilot_enable, struct task_struct *p)
+{
+	p->scx.dsq_vtime = vtime_now;
+}
+
+s32 BPF_STRUCT_OPS(pilot_init_task, struct task_struct *p, struct scx_init_task_args *args)
+{
+	if (!bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+		return -ENOMEM;
+	return 0;
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(pilot_init)
+{
+	s32 ret;
+
+	ret = scx_bpf_create_dsq(PRIO_DSQ, -1);
+	if (ret)
+		return ret;
+	return scx_bpf_create_dsq(SHARED_DSQ, -1);
+}
+
+void BPF_STRUCT_OPS(pilot_exit, struct scx_exit_info *ei)
+{
+	UEI_RECORD(uei, ei);
+}
+
+SCX_OPS_DEFINE(pilot_ops,
+	       .select_cpu	= (void *)pilot_select_cpu,
+	       .enqueue		= (void *)pilot_enqueue,
+	       .dequeue		= (void *)pilot_dequeue,
+	       .dispatch	= (void *)pilot_dispatch,
+	       .running		= (void *)pilot_running,
+	       .stopping	= (void *)pilot_stopping,
+	       .enable		= (void *)pilot_enable,
+	       .init_task	= (void *)pilot_init_task,
+	       .init		= (void *)pilot_init,
+	       .exit		= (void *)pilot_exit,
+	       .name		= "scx_pilot");

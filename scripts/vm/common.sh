@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/vm/*.sh. Source it; do not execute it.
+# The sourcing script must set PROG (its own name, used as the message prefix).
+
+VM_SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+# Repository root, resolved from this file's location (scripts/vm/ -> ../..).
+VM_REPO_ROOT=$(cd -- "$VM_SCRIPT_DIR/../.." && pwd -P)
+# Cache root shared by the VM scripts (kernel downloads, private apt state).
+VM_CACHE_ROOT=${SCX_PILOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scx_pilot}
+export VM_SCRIPT_DIR VM_REPO_ROOT VM_CACHE_ROOT
+
+log() { printf '%s: %s\n' "${PROG:-vm}" "$*" >&2; }
+warn() { printf '%s: warning: %s\n' "${PROG:-vm}" "$*" >&2; }
+die() {
+	printf '%s: error: %s\n' "${PROG:-vm}" "$*" >&2
+	exit 1
+}
+
+# resolve_kernel_dir: echo KERNEL_DIR if set (and valid), else run kernel.sh.
+resolve_kernel_dir() {
+	local dir=${KERNEL_DIR:-}
+	if [[ -z $dir ]]; then
+		dir=$("$VM_SCRIPT_DIR/kernel.sh") || die "kernel.sh failed"
+	fi
+	[[ -f $dir/vmlinuz && -f $dir/config && -f $dir/version ]] ||
+		die "KERNEL_DIR=$dir does not hold vmlinuz, config and version (run scripts/vm/kernel.sh)"
+	printf '%s\n' "$dir"
+}

@@ -1,0 +1,151 @@
+//! Command-line options. Every flag says what it trades off.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::sched::{DesiredStrategies, PidStrategy, SchedConfig};
+
+/// Bounds of a strategy's slice: below 50 us a task spends more time switching
+/// than running; above 1 s it could hold a CPU longer than anyone would want.
+pub const MIN_SLICE_NS: u64 = 50_000;
+pub const MAX_SLICE_NS: u64 = 1_000_000_000;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "scx_pilot",
+    version,
+    about = "A sched_ext CPU scheduler with per-PID strategies and an HTTP API"
+)]
+pub struct Opts {
+    /// Time slice of tasks without a strategy, in microseconds. Shorter slices let
+    /// waiting tasks run sooner (lower latency) at the cost of more context
+    /// switches (lower throughput for CPU-bound work).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(50..=1_000_000))]
+    pub slice_us: u64,
+
+    /// Longest time normal tasks may wait while priority tasks keep every CPU
+    /// busy, in milliseconds. Lower protects normal tasks (and keeps far away from
+    /// the sched_ext watchdog); higher gives priority tasks a stronger guarantee.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=5000))]
+    pub starvation_ms: u64,
+
+    /// How often the scheduler's counters are sampled, in milliseconds. Shorter
+    /// gives finer rates and history at a little more CPU use by the agent.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub sample_interval_ms: u64,
+
+    /// How much sample history is kept in memory, in seconds. More history costs
+    /// about 200 bytes per sample.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub history_seconds: u64,
+
+    /// A static strategy, PID:SLICE_NS[:prio] (repeatable), applied at start.
+    /// Meant for testing and bare-metal use; strategies posted over HTTP replace it.
+    #[arg(long = "strategy", value_name = "PID:SLICE_NS[:prio]", value_parser = parse_strategy)]
+    pub strategies: Vec<(u32, PidStrategy)>,
+
+    /// More log output: -v for debug, -vv for trace.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Opts {
+    pub fn sched_config(&self) -> SchedConfig {
+        SchedConfig {
+            slice_us: self.slice_us,
+            starvation_ms: self.starvation_ms,
+            sample_interval: self.sample_interval(),
+        }
+    }
+
+    pub fn sample_interval(&self) -> Duration {
+        Duration::from_millis(self.sample_interval_ms)
+    }
+
+    /// Samples kept in the history ring.
+    pub fn history_capacity(&self) -> usize {
+        (self.history_seconds * 1000).div_ceil(self.sample_interval_ms) as usize
+    }
+
+    pub fn static_strategies(&self) -> DesiredStrategies {
+        self.strategies.iter().copied().collect()
+    }
+}
+
+fn parse_strategy(s: &str) -> Result<(u32, PidStrategy), String> {
+    let mut parts = s.split(':');
+    let (Some(pid), Some(slice)) = (parts.next(), parts.next()) else {
+        return Err("expected PID:SLICE_NS[:prio]".into());
+    };
+    let pid: u32 = pid
+        .parse()
+        .map_err(|_| format!("PID '{pid}' is not a number"))?;
+    if pid <= 1 {
+        return Err(format!("PID {pid} cannot carry a strategy"));
+    }
+    let slice_ns: u64 = slice
+        .parse()
+        .map_err(|_| format!("SLICE_NS '{slice}' is not a number"))?;
+    if !(MIN_SLICE_NS..=MAX_SLICE_NS).contains(&slice_ns) {
+        return Err(format!(
+            "SLICE_NS must be within {MIN_SLICE_NS}..={MAX_SLICE_NS}"
+        ));
+    }
+    let priority = match parts.next() {
+        None => false,
+        Some("prio") => true,
+        Some(other) => return Err(format!("unknown flag '{other}' (only 'prio')")),
+    };
+    if parts.next().is_some() {
+        return Err("expected PID:SLICE_NS[:prio]".into());
+    }
+    Ok((pid, PidStrategy { slice_ns, priority }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_strategies() {
+        assert_eq!(
+            parse_strategy("1234:20000000:prio").unwrap(),
+            (
+                1234,
+                PidStrategy {
+                    slice_ns: 20_000_000,
+                    priority: true
+                }
+            )
+        );
+        assert_eq!(
+            parse_strategy("99:50000").unwrap(),
+            (
+                99,
+                PidStrategy {
+                    slice_ns: 50_000,
+                    priority: false
+                }
+            )
+        );
+        for bad in [
+            "",
+            "12",
+            "x:100000",
+            "1:100000",
+            "5:10",
+            "5:2000000000",
+            "5:100000:fast",
+            "5:100000:prio:x",
+        ] {
+            assert!(parse_strategy(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Opts::command().debug_assert();
+    }
+}

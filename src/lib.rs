@@ -1,0 +1,5 @@
+pub mod agent;
+pub mod cli;
+pub mod logging;
+pub mod metrics;
+pub mod sched;

@@ -1,0 +1,28 @@
+//! Log setup: the agent's own messages and libbpf's, through `log`.
+
+use libbpf_rs::PrintLevel;
+use simplelog::{ColorChoice, ConfigBuilder, LevelFilter, TermLogger, TerminalMode};
+
+pub fn init(verbose: u8) {
+    let level = match verbose {
+        0 => LevelFilter::Info,
+        1 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    };
+    let config = ConfigBuilder::new()
+        .set_time_level(LevelFilter::Off)
+        .set_target_level(LevelFilter::Off)
+        .set_thread_level(LevelFilter::Off)
+        .build();
+    let _ = TermLogger::init(level, config, TerminalMode::Stderr, ColorChoice::Never);
+
+    // libbpf's own chatter is detail for debugging: the agent reports failures
+    // itself in one line, with libbpf's lines available under -v.
+    libbpf_rs::set_print(Some((PrintLevel::Debug, |level, msg| {
+        let msg = msg.trim_end();
+        match level {
+            PrintLevel::Warn => log::debug!("libbpf: {msg}"),
+            _ => log::trace!("libbpf: {msg}"),
+        }
+    })));
+}

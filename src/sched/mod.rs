@@ -1,0 +1,15 @@
+//! Everything that touches BPF: loading and attaching the scheduler, its exit
+//! info, the .bss reader and the strategy-map writer.
+
+pub mod bpf_intf;
+pub mod bpf_skel;
+pub mod bss;
+pub mod maps_only;
+pub mod preflight;
+mod scheduler;
+mod status;
+pub mod strategy_map;
+
+pub use scheduler::{Channels, RunExit, SchedConfig, Scheduler};
+pub use status::{Mode, SchedulerStatus, StatusCell};
+pub use strategy_map::{DesiredStrategies, PidStrategy, StrategyMapWriter};

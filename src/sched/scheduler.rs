@@ -1,0 +1,237 @@
+//! Loading, attaching, running and detaching scx_pilot's sched_ext scheduler.
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use libbpf_rs::{Link, MapHandle, OpenObject};
+use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_read};
+
+use super::bpf_skel::{BpfSkel, BpfSkelBuilder};
+use super::strategy_map::{DesiredStrategies, StrategyMapWriter};
+use super::{bss, preflight, StatusCell};
+use crate::metrics::MetricsStore;
+
+/// Scheduler settings fixed at load time.
+#[derive(Debug, Clone)]
+pub struct SchedConfig {
+    pub slice_us: u64,
+    pub starvation_ms: u64,
+    pub sample_interval: Duration,
+}
+
+/// Why [`Scheduler::run`] returned.
+#[derive(Debug)]
+pub enum RunExit {
+    /// SIGINT/SIGTERM: the agent is stopping.
+    Shutdown,
+    /// The kernel unloaded the scheduler; `restart` says whether it asked to be reloaded.
+    Exited { reason: String, restart: bool },
+}
+
+/// Everything the run loop talks to outside the scheduler.
+pub struct Channels<'a> {
+    pub shutdown: &'a AtomicBool,
+    pub strategies: &'a Receiver<DesiredStrategies>,
+    pub metrics: &'a MetricsStore,
+    pub status: &'a StatusCell,
+    /// The last desired strategy set, kept by the caller across restarts.
+    pub desired: &'a mut DesiredStrategies,
+}
+
+pub struct Scheduler<'obj> {
+    skel: BpfSkel<'obj>,
+    struct_ops: Option<Link>,
+    writer: StrategyMapWriter,
+    config: SchedConfig,
+}
+
+fn online_cpus() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    n.max(1) as u64
+}
+
+impl<'obj> Scheduler<'obj> {
+    pub fn init(
+        config: &SchedConfig,
+        open_object: &'obj mut MaybeUninit<OpenObject>,
+    ) -> Result<Self> {
+        preflight::check()?;
+
+        let builder = BpfSkelBuilder::default();
+        let mut skel = scx_ops_open!(
+            builder,
+            open_object,
+            pilot_ops,
+            None::<libbpf_rs::libbpf_sys::bpf_object_open_opts>
+        )
+        .context("opening the BPF scheduler")?;
+
+        let rodata = skel
+            .maps
+            .rodata_data
+            .as_mut()
+            .context("BPF object has no .rodata")?;
+        rodata.slice_ns = config.slice_us * 1000;
+        rodata.starvation_ns = config.starvation_ms * 1_000_000;
+        let bss = skel
+            .maps
+            .bss_data
+            .as_mut()
+            .context("BPF object has no .bss")?;
+        bss.usersched_pid = std::process::id();
+        bss.nr_online_cpus = online_cpus();
+
+        let mut skel = scx_ops_load!(skel, pilot_ops, uei).context("loading the BPF scheduler")?;
+        let struct_ops = scx_ops_attach!(skel, pilot_ops).context("attaching the BPF scheduler")?;
+
+        Ok(Self {
+            skel,
+            struct_ops: Some(struct_ops),
+            writer: StrategyMapWriter::new(),
+            config: config.clone(),
+        })
+    }
+
+    /// An owned handle on the strategy map, usable from other threads (reads only).
+    pub fn strategy_map_handle(&self) -> Result<MapHandle> {
+        MapHandle::try_from(&self.skel.maps.strategies).context("duplicating the strategy map fd")
+    }
+
+    fn apply(&mut self, desired: &DesiredStrategies, status: &StatusCell) {
+        match self.writer.apply(&self.skel.maps.strategies, desired) {
+            Ok(stats) => {
+                if stats != Default::default() {
+                    log::debug!("strategy map: {stats:?}");
+                }
+                if stats.failed > 0 {
+                    log::warn!(
+                        "strategy map: {} entries could not be written",
+                        stats.failed
+                    );
+                }
+            }
+            Err(e) => log::warn!("strategy map: {e:#}"),
+        }
+        let n = self.writer.applied().len();
+        status.update(|s| s.strategy_pids = n);
+    }
+
+    fn sample(&self, ch: &Channels) {
+        let Some(bss) = self.skel.maps.bss_data.as_deref() else {
+            return;
+        };
+        let sample = bss::sample(bss);
+        log::trace!("sample: {:?}", sample.bss);
+        ch.metrics.push(sample);
+        ch.status
+            .update(|s| s.last_sample_at = Some(sample.timestamp));
+    }
+
+    /// One line describing how the scheduler left the kernel, from its exit info.
+    fn exit_reason(&self) -> String {
+        let Some(data) = self.skel.maps.data_data.as_deref() else {
+            return "unknown".into();
+        };
+        let (reason, msg) = (c_chars(&data.uei.reason), c_chars(&data.uei.msg));
+        match (reason.is_empty(), msg.is_empty()) {
+            (true, _) => "unknown".into(),
+            (false, true) => reason,
+            (false, false) => format!("{reason} ({msg})"),
+        }
+    }
+
+    fn exited(&self) -> bool {
+        uei_exited!(&self.skel, uei)
+    }
+
+    /// Serve until shutdown or until the kernel unloads the scheduler: sample
+    /// the counters every interval and apply strategy sets as they arrive.
+    pub fn run(&mut self, ch: &mut Channels) -> Result<RunExit> {
+        let ops_name = preflight::running_ops_name();
+        ch.status.update(|s| {
+            s.attached = true;
+            s.ops_name = ops_name.clone();
+            s.attached_at = Some(Utc::now());
+        });
+        log::info!(
+            "scheduler attached as {} (slice {} us)",
+            ops_name.as_deref().unwrap_or("scx_pilot"),
+            self.config.slice_us
+        );
+        let desired = std::mem::take(ch.desired);
+        self.apply(&desired, ch.status);
+        *ch.desired = desired;
+        self.sample(ch);
+
+        // Wake up often enough to notice a signal or an exit promptly even with
+        // a long sample interval.
+        let tick = self.config.sample_interval.min(Duration::from_millis(100));
+        let mut next_sample = Instant::now() + self.config.sample_interval;
+        while !ch.shutdown.load(Ordering::Relaxed) && !self.exited() {
+            let wait = next_sample
+                .saturating_duration_since(Instant::now())
+                .min(tick);
+            match ch.strategies.recv_timeout(wait) {
+                Ok(mut desired) => {
+                    // Only the newest set matters when several queued up.
+                    while let Ok(newer) = ch.strategies.try_recv() {
+                        desired = newer;
+                    }
+                    self.apply(&desired, ch.status);
+                    *ch.desired = desired;
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    if ch.strategies.is_empty() && wait.is_zero() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+            if Instant::now() >= next_sample {
+                self.sample(ch);
+                next_sample += self.config.sample_interval;
+                if next_sample < Instant::now() {
+                    next_sample = Instant::now() + self.config.sample_interval;
+                }
+            }
+        }
+
+        if !self.exited() {
+            return Ok(RunExit::Shutdown);
+        }
+        self.sample(ch);
+        let uei = uei_read!(&self.skel, uei);
+        let restart = uei.should_restart();
+        let reason = self.exit_reason();
+        ch.status.update(|s| {
+            s.attached = false;
+            s.last_exit = Some(reason.clone());
+        });
+        Ok(RunExit::Exited { reason, restart })
+    }
+}
+
+/// A NUL-terminated C char array from the BPF side as a String.
+fn c_chars(chars: &[std::os::raw::c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+impl Drop for Scheduler<'_> {
+    fn drop(&mut self) {
+        // Dropping the struct_ops link detaches the scheduler; the kernel then
+        // moves every task back to its default scheduler.
+        if let Some(link) = self.struct_ops.take() {
+            drop(link);
+            log::info!("scheduler detached");
+        }
+    }
+}

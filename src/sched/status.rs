@@ -1,0 +1,70 @@
+//! What the rest of the agent may know about the scheduler, published lock-free.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// How the agent runs the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// scx_pilot's BPF scheduler decides everything in the kernel.
+    Kernel,
+    /// No scheduler loaded: only the HTTP API runs.
+    ApiOnly,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SchedulerStatus {
+    pub mode: Mode,
+    pub attached: bool,
+    /// The kernel's name for the attached ops (as in /sys/kernel/sched_ext/root/ops).
+    pub ops_name: Option<String>,
+    pub attached_at: Option<DateTime<Utc>>,
+    /// Restarts the kernel asked for since the agent started.
+    pub restarts: u64,
+    /// Why the scheduler last left the kernel, if it did.
+    pub last_exit: Option<String>,
+    pub last_sample_at: Option<DateTime<Utc>>,
+    /// PIDs currently in the BPF strategy map.
+    pub strategy_pids: usize,
+}
+
+impl SchedulerStatus {
+    pub fn new(mode: Mode) -> Self {
+        Self {
+            mode,
+            attached: false,
+            ops_name: None,
+            attached_at: None,
+            restarts: 0,
+            last_exit: None,
+            last_sample_at: None,
+            strategy_pids: 0,
+        }
+    }
+}
+
+/// Shared, copy-on-write scheduler status: writers replace, readers never wait.
+#[derive(Clone)]
+pub struct StatusCell(Arc<ArcSwap<SchedulerStatus>>);
+
+impl StatusCell {
+    pub fn new(mode: Mode) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(SchedulerStatus::new(mode))))
+    }
+
+    pub fn get(&self) -> Arc<SchedulerStatus> {
+        self.0.load_full()
+    }
+
+    pub fn update(&self, f: impl Fn(&mut SchedulerStatus)) {
+        self.0.rcu(|cur| {
+            let mut next = SchedulerStatus::clone(cur);
+            f(&mut next);
+            next
+        });
+    }
+}
