@@ -1,5 +1,7 @@
 //! Command-line options. Every flag says what it trades off.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -45,6 +47,45 @@ pub struct Opts {
     #[arg(long = "strategy", value_name = "PID:SLICE_NS[:prio]", value_parser = parse_strategy)]
     pub strategies: Vec<(u32, PidStrategy)>,
 
+    /// Address and port of the HTTP API (port 0 picks a free one, logged at start).
+    /// The default, loopback, keeps the API (which can change how every process
+    /// is scheduled) off the network; a public address lets dashboards and other
+    /// hosts reach it, and anyone who can reach it can post strategies.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+
+    /// HTTP worker threads. More workers serve more concurrent clients; each one
+    /// is a thread that competes for CPU with the workloads the agent schedules.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub api_workers: u16,
+
+    /// Serve the HTTP API without loading the scheduler: for kernels without
+    /// sched_ext, or to receive metrics from an external scheduler as the
+    /// original server did. Nothing is scheduled: strategies are stored and
+    /// resolved but not applied.
+    #[arg(long)]
+    pub api_only: bool,
+
+    /// Origins whose web pages may read the API (CORS, GET only; writes never
+    /// get CORS headers): `*` for any, a comma-separated list, or "" for none.
+    /// `*` lets a dashboard be hosted anywhere, and lets any page a user opens
+    /// read the metrics; a list or "" narrows that.
+    #[arg(long, default_value = "*", value_name = "ORIGINS")]
+    pub cors_origin: String,
+
+    /// Largest HTTP request body accepted, in bytes (larger gets 413). Larger
+    /// allows bigger strategy sets in one request; smaller bounds the memory a
+    /// client can make the agent hold per request.
+    #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
+    pub max_body_bytes: u64,
+
+    /// Where the proc filesystem to scan for pods and PIDs is mounted. The
+    /// default suits a host or a hostPID pod; another mount of the host's /proc
+    /// sees its processes without sharing its PID namespace, but the PIDs shown
+    /// and targeted are then the host's, not the agent's own namespace's.
+    #[arg(long, default_value = "/proc", value_name = "DIR")]
+    pub proc_root: PathBuf,
+
     /// More log output: -v for debug, -vv for trace.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -66,6 +107,15 @@ impl Opts {
     /// Samples kept in the history ring.
     pub fn history_capacity(&self) -> usize {
         (self.history_seconds * 1000).div_ceil(self.sample_interval_ms) as usize
+    }
+
+    pub fn api_config(&self) -> crate::api::ApiConfig {
+        crate::api::ApiConfig {
+            listen: self.listen,
+            workers: self.api_workers as usize,
+            cors_origin: self.cors_origin.clone(),
+            body_limit: self.max_body_bytes as usize,
+        }
     }
 
     pub fn static_strategies(&self) -> DesiredStrategies {

@@ -2,32 +2,114 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context;
+use actix_web::web;
+use anyhow::{anyhow, Context};
 use clap::Parser;
+use crossbeam_channel::select;
 
+use scx_pilot::api::{self, ApiState};
 use scx_pilot::cli::Opts;
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
-use scx_pilot::{agent, logging};
+use scx_pilot::{agent, logging, strategy};
 
+/// Start the HTTP API and (unless --api-only) the scheduler thread; on
+/// SIGINT/SIGTERM stop the HTTP server first (no new connections, in-flight
+/// requests finish), then let the scheduler detach.
 fn run(opts: Opts) -> anyhow::Result<()> {
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let flag = shutdown.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .context("installing the SIGINT/SIGTERM handler")?;
+    // The one owner of SIGINT/SIGTERM (actix's own handling is disabled). A
+    // second signal while stopping exits at once; the kernel then detaches the
+    // scheduler as the process's BPF links close.
+    let (signal_tx, signal_rx) = crossbeam_channel::bounded::<()>(1);
+    let signalled = Arc::new(AtomicBool::new(false));
+    let flag = signalled.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("scx_pilot: second signal while stopping, exiting now");
+            std::process::exit(1);
+        }
+        let _ = signal_tx.try_send(());
+    })
+    .context("installing the SIGINT/SIGTERM handler")?;
 
+    let mode = if opts.api_only {
+        Mode::ApiOnly
+    } else {
+        Mode::Kernel
+    };
     let metrics = MetricsStore::new(opts.history_capacity());
-    let status = StatusCell::new(Mode::Kernel);
-    let (_strategies_tx, strategies_rx) = crossbeam_channel::bounded(16);
+    let status = StatusCell::new(mode);
+    let (strategies_tx, strategies_rx) = crossbeam_channel::bounded(16);
 
-    agent::run_scheduler(
-        &opts.sched_config(),
-        &shutdown,
-        &strategies_rx,
-        &metrics,
-        &status,
-        opts.static_strategies(),
-    )
+    let mut state = ApiState::new(metrics.clone(), status.clone())
+        .with_proc_root(&opts.proc_root)
+        .with_sampling(opts.sample_interval(), opts.history_seconds)
+        .with_strategies(strategy::from_static(&opts.static_strategies()));
+    if !opts.api_only {
+        state = state.with_scheduler_channel(strategies_tx, strategies_rx.clone());
+    }
+    let desired = state.desired();
+
+    // Bind before loading the scheduler: a port in use fails fast.
+    let server = api::start(web::Data::new(state), opts.api_config())?;
+    for addr in server.addrs() {
+        log::info!("HTTP API listening on http://{addr}");
+    }
+
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+    let sched_stop = Arc::new(AtomicBool::new(false));
+    let scheduler = if opts.api_only {
+        log::info!("api-only mode: no scheduler is loaded");
+        None
+    } else {
+        let config = opts.sched_config();
+        let stop = sched_stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("scheduler".into())
+            .spawn(move || {
+                let result = agent::run_scheduler(
+                    &config,
+                    &stop,
+                    &strategies_rx,
+                    &metrics,
+                    &status,
+                    desired,
+                );
+                let _ = done_tx.send(());
+                result
+            });
+        match spawned {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                let _ = server.stop();
+                return Err(e).context("starting the scheduler thread");
+            }
+        }
+    };
+    let never = crossbeam_channel::never();
+    let done_rx = if scheduler.is_some() {
+        &done_rx
+    } else {
+        &never
+    };
+
+    select! {
+        recv(signal_rx) -> _ => log::info!("stopping: HTTP server first, then the scheduler"),
+        recv(done_rx) -> _ => log::warn!("the scheduler stopped; stopping the HTTP server"),
+    }
+
+    let api_result = server.stop();
+    sched_stop.store(true, Ordering::Relaxed);
+    let sched_result = match scheduler {
+        Some(thread) => thread
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the scheduler thread panicked"))),
+        None => Ok(()),
+    };
+    sched_result?;
+    api_result?;
+    log::info!("stopped");
+    Ok(())
 }
 
 fn main() -> ExitCode {

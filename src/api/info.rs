@@ -1,0 +1,203 @@
+//! `GET /health` and `GET /`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::ErrorBody;
+use super::{now, rfc3339, rfc3339_ms, ApiState, Endpoint, ENDPOINTS, SERVICE_NAME};
+use crate::sched::Mode;
+
+#[derive(Serialize, ToSchema)]
+pub struct SchedulerHealth {
+    /// "ok", "down" or "disabled" (api-only mode).
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    pub attached: bool,
+    /// The kernel's name for the attached ops.
+    pub ops_name: Option<String>,
+    pub attached_at: Option<String>,
+    /// Restarts the kernel asked for since the agent started.
+    pub restarts: u64,
+    /// Why the scheduler last left the kernel, if it did.
+    pub last_exit: Option<String>,
+    /// PIDs currently in the BPF strategy map.
+    pub strategy_pids: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SamplerHealth {
+    /// "ok", "stale", "waiting" (no sample yet) or "disabled" (api-only mode).
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    pub last_sample_at: Option<String>,
+    /// Seconds since the last sample.
+    pub age_seconds: Option<f64>,
+    pub interval_ms: u64,
+    /// Older samples than this make the agent unhealthy.
+    pub stale_after_ms: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KubernetesHealth {
+    /// "not configured" until the Kubernetes integration exists.
+    #[schema(example = "not configured")]
+    pub status: &'static str,
+    pub connected: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Components {
+    pub scheduler: SchedulerHealth,
+    pub sampler: SamplerHealth,
+    pub kubernetes: KubernetesHealth,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// "healthy" (200) or "unhealthy" (503).
+    #[schema(example = "healthy")]
+    pub status: &'static str,
+    pub timestamp: String,
+    #[schema(example = "BSS Metrics API Server")]
+    pub service: &'static str,
+    pub version: &'static str,
+    /// "kernel" or "api-only".
+    #[schema(value_type = String, example = "kernel")]
+    pub mode: Mode,
+    pub uptime_seconds: i64,
+    /// Why the agent is unhealthy; empty when healthy.
+    pub problems: Vec<String>,
+    pub components: Components,
+}
+
+/// How old the last sample may be before the agent counts as stuck: three
+/// intervals, and never less than 3 s.
+fn stale_after(interval: std::time::Duration) -> chrono::Duration {
+    let ms = (interval.as_millis() as i64).saturating_mul(3).max(3000);
+    chrono::Duration::milliseconds(ms)
+}
+
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "info",
+    responses(
+        (status = 200, description = "The agent is doing its job", body = HealthResponse),
+        (status = 503, description = "Scheduler mode but not attached, or samples are stale", body = HealthResponse),
+        (status = 405, description = "Wrong method", body = ErrorBody),
+    )
+)]
+pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
+    let st = state.status.get();
+    let now_t = Utc::now();
+    let stale = stale_after(state.sample_interval);
+    let mut problems = Vec::new();
+
+    let scheduler_status = match st.mode {
+        Mode::ApiOnly => "disabled",
+        Mode::Kernel if st.attached => "ok",
+        Mode::Kernel => {
+            problems.push(match &st.last_exit {
+                Some(exit) => format!("scheduler is not attached (last exit: {exit})"),
+                None => "scheduler is not attached".to_string(),
+            });
+            "down"
+        }
+    };
+    let age = st.last_sample_at.map(|t| now_t - t);
+    let sampler_status = match (st.mode, age) {
+        (Mode::ApiOnly, _) => "disabled",
+        (Mode::Kernel, None) => {
+            problems.push("no sample of the scheduler's counters yet".into());
+            "waiting"
+        }
+        (Mode::Kernel, Some(a)) if a > stale => {
+            problems.push(format!(
+                "last sample is {:.1} s old (limit {:.1} s)",
+                a.num_milliseconds() as f64 / 1e3,
+                stale.num_milliseconds() as f64 / 1e3
+            ));
+            "stale"
+        }
+        (Mode::Kernel, Some(_)) => "ok",
+    };
+    let healthy = problems.is_empty();
+    let body = HealthResponse {
+        status: if healthy { "healthy" } else { "unhealthy" },
+        timestamp: now(),
+        service: SERVICE_NAME,
+        version: env!("CARGO_PKG_VERSION"),
+        mode: st.mode,
+        uptime_seconds: (now_t - state.started_at).num_seconds(),
+        problems,
+        components: Components {
+            scheduler: SchedulerHealth {
+                status: scheduler_status,
+                attached: st.attached,
+                ops_name: st.ops_name.clone(),
+                attached_at: st.attached_at.map(rfc3339),
+                restarts: st.restarts,
+                last_exit: st.last_exit.clone(),
+                strategy_pids: st.strategy_pids,
+            },
+            sampler: SamplerHealth {
+                status: sampler_status,
+                last_sample_at: st.last_sample_at.map(rfc3339_ms),
+                age_seconds: age.map(|a| a.num_milliseconds() as f64 / 1e3),
+                interval_ms: state.sample_interval.as_millis() as u64,
+                stale_after_ms: stale.num_milliseconds() as u64,
+            },
+            kubernetes: KubernetesHealth {
+                status: "not configured",
+                connected: false,
+            },
+        },
+    };
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(code).json(body)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IndexResponse {
+    #[schema(example = "BSS Metrics API Server")]
+    pub service: &'static str,
+    #[schema(example = "scx_pilot")]
+    pub name: &'static str,
+    pub version: &'static str,
+    pub description: &'static str,
+    /// "kernel" or "api-only".
+    #[schema(value_type = String, example = "kernel")]
+    pub mode: Mode,
+    pub timestamp: String,
+    pub openapi: &'static str,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "info",
+    responses(
+        (status = 200, description = "Service, version and every endpoint", body = IndexResponse),
+        (status = 405, description = "Wrong method", body = ErrorBody),
+    )
+)]
+pub async fn index(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok().json(IndexResponse {
+        service: SERVICE_NAME,
+        name: env!("CARGO_PKG_NAME"),
+        version: env!("CARGO_PKG_VERSION"),
+        description: env!("CARGO_PKG_DESCRIPTION"),
+        mode: state.status.get().mode,
+        timestamp: now(),
+        openapi: "/api/v1/openapi.json",
+        endpoints: ENDPOINTS.to_vec(),
+    })
+}

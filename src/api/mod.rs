@@ -1,0 +1,398 @@
+//! The embedded HTTP API (actix-web): the seed's JSON contract served from the
+//! agent's live data, plus health, API information and an OpenAPI document.
+//!
+//! One file per resource; errors map to status codes in [`error`]; the route
+//! table [`ENDPOINTS`] feeds `GET /`, the `Allow` header of 405 answers and a
+//! test that checks the router and the OpenAPI document against each other.
+
+pub mod error;
+mod info;
+mod metrics;
+pub mod openapi;
+mod pods;
+mod server;
+mod strategies;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_cors::Cors;
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpRequest, HttpResponse, ResponseError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::metrics::MetricsStore;
+use crate::sched::{DesiredStrategies, StatusCell};
+use crate::strategy::{Strategy, StrategyState};
+
+pub use error::{ApiError, BodyLimit, ErrorBody, DEFAULT_BODY_LIMIT};
+pub use metrics::{ExternalReports, MAX_EXTERNAL_REPORTERS};
+pub use server::{start, ApiServer};
+
+/// The seed's service name, kept for clients that check it.
+pub const SERVICE_NAME: &str = "BSS Metrics API Server";
+
+/// One route of the API.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub description: &'static str,
+}
+
+/// Every route the API serves.
+pub const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        method: "GET",
+        path: "/",
+        description: "API information: service, version and every endpoint",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/health",
+        description: "Health of the agent: scheduler, sampler and Kubernetes status (503 when unhealthy)",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/metrics",
+        description: "Latest scheduler counters (BssData) with rates and policy counters, plus externally reported metrics",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/api/v1/metrics",
+        description: "Report BssData from an external scheduler (kept per usersched_pid, shown as external)",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/metrics/history",
+        description: "Recent samples of the scheduler counters (?seconds=N)",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/pods/pids",
+        description: "Pod-to-PID mappings found in /proc",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/scheduling/strategies",
+        description: "Scheduling strategies resolved to PIDs (what the scheduler applies)",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/api/v1/scheduling/strategies",
+        description: "Replace the whole set of scheduling strategies",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/scheduling/strategies/config",
+        description: "Scheduling strategies as posted, with what each one resolved to",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/openapi.json",
+        description: "OpenAPI 3 description of this API",
+    },
+];
+
+/// Methods served on `path`, as an `Allow` header value.
+pub fn allowed_methods(path: &str) -> String {
+    ENDPOINTS
+        .iter()
+        .filter(|e| e.path == path)
+        .map(|e| e.method)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How the HTTP server runs.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub workers: usize,
+    /// `*`, a comma-separated list of origins, or empty for no CORS headers.
+    pub cors_origin: String,
+    pub body_limit: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: 2,
+            cors_origin: "*".into(),
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// Everything the handlers read and write.
+pub struct ApiState {
+    pub metrics: Arc<MetricsStore>,
+    pub status: StatusCell,
+    pub external: ExternalReports,
+    pub strategies: Mutex<StrategyState>,
+    strategies_tx: Option<(Sender<DesiredStrategies>, Receiver<DesiredStrategies>)>,
+    pub proc_root: PathBuf,
+    pub agent_pid: u32,
+    pub sample_interval: Duration,
+    pub history_seconds: u64,
+    pub started_at: DateTime<Utc>,
+}
+
+impl ApiState {
+    /// State with defaults: `/proc`, this process's PID, 1 s samples, one hour
+    /// of history, no strategies and no scheduler to send them to.
+    pub fn new(metrics: Arc<MetricsStore>, status: StatusCell) -> Self {
+        let proc_root = PathBuf::from("/proc");
+        Self {
+            metrics,
+            status,
+            external: ExternalReports::default(),
+            strategies: Mutex::new(StrategyState::new(Vec::new(), &proc_root)),
+            strategies_tx: None,
+            proc_root,
+            agent_pid: std::process::id(),
+            sample_interval: Duration::from_secs(1),
+            history_seconds: 3600,
+            started_at: Utc::now(),
+        }
+    }
+
+    /// Send accepted strategy sets to the scheduler thread. The receiver is
+    /// used only to drop a stale set when the channel is full.
+    pub fn with_scheduler_channel(
+        mut self,
+        tx: Sender<DesiredStrategies>,
+        rx: Receiver<DesiredStrategies>,
+    ) -> Self {
+        self.strategies_tx = Some((tx, rx));
+        self
+    }
+
+    pub fn with_proc_root(mut self, proc_root: impl Into<PathBuf>) -> Self {
+        self.proc_root = proc_root.into();
+        let strategies = self.strategies_snapshot().strategies;
+        self.strategies = Mutex::new(StrategyState::new(strategies, &self.proc_root));
+        self
+    }
+
+    pub fn with_sampling(mut self, interval: Duration, history_seconds: u64) -> Self {
+        self.sample_interval = interval;
+        self.history_seconds = history_seconds.max(1);
+        self
+    }
+
+    /// Start with these strategies (e.g. from `--strategy` flags).
+    pub fn with_strategies(self, strategies: Vec<Strategy>) -> Self {
+        *self.lock_strategies() = StrategyState::new(strategies, &self.proc_root);
+        self
+    }
+
+    /// Whether strategy sets go to a scheduler (false in `--api-only` mode).
+    pub fn has_scheduler(&self) -> bool {
+        self.strategies_tx.is_some()
+    }
+
+    fn lock_strategies(&self) -> std::sync::MutexGuard<'_, StrategyState> {
+        self.strategies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn strategies_snapshot(&self) -> StrategyState {
+        self.lock_strategies().clone()
+    }
+
+    /// The `pid -> strategy` set currently accepted.
+    pub fn desired(&self) -> DesiredStrategies {
+        self.lock_strategies().resolved.desired.clone()
+    }
+
+    /// Hand a new set to the scheduler thread; only the newest set matters, so
+    /// a full channel drops its oldest set. False when there is no scheduler.
+    fn send_desired(&self, desired: DesiredStrategies) -> bool {
+        let Some((tx, rx)) = &self.strategies_tx else {
+            return false;
+        };
+        let mut desired = desired;
+        for _ in 0..4 {
+            match tx.try_send(desired) {
+                Ok(()) => return true,
+                Err(TrySendError::Full(d)) => {
+                    let _ = rx.try_recv();
+                    desired = d;
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+        false
+    }
+}
+
+/// RFC3339 UTC with seconds, as the seed writes its timestamps.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// RFC3339 UTC with milliseconds, for sample times.
+pub fn rfc3339_ms(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn now() -> String {
+    rfc3339(Utc::now())
+}
+
+fn resource(path: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: path.to_string(),
+            allow: allowed_methods(path),
+        })
+    }))
+}
+
+/// Register every route of [`ENDPOINTS`].
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/").route(web::get().to(info::index)))
+        .service(resource("/health").route(web::get().to(info::health)))
+        .service(
+            resource("/api/v1/metrics")
+                .route(web::get().to(metrics::get_metrics))
+                .route(web::post().to(metrics::post_metrics)),
+        )
+        .service(resource("/api/v1/metrics/history").route(web::get().to(metrics::get_history)))
+        .service(resource("/api/v1/pods/pids").route(web::get().to(pods::get_pods)))
+        .service(
+            resource("/api/v1/scheduling/strategies")
+                .route(web::get().to(strategies::get_strategies))
+                .route(web::post().to(strategies::post_strategies)),
+        )
+        .service(
+            resource("/api/v1/scheduling/strategies/config")
+                .route(web::get().to(strategies::get_config)),
+        )
+        .service(resource("/api/v1/openapi.json").route(web::get().to(openapi::get_openapi)));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound {
+        method: req.method().to_string(),
+        path: req.path().to_string(),
+    })
+}
+
+fn cors(origin: &str) -> Cors {
+    let origin = origin.trim();
+    let base = Cors::default().allowed_methods([Method::GET]).max_age(3600);
+    if origin == "*" {
+        base.allow_any_origin().send_wildcard()
+    } else {
+        origin
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .fold(base, |c, o| c.allowed_origin(o))
+    }
+}
+
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Outermost middleware: turns any error that is not already JSON (from
+/// actix or a middleware) into the API's error body, keeps CORS headers off
+/// writes, and logs each request with its status and duration.
+async fn finish(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    let mut res = match next.call(req).await {
+        Ok(res) => {
+            let is_json = res
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+            if res.status().as_u16() >= 400 && !is_json {
+                let status = res.status();
+                let message = match res.response().error() {
+                    Some(e) => e.to_string(),
+                    None => status.canonical_reason().unwrap_or("error").to_string(),
+                };
+                let (req, _) = res.into_parts();
+                let body = ApiError::Other { status, message }.error_response();
+                ServiceResponse::new(req, body).map_into_right_body()
+            } else {
+                res.map_into_left_body()
+            }
+        }
+        Err(e) => {
+            // No request left to build a response with: hand actix an error
+            // whose own response is the JSON body.
+            let status = e.as_response_error().status_code();
+            log::info!(
+                "{method} {path} {} {:.3}ms",
+                status.as_u16(),
+                start.elapsed().as_secs_f64() * 1e3
+            );
+            return Err(ApiError::Other {
+                status,
+                message: e.to_string(),
+            }
+            .into());
+        }
+    };
+    if !is_read(&method) {
+        let headers = res.headers_mut();
+        let cors: Vec<_> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for k in cors {
+            headers.remove(k);
+        }
+    }
+    let status = res.status();
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    if method == Method::GET && status.is_success() {
+        log::debug!("{method} {path} {} {ms:.3}ms", status.as_u16());
+    } else {
+        log::info!("{method} {path} {} {ms:.3}ms", status.as_u16());
+    }
+    Ok(res)
+}
+
+/// The whole application: routes, 404, CORS, JSON errors, request log.
+pub fn app(
+    state: web::Data<ApiState>,
+    config: &ApiConfig,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let cors_origin = config.cors_origin.trim().to_string();
+    App::new()
+        .app_data(state)
+        .app_data(web::Data::new(BodyLimit(config.body_limit)))
+        .configure(routes)
+        .default_service(web::to(not_found))
+        .wrap(actix_web::middleware::Condition::new(
+            !cors_origin.is_empty(),
+            cors(&cors_origin),
+        ))
+        .wrap(from_fn(finish))
+}
