@@ -1,0 +1,65 @@
+# scx_pilot: `make run` runs the agent, `make test` runs every test.
+# Both install what they need (apt packages, the VM kernel) when it is missing.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+BIN := target/release/scx_pilot
+# Extra agent flags for `make run`, e.g. make run ARGS="--slice-us 3000 -v"
+ARGS ?=
+
+# Root is needed to load BPF; re-run the target under sudo when not root.
+ifneq ($(shell id -u),0)
+AS_ROOT := sudo -E env "PATH=$(PATH)"
+else
+AS_ROOT :=
+endif
+
+.PHONY: all build deps run test test-host test-vm bench clean fmt lint
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+build: deps
+	$(CARGO) build --release --locked
+
+# On a kernel with sched_ext: run the agent here. Otherwise boot the sched_ext
+# VM with the agent inside and forward its API to localhost:8080.
+run: build
+	@if [ -d /sys/kernel/sched_ext ]; then \
+		echo "make run: sched_ext found, starting $(BIN) (Ctrl-C stops it)"; \
+		$(AS_ROOT) $(BIN) $(ARGS); \
+	else \
+		echo "make run: this kernel ($$(uname -r)) has no sched_ext; running scx_pilot in a VM with a kernel that has it"; \
+		scripts/deps.sh vm && scripts/vm/run.sh $(ARGS); \
+	fi
+
+test:
+	@scripts/deps.sh vm
+	$(CARGO) build --release --locked
+	$(AS_ROOT) $(CARGO) test --release --locked
+	$(AS_ROOT) scripts/vm-test.sh
+	@echo "make test: all tests passed"
+
+test-host:
+	$(AS_ROOT) $(CARGO) test --release --locked
+
+test-vm:
+	@scripts/deps.sh vm
+	$(CARGO) build --release --locked
+	$(AS_ROOT) scripts/vm-test.sh
+
+bench:
+	@scripts/deps.sh bench
+	$(AS_ROOT) $(CARGO) bench --locked --bench sched_maps
+
+fmt:
+	$(CARGO) fmt
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+clean:
+	$(CARGO) clean

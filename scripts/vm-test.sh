@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The real-sched_ext test: boots a Debian kernel with CONFIG_SCHED_CLASS_EXT=y under
+# qemu (TCG), runs scripts/vm/guest-sched.sh against the release binary inside it,
+# and evaluates the guest's log (scripts/vm/report.py). On failure the whole guest
+# log is printed. Exit status: 0 when every check passed.
+# Environment: BIN (agent binary, default target/release/scx_pilot), VM_LOG, and the
+# VM_* variables of scripts/vm/boot.sh.
+set -euo pipefail
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+BIN=${BIN:-$root/target/release/scx_pilot}
+[[ -x $BIN ]] || { echo "vm-test.sh: $BIN not built (run: cargo build --release)" >&2; exit 1; }
+
+export KERNEL_DIR=${KERNEL_DIR:-$("$root/scripts/vm/kernel.sh")}
+work=$(mktemp -d /tmp/scx_pilot-vmtest.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+export VM_LOG=${VM_LOG:-$work/guest.log}
+
+echo "vm-test.sh: kernel $(<"$KERNEL_DIR/version"), agent $BIN"
+"$root/scripts/vm/initramfs.sh" "$work/initramfs.cpio.gz" "$root/scripts/vm/guest-sched.sh" \
+	"$BIN" /usr/bin/jq /usr/bin/curl
+set +e
+VM_APPEND="AGENT=$BIN ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-900} \
+	"$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null
+boot_rc=$?
+"$root/scripts/vm/report.py" "$VM_LOG" --json "$work/report.json"
+report_rc=$?
+set -e
+if ((boot_rc != 0 || report_rc != 0)); then
+	echo "vm-test.sh: FAILED (guest exit $boot_rc, report $report_rc); guest log:" >&2
+	cat "$VM_LOG" >&2
+	exit 1
+fi
+mkdir -p "$root/target/vm-test" && cp "$work/report.json" "$VM_LOG" "$root/target/vm-test/"
+echo "vm-test.sh: passed (report: target/vm-test/report.json)"

@@ -1,0 +1,206 @@
+#!/bin/sh
+# Runs inside the sched_ext VM (busybox sh) and checks scx_pilot against the real
+# scheduler class. Prints "CHECK ok|FAIL <name>: <detail>" for each check,
+# "RESULT <key>=<value>" for measured figures, and cyclictest histograms between
+# "HIST-BEGIN <name>" / "HIST-END <name>" for the host (vm-test.sh) to evaluate.
+# Environment: AGENT (path of the scx_pilot binary in the guest).
+set -u
+AGENT=${AGENT:?AGENT must name the scx_pilot binary}
+# jq 1.6 crashes when HOME is unset, as it is in the initramfs.
+export HOME=/tmp
+API=http://127.0.0.1:8080
+fails=0
+agent_pid=""
+
+say() { echo "guest: $*"; }
+check() { # NAME STATUS(0=ok) DETAIL
+	if [ "$2" -eq 0 ]; then
+		echo "CHECK ok $1: $3"
+	else
+		echo "CHECK FAIL $1: $3"
+		fails=$((fails + 1))
+	fi
+}
+state() { cat /sys/kernel/sched_ext/state 2>/dev/null || echo missing; }
+wait_state() { # WANT TENTHS
+	n=0
+	while [ "$(state)" != "$1" ] && [ $n -lt "$2" ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ "$(state)" = "$1" ]
+}
+# curl, not busybox wget: busybox 1.35's wget crashes on some actix responses.
+api() { curl -sf -m 5 "$API$1"; }
+metric() { api /api/v1/metrics | jq -r ".metrics.$1"; }
+post_strategies() { # JSON
+	curl -s -m 5 -H 'Content-Type: application/json' --data "$1" \
+		"$API/api/v1/scheduling/strategies"
+}
+wait_api() {
+	n=0
+	while ! api /health >/dev/null 2>&1 && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	# Wait for a sample with rates (two samples) so counters are live.
+	n=0
+	while [ "$(metric rates)" = "null" ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+}
+start_agent() {
+	"$AGENT" --sample-interval-ms 200 "$@" >>/tmp/agent.log 2>&1 &
+	agent_pid=$!
+}
+stop_agent() { # SIGNAL; sets rc to the agent's exit code
+	kill -"$1" "$agent_pid" 2>/dev/null
+	wait "$agent_pid"
+	rc=$?
+}
+# avg timeslice of PID in ns over the last window: run_ns / timeslices from schedstat
+schedstat() { cat "/proc/$1/schedstat" 2>/dev/null || echo "0 0 0"; }
+bogo_ops() { # SECONDS -> bogo ops of 2 matrixprod workers
+	stress-ng --cpu 2 --cpu-method matrixprod -t "$1" --metrics-brief 2>&1 |
+		awk '{ for (i = 1; i < NF; i++) if ($i == "cpu" && $(i + 1) ~ /^[0-9]+$/) { print $(i + 1); exit } }'
+}
+hist() { # NAME cyclictest-args...: run cyclictest, print its histogram
+	name=$1
+	shift
+	out=/tmp/hist-$name
+	cyclictest "$@" -q -m -h 30000 >"$out" 2>&1
+	echo "HIST-BEGIN $name"
+	grep -v '^#' "$out" | grep -v ' 000000$'
+	grep '^# Histogram Overflows' "$out"
+	echo "HIST-END $name"
+}
+
+say "kernel $(uname -r), $(nproc) vCPUs, sched_ext $(state)"
+cpus=$(nproc)
+
+# --- throughput under the default scheduler, for the overhead figure
+eevdf_ops=$(bogo_ops 5)
+echo "RESULT eevdf_bogo_ops=${eevdf_ops:-0}"
+
+# --- attach
+start_agent
+wait_state enabled 150
+check attach $? "sched_ext state is '$(state)' after start"
+ops=$(cat /sys/kernel/sched_ext/root/ops 2>/dev/null)
+case "$ops" in scx_pilot*) r=0 ;; *) r=1 ;; esac
+check ops-name $r "root/ops is '$ops'"
+wait_api
+health=$(api /health | jq -r '.status + " " + .mode')
+[ "$health" = "healthy kernel" ]
+check health $? "/health says '$health'"
+
+# --- counters move under load (more runnable tasks than vCPUs)
+stress-ng --cpu $((cpus * 3)) -t 60s >/dev/null 2>&1 &
+hogs=$!
+sleep 1
+kd1=$(metric data.nr_kernel_dispatches)
+max_running=0
+max_queued=0
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+	sleep 0.2
+	r=$(metric data.nr_running)
+	q=$(metric data.nr_queued)
+	[ "$r" -gt "$max_running" ] && max_running=$r
+	[ "$q" -gt "$max_queued" ] && max_queued=$q
+done
+kd2=$(metric data.nr_kernel_dispatches)
+[ "$kd2" -gt "$kd1" ]
+check kernel-dispatches-grow $? "nr_kernel_dispatches $kd1 -> $kd2 between two API reads"
+[ "$max_running" -gt 0 ]
+check nr-running $? "max nr_running seen: $max_running"
+[ "$max_queued" -gt 0 ]
+check nr-queued $? "max nr_queued seen: $max_queued"
+online=$(metric data.nr_online_cpus)
+[ "$online" = "$cpus" ]
+check nr-online-cpus $? "nr_online_cpus=$online, vCPUs=$cpus"
+upid=$(metric data.usersched_pid)
+[ "$upid" = "$agent_pid" ]
+check usersched-pid $? "usersched_pid=$upid, agent pid=$agent_pid"
+
+# --- priority strategy: a periodic waker, without then with the strategy
+hist probe-plain -t1 -i 1000 -l 3000
+# exec keeps the pid, so the strategy is in place before cyclictest starts.
+sh -c 'sleep 1; exec cyclictest -t1 -i 1000 -l 3000 -q -m -h 30000' >/tmp/hist-raw 2>&1 &
+probe=$!
+resp=$(post_strategies "{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$probe}]}")
+echo "$resp" | jq -e '.success == true' >/dev/null
+check strategy-post $? "POST strategy for pid $probe: $resp"
+sleep 0.5
+resolved=$(api /api/v1/scheduling/strategies | jq -c '.scheduling')
+echo "$resolved" | jq -e --argjson p "$probe" 'any(.[]; .pid == $p and .priority == true)' >/dev/null
+check strategy-resolved $? "GET strategies: $resolved"
+hits0=$(metric policy.nr_strategy_hits)
+wait "$probe"
+hits1=$(metric policy.nr_strategy_hits)
+preempt=$(metric policy.nr_preemptions)
+echo "HIST-BEGIN probe-prio"
+grep -v '^#' /tmp/hist-raw | grep -v ' 000000$'
+grep '^# Histogram Overflows' /tmp/hist-raw
+echo "HIST-END probe-prio"
+[ "$hits1" -gt "$hits0" ]
+check strategy-hits $? "nr_strategy_hits $hits0 -> $hits1 while the probe ran (preemptions: $preempt)"
+# stress-ng's workers outlive a killed parent: stop them all.
+killall stress-ng 2>/dev/null
+wait "$hogs" 2>/dev/null
+
+# --- custom slice: 4 shell hogs on the vCPUs, one with a 20 ms slice
+for i in 1 2 3 4; do
+	sh -c 'while :; do :; done' &
+	eval "hog$i=\$!"
+done
+post_strategies "{\"strategies\":[{\"priority\":false,\"execution_time\":20000000,\"pid\":$hog1}]}" >/dev/null
+sleep 1
+set -- $(schedstat "$hog1")
+a_run=$1 a_n=$3
+set -- $(schedstat "$hog2")
+b_run=$1 b_n=$3
+sleep 4
+set -- $(schedstat "$hog1")
+a_run=$(($1 - a_run)) a_n=$(($3 - a_n))
+set -- $(schedstat "$hog2")
+b_run=$(($1 - b_run)) b_n=$(($3 - b_n))
+kill "$hog1" "$hog2" "$hog3" "$hog4"
+a_us=$((a_run / (a_n > 0 ? a_n : 1) / 1000))
+b_us=$((b_run / (b_n > 0 ? b_n : 1) / 1000))
+echo "RESULT slice_strategy_avg_us=$a_us"
+echo "RESULT slice_default_avg_us=$b_us"
+[ "$a_us" -ge $((b_us * 2)) ] && [ "$a_us" -ge 10000 ]
+check custom-slice $? "avg timeslice with a 20 ms strategy: ${a_us} us; default: ${b_us} us"
+post_strategies '{"strategies":[]}' >/dev/null
+
+# --- throughput under scx_pilot
+pilot_ops=$(bogo_ops 5)
+echo "RESULT pilot_bogo_ops=${pilot_ops:-0}"
+
+# --- SIGTERM: clean exit, back to the default scheduler
+stop_agent TERM
+check sigterm-exit $rc "agent exit code after SIGTERM: $rc"
+wait_state disabled 50
+check sigterm-disabled $? "state after SIGTERM: $(state)"
+
+# --- SIGKILL: the kernel drops the scheduler, the guest keeps running
+start_agent
+wait_state enabled 150
+check restart-attach $? "state after second start: $(state)"
+stop_agent KILL
+wait_state disabled 100
+check sigkill-disabled $? "state after SIGKILL (rc $rc): $(state)"
+echo alive >/tmp/alive && [ "$(cat /tmp/alive)" = alive ]
+check guest-alive $? "guest runs on after the agent was killed"
+
+# --- and a third start attaches again
+start_agent
+wait_state enabled 150
+check third-attach $? "state after start following SIGKILL: $(state)"
+stop_agent TERM
+check third-sigterm $rc "exit code $rc"
+
+echo "guest: agent log follows"
+sed 's/^/agent: /' /tmp/agent.log
+exit $((fails > 0))
