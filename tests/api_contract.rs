@@ -1164,3 +1164,34 @@ async fn openapi_document_matches_the_router() {
         json!(1000000000)
     );
 }
+
+#[actix_web::test]
+async fn metrics_body_cache_follows_new_samples_and_reports() {
+    let f = fixture(Mode::Kernel);
+    let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
+    let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
+    assert_eq!(body["metrics"], Value::Null);
+    // Within the same second, each change shows at once.
+    for kernel in [10, 20, 30] {
+        f.metrics.push(sample(Utc::now(), kernel));
+        let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
+        assert_eq!(
+            body["metrics"]["data"]["nr_kernel_dispatches"],
+            json!(kernel)
+        );
+        let (_, _, again) = send(&app, get("/api/v1/metrics")).await;
+        assert_eq!(again["metrics"], body["metrics"]);
+    }
+    send(&app, post_json("/api/v1/metrics", SEED_METRICS)).await;
+    let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
+    assert_eq!(body["external"][0]["data"]["usersched_pid"], json!(1234));
+    let newer = SEED_METRICS.replace("\"nr_queued\": 10", "\"nr_queued\": 12");
+    send(&app, post_json("/api/v1/metrics", &newer)).await;
+    let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
+    assert_eq!(body["external"][0]["data"]["nr_queued"], json!(12));
+    // The envelope timestamp moves with the clock.
+    let t1 = assert_rfc3339_utc(&body["timestamp"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
+    assert!(assert_rfc3339_utc(&body["timestamp"]) > t1);
+}

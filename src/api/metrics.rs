@@ -1,7 +1,10 @@
 //! `GET|POST /api/v1/metrics` and `GET /api/v1/metrics/history`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -10,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::{now, rfc3339, rfc3339_ms, ApiState};
-use crate::metrics::{BssData, PolicyCounters, Rates, Sample};
+use crate::metrics::{BssData, Latest, PolicyCounters, Rates, Sample};
 
 /// Most external reporters (distinct `usersched_pid`s) kept; the one that
 /// reported least recently is dropped first.
@@ -20,11 +23,14 @@ pub const MAX_EXTERNAL_REPORTERS: usize = 64;
 #[derive(Default)]
 pub struct ExternalReports {
     reports: Mutex<HashMap<u32, (DateTime<Utc>, BssData)>>,
+    /// Bumped on every insert, so readers can tell whether the list changed.
+    version: AtomicU64,
 }
 
 impl ExternalReports {
     pub fn insert(&self, at: DateTime<Utc>, data: BssData) {
         let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        self.version.fetch_add(1, Ordering::Release);
         if !reports.contains_key(&data.usersched_pid) && reports.len() >= MAX_EXTERNAL_REPORTERS {
             if let Some(oldest) = reports
                 .iter()
@@ -46,6 +52,10 @@ impl ExternalReports {
                 .then(a.1.usersched_pid.cmp(&b.1.usersched_pid))
         });
         list
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     pub fn len(&self) -> usize {
@@ -155,31 +165,79 @@ pub const DEFAULT_HISTORY_SECONDS: u64 = 300;
     )
 )]
 pub async fn get_metrics(state: web::Data<ApiState>) -> HttpResponse {
-    let metrics = state.metrics.latest().map(|l| SchedulerMetrics {
-        source: "scheduler",
-        timestamp: rfc3339_ms(l.sample.timestamp),
-        data: l.sample.bss,
-        policy: l.sample.policy,
-        rates: l.rates,
-    });
-    let external = state
-        .external
-        .list()
-        .into_iter()
-        .map(|(at, data)| ExternalMetrics {
-            source: "external",
-            received_at: rfc3339_ms(at),
-            data,
-        })
-        .collect();
-    HttpResponse::Ok().json(MetricsResponse {
-        success: true,
-        message: "Metrics retrieved successfully",
-        timestamp: now(),
-        mode: state.status.get().mode,
-        metrics,
-        external,
-    })
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.metrics_body.get(&state))
+}
+
+/// The serialized `GET /api/v1/metrics` body, rebuilt only when its inputs
+/// change: a new sample, a new external report, or the next second (the
+/// envelope's timestamp has seconds). Dashboards and scrapers polling hard
+/// then cost a pointer comparison, not a serialization.
+#[derive(Default)]
+pub struct MetricsBody {
+    cached: ArcSwapOption<CachedBody>,
+}
+
+struct CachedBody {
+    latest: Option<Arc<Latest>>,
+    external_version: u64,
+    second: i64,
+    body: web::Bytes,
+}
+
+impl MetricsBody {
+    fn get(&self, state: &ApiState) -> web::Bytes {
+        let latest = state.metrics.latest();
+        let external_version = state.external.version();
+        let now = Utc::now();
+        let second = now.timestamp();
+        if let Some(c) = self.cached.load().as_deref() {
+            let same_sample = match (&c.latest, &latest) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if same_sample && c.external_version == external_version && c.second == second {
+                return c.body.clone();
+            }
+        }
+        let metrics = latest.as_ref().map(|l| SchedulerMetrics {
+            source: "scheduler",
+            timestamp: rfc3339_ms(l.sample.timestamp),
+            data: l.sample.bss,
+            policy: l.sample.policy,
+            rates: l.rates,
+        });
+        let external = state
+            .external
+            .list()
+            .into_iter()
+            .map(|(at, data)| ExternalMetrics {
+                source: "external",
+                received_at: rfc3339_ms(at),
+                data,
+            })
+            .collect();
+        let response = MetricsResponse {
+            success: true,
+            message: "Metrics retrieved successfully",
+            timestamp: rfc3339(DateTime::from_timestamp(second, 0).unwrap_or(now)),
+            mode: state.status.get().mode,
+            metrics,
+            external,
+        };
+        let body = web::Bytes::from(
+            serde_json::to_vec(&response).expect("the metrics response serializes"),
+        );
+        self.cached.store(Some(Arc::new(CachedBody {
+            latest,
+            external_version,
+            second,
+            body: body.clone(),
+        })));
+        body
+    }
 }
 
 #[utoipa::path(

@@ -32,7 +32,7 @@ use crate::sched::{DesiredStrategies, StatusCell};
 use crate::strategy::{Strategy, StrategyState};
 
 pub use error::{ApiError, BodyLimit, ErrorBody, DEFAULT_BODY_LIMIT};
-pub use metrics::{ExternalReports, MAX_EXTERNAL_REPORTERS};
+pub use metrics::{ExternalReports, MetricsBody, MAX_EXTERNAL_REPORTERS};
 pub use server::{start, ApiServer};
 
 /// The seed's service name, kept for clients that check it.
@@ -136,6 +136,7 @@ pub struct ApiState {
     pub metrics: Arc<MetricsStore>,
     pub status: StatusCell,
     pub external: ExternalReports,
+    metrics_body: MetricsBody,
     pub strategies: Mutex<StrategyState>,
     strategies_tx: Option<(Sender<DesiredStrategies>, Receiver<DesiredStrategies>)>,
     pub proc_root: PathBuf,
@@ -154,6 +155,7 @@ impl ApiState {
             metrics,
             status,
             external: ExternalReports::default(),
+            metrics_body: MetricsBody::default(),
             strategies: Mutex::new(StrategyState::new(Vec::new(), &proc_root)),
             strategies_tx: None,
             proc_root,
@@ -314,7 +316,8 @@ async fn finish(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
     let start = Instant::now();
     let method = req.method().clone();
-    let path = req.path().to_string();
+    // Cheap (reference-counted) copy, for the log line of a failed call.
+    let uri = req.uri().clone();
     let mut res = match next.call(req).await {
         Ok(res) => {
             let is_json = res
@@ -339,7 +342,8 @@ async fn finish(
             // whose own response is the JSON body.
             let status = e.as_response_error().status_code();
             log::info!(
-                "{method} {path} {} {:.3}ms",
+                "{method} {} {} {:.3}ms",
+                uri.path(),
                 status.as_u16(),
                 start.elapsed().as_secs_f64() * 1e3
             );
@@ -363,6 +367,7 @@ async fn finish(
     }
     let status = res.status();
     let ms = start.elapsed().as_secs_f64() * 1e3;
+    let path = res.request().path();
     if method == Method::GET && status.is_success() {
         log::debug!("{method} {path} {} {ms:.3}ms", status.as_u16());
     } else {
