@@ -66,6 +66,11 @@ impl Agent {
         // SAFETY: kill(2) on our own child's PID.
         let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         assert_eq!(rc, 0);
+        self.terminate_wait()
+    }
+
+    /// Wait (bounded) for the exit code after a signal.
+    fn terminate_wait(&mut self) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -395,4 +400,56 @@ fn port_in_use_is_one_clear_line_and_nonzero_exit() {
         errors[0].contains(&format!("cannot listen on {addr}")) && errors[0].contains("in use"),
         "{stderr}"
     );
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    use std::io::{Read, Write};
+    let mut agent = Agent::start(&[]);
+    let addr = agent.base.trim_start_matches("http://").to_string();
+    let body = br#"{"usersched_pid": 4321, "nr_queued": 1, "nr_scheduled": 0, "nr_running": 1, "nr_online_cpus": 2, "nr_user_dispatches": 0, "nr_kernel_dispatches": 9, "nr_cancel_dispatches": 0, "nr_bounce_dispatches": 0, "nr_failed_dispatches": 0, "nr_sched_congested": 0}"#;
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        conn,
+        "POST /api/v1/metrics HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    conn.write_all(first).unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // SIGTERM while the request is half sent.
+    // SAFETY: kill(2) on our own child's PID.
+    assert_eq!(
+        unsafe { libc::kill(agent.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are refused (or not served) once stopping...
+    let refused = std::net::TcpStream::connect(&addr)
+        .and_then(|mut c| {
+            c.set_read_timeout(Some(Duration::from_secs(2)))?;
+            c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")?;
+            let mut buf = [0u8; 16];
+            let n = c.read(&mut buf)?;
+            Ok(n)
+        })
+        .map_or(true, |n| n == 0);
+    assert!(refused, "a new connection was served after SIGTERM");
+    // ...but the request in flight completes.
+    conn.write_all(rest).unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("Metrics received successfully"),
+        "{response}"
+    );
+
+    let code = agent.terminate_wait();
+    assert_eq!(code, Some(0), "{}", agent.stderr_text());
 }
