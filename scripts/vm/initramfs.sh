@@ -205,8 +205,9 @@ rc=$?
 echo "VM-GUEST-END uptime=$(cut -d' ' -f1 /proc/uptime)"
 echo
 echo "VM-TEST-EXIT=$rc"
-# Let the UART drain before the power goes.
-sleep 1
+# Let the UART drain before the power goes: busybox stty applies settings with
+# tcsetattr(TCSADRAIN), which waits until the serial port has sent its buffer.
+timeout 5 stty -F /dev/console -echoprt 2>/dev/null || sleep 1
 poweroff -f
 # Not reached unless poweroff failed; exiting init panics, and qemu -no-reboot stops.
 exit "$rc"
@@ -216,7 +217,7 @@ chmod 755 "$STAGE/init"
 OUT_DIR=$(dirname -- "$OUT")
 mkdir -p "$OUT_DIR"
 tmp_out=$(mktemp "$OUT_DIR/.initramfs.XXXXXX")
-if ! (cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -6 >"$tmp_out"; then
+if ! (cd "$STAGE" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -1 >"$tmp_out"; then
 	rm -f -- "$tmp_out"
 	die "cpio/gzip failed"
 fi

@@ -14,8 +14,14 @@
 #   SCX_PILOT_KERNEL_FLAVOUR   Debian kernel flavour (default cloud-amd64)
 #   SCX_PILOT_KERNEL_SUITE     Debian suite to search (default trixie-backports)
 #   SCX_PILOT_DEBIAN_MIRROR    mirror URL (default http://deb.debian.org/debian)
-#   SCX_PILOT_APT_KEYRING      OpenPGP keyring for Signed-By (default: the Debian archive keyring,
-#                              bootstrapped from the suite's base release when it lacks that release's key)
+#   SCX_PILOT_APT_KEYRING      OpenPGP keyring for Signed-By (default: see "Keyring" below)
+#   SCX_PILOT_HOST_KEYRING     trusted host keyring (default /usr/share/keyrings/debian-archive-keyring.gpg)
+#   SCX_PILOT_FORCE_KEYRING_BOOTSTRAP=1   always bootstrap the keyring (to test that path)
+#
+# Keyring: the suite is verified against the host's Debian archive keyring when it holds
+# the suite's release key (true on Debian 12 with debian-archive-keyring 2023.3+deb12u2).
+# Otherwise debian-archive-keyring is fetched from the base suite (e.g. trixie), which
+# apt verifies with the host keyring, and cached in $SCX_PILOT_CACHE/apt/keyring/.
 #
 # Host apt state is never touched: the script uses its own sources file, lists, cache and
 # an empty dpkg status file under $SCX_PILOT_CACHE/apt/.
@@ -172,44 +178,60 @@ keyring_has_codename() { # KEYRING CODENAME: binary OpenPGP user IDs are plain t
 	grep -qaE "Debian Archive Automatic Signing Key \([0-9]+/$2\)" "$1"
 }
 
-# Pick a keyring that can verify $SUITE.
-pick_keyring() {
-	if [[ -n ${SCX_PILOT_APT_KEYRING:-} ]]; then
-		[[ -r $SCX_PILOT_APT_KEYRING ]] || die "SCX_PILOT_APT_KEYRING=$SCX_PILOT_APT_KEYRING is not readable"
-		printf '%s\n' "$SCX_PILOT_APT_KEYRING"
-		return
-	fi
-	if [[ -r $DEFAULT_KEYRING ]] && keyring_has_codename "$DEFAULT_KEYRING" "$CODENAME"; then
-		printf '%s\n' "$DEFAULT_KEYRING"
-		return
-	fi
-	local boot=$APTROOT/keyring/debian-archive-keyring.gpg
-	if [[ -r $boot ]] && keyring_has_codename "$boot" "$CODENAME"; then
-		printf '%s\n' "$boot"
-		return
-	fi
-	# Bootstrap: Debian signs each Release file with the current and the previous release's
-	# archive keys, so the base suite ($CODENAME) verifies with the host keyring; take
-	# debian-archive-keyring from it (apt checks its hash against the signed index).
-	[[ -r $DEFAULT_KEYRING ]] || die "$DEFAULT_KEYRING missing: install debian-archive-keyring"
-	log "$DEFAULT_KEYRING has no $CODENAME archive key; fetching debian-archive-keyring from $CODENAME (verified with the host keyring)"
-	setup_apt "keyring-$CODENAME" "$CODENAME" "$DEFAULT_KEYRING"
-	apt_update || die "apt-get update for $CODENAME failed; cannot bootstrap a keyring"
-	local x=$WORK/keyring
+# bootstrap_keyring: fetch debian-archive-keyring from the base suite ($CODENAME) with
+# apt verifying it against the host keyring, and print the path of its keyring. Debian
+# signs each Release file with the current and the previous release's archive keys, so a
+# host keyring one release behind still verifies $CODENAME.
+bootstrap_keyring() {
+	local boot=$APTROOT/keyring/debian-archive-keyring.gpg x=$WORK/keyring k
+	log "fetching debian-archive-keyring from $CODENAME (verified with $HOST_KEYRING)"
+	setup_apt "keyring-$CODENAME" "$CODENAME" "$HOST_KEYRING"
+	apt_update || die "apt-get update for $CODENAME with $HOST_KEYRING failed; cannot bootstrap a keyring" \
+		"(install a newer debian-archive-keyring, or set SCX_PILOT_APT_KEYRING)"
 	fetch_extract debian-archive-keyring "$x"
-	local k=$x/usr/share/keyrings/debian-archive-keyring.gpg
+	k=$x/usr/share/keyrings/debian-archive-keyring.gpg
 	[[ -f $k ]] || die "debian-archive-keyring from $CODENAME has no $k"
-	keyring_has_codename "$k" "$CODENAME" || die "debian-archive-keyring from $CODENAME lacks the $CODENAME key"
+	keyring_has_codename "$k" "$CODENAME" || warn "debian-archive-keyring from $CODENAME has no $CODENAME key"
 	mkdir -p "${boot%/*}"
-	cp -- "$k" "$boot"
-	log "bootstrapped keyring: $boot"
+	cp -- "$k" "$boot.tmp"
+	mv -f -- "$boot.tmp" "$boot"
+	log "bootstrapped keyring $boot ($(apt-cache "${APT_OPTS[@]}" policy debian-archive-keyring |
+		sed -nE 's/^  Candidate: (.*)$/\1/p'))"
 	printf '%s\n' "$boot"
 }
 
-KEYRING=$(pick_keyring)
+# Keyring for Signed-By. The host keyring is used when it has the $CODENAME archive key
+# (Debian 12's debian-archive-keyring 2023.3+deb12u2 has the 13/trixie keys); otherwise a
+# keyring bootstrapped earlier; otherwise the host keyring is tried anyway and, when apt
+# rejects the signatures, a keyring is bootstrapped (see bootstrap_keyring).
+HOST_KEYRING=${SCX_PILOT_HOST_KEYRING:-$DEFAULT_KEYRING}
+BOOT_KEYRING=$APTROOT/keyring/debian-archive-keyring.gpg
+may_bootstrap=0
+if [[ -n ${SCX_PILOT_APT_KEYRING:-} ]]; then
+	KEYRING=$SCX_PILOT_APT_KEYRING
+	[[ -r $KEYRING ]] || die "SCX_PILOT_APT_KEYRING=$KEYRING is not readable"
+elif [[ ${SCX_PILOT_FORCE_KEYRING_BOOTSTRAP:-0} == 1 ]]; then # for testing the bootstrap
+	KEYRING=$(bootstrap_keyring)
+else
+	[[ -r $HOST_KEYRING ]] || die "$HOST_KEYRING missing: apt-get install debian-archive-keyring"
+	if keyring_has_codename "$HOST_KEYRING" "$CODENAME"; then
+		KEYRING=$HOST_KEYRING
+	elif [[ -r $BOOT_KEYRING ]] && keyring_has_codename "$BOOT_KEYRING" "$CODENAME"; then
+		KEYRING=$BOOT_KEYRING
+	else
+		log "$HOST_KEYRING has no $CODENAME archive key; trying it anyway (Release files are also signed with the previous release's key)"
+		KEYRING=$HOST_KEYRING may_bootstrap=1
+	fi
+fi
 setup_apt "$SUITE" "$SUITE" "$KEYRING"
 log "apt-get update ($SUITE, $MIRROR, Signed-By $KEYRING)"
-apt_update || die "apt-get update for $SUITE failed"
+if ! apt_update; then
+	((may_bootstrap)) || die "apt-get update for $SUITE failed"
+	KEYRING=$(bootstrap_keyring)
+	setup_apt "$SUITE" "$SUITE" "$KEYRING"
+	log "apt-get update ($SUITE, $MIRROR, Signed-By $KEYRING)"
+	apt_update || die "apt-get update for $SUITE failed with the bootstrapped keyring"
+fi
 
 # Kernel ABIs (e.g. 7.3.4+deb13) with a signed linux-binary-<abi>-<flavour>, newest first.
 mapfile -t ABIS < <(apt-cache "${APT_OPTS[@]}" pkgnames linux-binary- |
@@ -355,7 +377,7 @@ fi
 	for o in "${REQUIRED_Y[@]}"; do printf 'required  CONFIG_%s=%s\n' "$o" "$(cfg_val "$CONFIG" "$o")"; done
 	for e in "${LOADABLE[@]}"; do printf 'loadable  CONFIG_%s=%s\n' "${e%%:*}" "$(cfg_val "$CONFIG" "${e%%:*}")"; done
 	for o in "${INFO[@]}"; do printf 'info      CONFIG_%s=%s\n' "$o" "$(cfg_val "$CONFIG" "$o")"; done
-	[[ -f $DEST/modules.load ]] && printf 'modules   %s\n' "$(tr '\n' ' ' <"$DEST/modules.load")"
+	if [[ -f $DEST/modules.load ]]; then printf 'modules   %s\n' "$(tr '\n' ' ' <"$DEST/modules.load")"; fi
 } >"$DEST/config-report"
 log "$REL: config OK (sched_ext, BPF, BTF, ttyS0 console, devtmpfs, cgroups built in);" \
 	"as modules: ${as_modules[*]:-none}"

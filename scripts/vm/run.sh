@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make run` on a kernel without sched_ext: boots the sched_ext VM with the agent
+# inside and forwards its HTTP API to http://127.0.0.1:${SCX_PILOT_PORT:-8080} on
+# this host. Arguments go to the agent. Ctrl-A x stops the VM.
+set -euo pipefail
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
+BIN=${BIN:-$root/target/release/scx_pilot}
+PORT=${SCX_PILOT_PORT:-8080}
+[[ -x $BIN ]] || { echo "run.sh: $BIN not built (run: make build)" >&2; exit 1; }
+export KERNEL_DIR=${KERNEL_DIR:-$("$root/scripts/vm/kernel.sh")}
+initrd=$(mktemp /tmp/scx_pilot-run.XXXXXX.cpio.gz)
+trap 'rm -f "$initrd"' EXIT
+"$root/scripts/vm/initramfs.sh" "$initrd" "$root/scripts/vm/guest-run.sh" "$BIN" >&2
+cat >&2 <<MSG
+run.sh: booting $(<"$KERNEL_DIR/version") under qemu (software emulation, so everything is slower)
+run.sh: the API will answer on http://127.0.0.1:$PORT  e.g.  curl -s 127.0.0.1:$PORT/api/v1/metrics
+run.sh: press Ctrl-A then x to stop the VM
+MSG
+VM_APPEND="AGENT=$BIN -- $*" VM_HOSTFWD="tcp:127.0.0.1:$PORT-:8080" VM_TIMEOUT=${VM_TIMEOUT:-86400} \
+	exec "$root/scripts/vm/boot.sh" "$initrd"
