@@ -9,7 +9,15 @@ use scx_pilot::sched::{bss, maps_only, DesiredStrategies, PidStrategy, StrategyM
 
 fn set(range: std::ops::Range<u32>, slice_ns: u64) -> DesiredStrategies {
     range
-        .map(|pid| (pid, PidStrategy { slice_ns, priority: pid % 2 == 0 }))
+        .map(|pid| {
+            (
+                pid,
+                PidStrategy {
+                    slice_ns,
+                    priority: pid % 2 == 0,
+                },
+            )
+        })
         .collect()
 }
 
@@ -18,7 +26,9 @@ fn benches(c: &mut Criterion) {
     let skel = maps_only::load(&mut open_object).expect("maps-only load (run as root)");
     let bss_data = skel.maps.bss_data.as_deref().unwrap();
 
-    c.bench_function("bss_snapshot", |b| b.iter(|| bss::sample(std::hint::black_box(bss_data))));
+    c.bench_function("bss_snapshot", |b| {
+        b.iter(|| bss::sample(std::hint::black_box(bss_data)))
+    });
 
     let map = &skel.maps.strategies;
     let empty = DesiredStrategies::new();

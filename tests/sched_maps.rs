@@ -90,10 +90,19 @@ fn writer_inserts_updates_and_deletes() {
         let map = &skel.maps.strategies;
         let mut writer = StrategyMapWriter::new();
 
-        let mut desired: DesiredStrategies =
-            [(100, strat(20_000_000, true)), (200, strat(1_000_000, false))].into();
+        let mut desired: DesiredStrategies = [
+            (100, strat(20_000_000, true)),
+            (200, strat(1_000_000, false)),
+        ]
+        .into();
         let stats = writer.apply(map, &desired).unwrap();
-        assert_eq!(stats, ApplyStats { inserted: 2, ..Default::default() });
+        assert_eq!(
+            stats,
+            ApplyStats {
+                inserted: 2,
+                ..Default::default()
+            }
+        );
         assert_eq!(kernel_entries(skel), desired);
 
         // Update one, delete one, add one: exactly those three changes.
@@ -101,7 +110,15 @@ fn writer_inserts_updates_and_deletes() {
         desired.remove(&200);
         desired.insert(300, strat(50_000, true));
         let stats = writer.apply(map, &desired).unwrap();
-        assert_eq!(stats, ApplyStats { inserted: 1, updated: 1, deleted: 1, failed: 0 });
+        assert_eq!(
+            stats,
+            ApplyStats {
+                inserted: 1,
+                updated: 1,
+                deleted: 1,
+                failed: 0
+            }
+        );
         assert_eq!(kernel_entries(skel), desired);
 
         // Same set again: nothing to do.
@@ -118,19 +135,28 @@ fn unchanged_entries_keep_their_hit_counters() {
     with_skel(|skel| {
         let map = &skel.maps.strategies;
         let mut writer = StrategyMapWriter::new();
-        let desired: DesiredStrategies = [(77, strat(3_000_000, true)), (78, strat(3_000_000, false))].into();
+        let desired: DesiredStrategies =
+            [(77, strat(3_000_000, true)), (78, strat(3_000_000, false))].into();
         writer.apply(map, &desired).unwrap();
 
         // Play the BPF side: bump pid 77's hit counter (bytes 8..16 of the value).
-        let mut value = map.lookup(&77u32.to_ne_bytes(), MapFlags::ANY).unwrap().unwrap();
+        let mut value = map
+            .lookup(&77u32.to_ne_bytes(), MapFlags::ANY)
+            .unwrap()
+            .unwrap();
         value[8..16].copy_from_slice(&41u64.to_ne_bytes());
-        map.update(&77u32.to_ne_bytes(), &value, MapFlags::ANY).unwrap();
+        map.update(&77u32.to_ne_bytes(), &value, MapFlags::ANY)
+            .unwrap();
 
         let mut next = desired.clone();
         next.insert(78, strat(4_000_000, false));
         let stats = writer.apply(map, &next).unwrap();
         assert_eq!(stats.updated, 1);
-        let hits: HashMap<u32, u64> = read_map(map).unwrap().into_iter().map(|e| (e.pid, e.nr_hits)).collect();
+        let hits: HashMap<u32, u64> = read_map(map)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.pid, e.nr_hits))
+            .collect();
         assert_eq!(hits[&77], 41, "an untouched entry lost its hits");
         assert_eq!(hits[&78], 0);
     });
@@ -141,14 +167,18 @@ fn ten_thousand_entry_diff() {
     with_skel(|skel| {
         let map = &skel.maps.strategies;
         let mut writer = StrategyMapWriter::new();
-        let first: DesiredStrategies = (1000..11_000).map(|pid| (pid, strat(1_000_000 + pid as u64, pid % 2 == 0))).collect();
+        let first: DesiredStrategies = (1000..11_000)
+            .map(|pid| (pid, strat(1_000_000 + pid as u64, pid % 2 == 0)))
+            .collect();
         let stats = writer.apply(map, &first).unwrap();
         assert_eq!(stats.inserted, 10_000);
         assert_eq!(kernel_entries(skel), first);
 
         // Shift the window by half: 5,000 deletes, 5,000 inserts, and change every
         // third surviving entry.
-        let mut second: DesiredStrategies = (6000..16_000).map(|pid| (pid, strat(1_000_000 + pid as u64, pid % 2 == 0))).collect();
+        let mut second: DesiredStrategies = (6000..16_000)
+            .map(|pid| (pid, strat(1_000_000 + pid as u64, pid % 2 == 0)))
+            .collect();
         for pid in (6000..11_000).step_by(3) {
             second.insert(pid, strat(777_000, true));
         }
@@ -167,7 +197,9 @@ fn a_full_map_fails_softly_and_the_mirror_stays_exact() {
         let map = &skel.maps.strategies;
         let capacity = map.max_entries();
         let mut writer = StrategyMapWriter::new();
-        let too_many: DesiredStrategies = (2..capacity + 102).map(|pid| (pid, strat(100_000, false))).collect();
+        let too_many: DesiredStrategies = (2..capacity + 102)
+            .map(|pid| (pid, strat(100_000, false)))
+            .collect();
         let stats = writer.apply(map, &too_many).unwrap();
         assert!(stats.failed >= 100, "expected refusals, got {stats:?}");
         let in_kernel = kernel_entries(skel);
