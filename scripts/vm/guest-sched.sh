@@ -223,6 +223,8 @@ wait_state enabled 150
 check third-attach $? "state after start following SIGKILL: $(state)"
 pilot_ops2=$(bogo_ops 5)
 echo "RESULT pilot_bogo_ops_2=${pilot_ops2:-0}"
+sleep 2
+echo "RESULT agent_idle_rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$agent_pid/status")"
 stop_agent TERM
 check third-sigterm $rc "exit code $rc"
 
