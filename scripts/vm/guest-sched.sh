@@ -195,6 +195,32 @@ echo "RESULT slice_default_avg_us=$b_us"
 check custom-slice $? "avg timeslice with a 20 ms strategy: ${a_us} us; default: ${b_us} us"
 post_strategies '{"strategies":[]}' >/dev/null
 
+# --- CPU hotplug: the kernel unloads the scheduler and asks for a restart,
+# which the agent does in-process.
+restarts() { api /health | jq -r '.components.scheduler.restarts'; }
+wait_restarts() {
+	n=0
+	while [ "$(restarts)" != "$1" ] && [ $n -lt 150 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	[ "$(restarts)" = "$1" ] && wait_state enabled 100
+}
+if [ -w /sys/devices/system/cpu/cpu1/online ]; then
+	echo 0 >/sys/devices/system/cpu/cpu1/online
+	wait_restarts 1
+	check hotplug-restart $? "after CPU 1 went offline: restarts=$(restarts), state $(state), agent alive: $(kill -0 "$agent_pid" && echo yes)"
+	sleep 0.6
+	online=$(metric data.nr_online_cpus)
+	[ "$online" = 1 ]
+	check hotplug-online-cpus $? "nr_online_cpus after the restart: $online"
+	echo 1 >/sys/devices/system/cpu/cpu1/online
+	wait_restarts 2
+	check hotplug-restart-back $? "after CPU 1 came back: restarts=$(restarts), state $(state)"
+else
+	check hotplug-restart 1 "CPU 1 cannot be taken offline in this VM"
+fi
+
 # --- throughput under scx_pilot (measured twice, interleaved with EEVDF runs)
 pilot_ops=$(bogo_ops 5)
 echo "RESULT pilot_bogo_ops=${pilot_ops:-0}"
