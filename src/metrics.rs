@@ -7,25 +7,39 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The user's BssData: field names and types are the public contract.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Meanings in scx_pilot's kernel dispatch mode are in the README.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BssData {
+    /// PID of the user-space scheduler (scx_pilot itself for its own scheduler).
+    #[schema(example = 1234)]
     pub usersched_pid: u32,
+    /// Tasks waiting in the scheduler's queues.
     pub nr_queued: u64,
+    /// Tasks held by a user-space dispatcher (0 in kernel mode).
     pub nr_scheduled: u64,
+    /// Tasks running on a CPU under this scheduler.
     pub nr_running: u64,
+    /// Online CPUs.
     pub nr_online_cpus: u64,
+    /// Dispatches decided in user space (0 in kernel mode).
     pub nr_user_dispatches: u64,
+    /// Dispatches decided in BPF.
     pub nr_kernel_dispatches: u64,
+    /// Tasks taken back before they were dispatched.
     pub nr_cancel_dispatches: u64,
+    /// Dispatches bounced to another CPU (0 in kernel mode).
     pub nr_bounce_dispatches: u64,
+    /// Queue insertions the kernel refused.
     pub nr_failed_dispatches: u64,
+    /// Scheduler congestion occurrences (0 in kernel mode).
     pub nr_sched_congested: u64,
 }
 
 /// Counters of scx_pilot's own policy, beyond the user's BssData.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyCounters {
     /// Waking tasks put straight on an idle CPU from select_cpu.
     pub nr_direct_dispatches: u64,
@@ -48,7 +62,7 @@ pub struct Sample {
 }
 
 /// Per-second rates of the monotonic counters between two samples.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, ToSchema)]
 pub struct Rates {
     pub interval_s: f64,
     pub user_dispatches_per_s: f64,

@@ -1118,8 +1118,8 @@ async fn openapi_document_matches_the_router() {
         .is_some());
     assert!(paths["/api/v1/metrics/history"]["get"]["parameters"][0]["name"] == json!("seconds"));
 
-    // The schema mirrors of BssData, PolicyCounters and Rates name exactly the
-    // fields those types serialize.
+    // The schemas of BssData, PolicyCounters and Rates (derived from the types)
+    // name exactly the fields those types serialize.
     let schemas = &doc["components"]["schemas"];
     let props = |name: &str| -> Vec<String> {
         let mut v: Vec<String> = schemas[name]["properties"]

@@ -75,12 +75,9 @@ pub struct SchedulerMetrics {
     pub source: &'static str,
     /// When the counters were read (RFC3339, UTC).
     pub timestamp: String,
-    #[schema(value_type = super::openapi::BssDataDoc)]
     pub data: BssData,
-    #[schema(value_type = super::openapi::PolicyCountersDoc)]
     pub policy: PolicyCounters,
     /// Per-second rates over the last sample interval (null after the first sample).
-    #[schema(value_type = Option<super::openapi::RatesDoc>)]
     pub rates: Option<Rates>,
 }
 
@@ -92,7 +89,6 @@ pub struct ExternalMetrics {
     pub source: &'static str,
     /// When the report was received (RFC3339, UTC).
     pub received_at: String,
-    #[schema(value_type = super::openapi::BssDataDoc)]
     pub data: BssData,
 }
 
@@ -123,12 +119,9 @@ pub struct SuccessResponse {
 #[derive(Serialize, ToSchema)]
 pub struct HistorySample {
     pub timestamp: String,
-    #[schema(value_type = super::openapi::BssDataDoc)]
     pub data: BssData,
-    #[schema(value_type = super::openapi::PolicyCountersDoc)]
     pub policy: PolicyCounters,
     /// Rates since the previous sample in this list (null for the first).
-    #[schema(value_type = Option<super::openapi::RatesDoc>)]
     pub rates: Option<Rates>,
 }
 
@@ -244,7 +237,7 @@ impl MetricsBody {
     post,
     path = "/api/v1/metrics",
     tag = "metrics",
-    request_body(content = super::openapi::BssDataDoc, content_type = "application/json",
+    request_body(content = crate::metrics::BssData, content_type = "application/json",
         description = "BssData; unknown fields are ignored, every BssData field is required"),
     responses(
         (status = 200, description = "Stored as the latest report of its usersched_pid", body = SuccessResponse),
@@ -267,11 +260,19 @@ pub async fn post_metrics(
     let at = Utc::now();
     state.external.insert(at, data);
     log::debug!("external metrics from usersched_pid {}", data.usersched_pid);
-    Ok(HttpResponse::Ok().json(SuccessResponse {
+    let mut res = HttpResponse::Ok().json(SuccessResponse {
         success: true,
         message: "Metrics received successfully",
         timestamp: rfc3339(at),
-    }))
+    });
+    super::auth::note(
+        &mut res,
+        format!(
+            "external metrics of usersched_pid {} stored",
+            data.usersched_pid
+        ),
+    );
+    Ok(res)
 }
 
 #[utoipa::path(
