@@ -10,6 +10,7 @@ mod info;
 mod metrics;
 pub mod openapi;
 mod pods;
+pub mod prom;
 mod server;
 mod strategies;
 
@@ -98,6 +99,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         path: "/api/v1/openapi.json",
         description: "OpenAPI 3 description of this API",
     },
+    Endpoint {
+        method: "GET",
+        path: "/metrics",
+        description: "Prometheus metrics (OpenMetrics when asked for in Accept, else text format 0.0.4)",
+    },
 ];
 
 /// Methods served on `path`, as an `Allow` header value.
@@ -144,6 +150,8 @@ pub struct ApiState {
     pub sample_interval: Duration,
     pub history_seconds: u64,
     pub started_at: DateTime<Utc>,
+    /// HTTP request counters and the `/metrics` registry.
+    pub prom: prom::PromMetrics,
 }
 
 impl ApiState {
@@ -163,6 +171,7 @@ impl ApiState {
             sample_interval: Duration::from_secs(1),
             history_seconds: 3600,
             started_at: Utc::now(),
+            prom: prom::PromMetrics::new(),
         }
     }
 
@@ -279,7 +288,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/v1/scheduling/strategies/config")
                 .route(web::get().to(strategies::get_config)),
         )
-        .service(resource("/api/v1/openapi.json").route(web::get().to(openapi::get_openapi)));
+        .service(resource("/api/v1/openapi.json").route(web::get().to(openapi::get_openapi)))
+        .service(resource("/metrics").route(web::get().to(prom::get_prometheus)));
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -318,6 +328,7 @@ async fn finish(
     let method = req.method().clone();
     // Cheap (reference-counted) copy, for the log line of a failed call.
     let uri = req.uri().clone();
+    let state = req.app_data::<web::Data<ApiState>>().cloned();
     let mut res = match next.call(req).await {
         Ok(res) => {
             let is_json = res
@@ -341,6 +352,11 @@ async fn finish(
             // No request left to build a response with: hand actix an error
             // whose own response is the JSON body.
             let status = e.as_response_error().status_code();
+            if let Some(state) = &state {
+                state
+                    .prom
+                    .observe(None, method.as_str(), status.as_u16(), start.elapsed());
+            }
             log::info!(
                 "{method} {} {} {:.3}ms",
                 uri.path(),
@@ -366,6 +382,14 @@ async fn finish(
         }
     }
     let status = res.status();
+    if let Some(state) = &state {
+        state.prom.observe(
+            res.request().match_pattern().as_deref(),
+            method.as_str(),
+            status.as_u16(),
+            start.elapsed(),
+        );
+    }
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let path = res.request().path();
     if method == Method::GET && status.is_success() {

@@ -1,0 +1,706 @@
+//! `GET /metrics`: the agent's state in the Prometheus exposition format,
+//! rendered with the official `prometheus-client` crate.
+//!
+//! Two encodings from one registry, chosen by the `Accept` header: OpenMetrics
+//! 1.0 when the client asks for it (a Prometheus server does), the classic
+//! Prometheus text format 0.0.4 otherwise (curl, `promtool check metrics`).
+//!
+//! What is exported, and why so:
+//! - The scheduler's `BssData` counters: the monotonic ones as counters
+//!   (`scx_pilot_*_total`), the instantaneous ones as gauges, with a `source`
+//!   label: `scheduler` (this agent's BPF scheduler, read from its .bss) or
+//!   `external` (the newest `POST /api/v1/metrics` report, the seed's way).
+//!   `usersched_pid` is not exported: a PID is not a measurement and as a label
+//!   it would make a new series on every restart.
+//! - scx_pilot's policy counters, the scheduler state (attached, restarts, an
+//!   info metric with mode and ops name, another with the last exit reason),
+//!   strategies (configured by target kind, resolved PIDs by priority, PIDs in
+//!   the BPF map), pods seen, Kubernetes connection, HTTP requests by route,
+//!   method and status, and build info.
+//! - No label carries a PID, a pod UID or a raw request path: every label has a
+//!   small fixed set of values, so the series count does not grow with the node.
+//!
+//! Snapshot metrics are encoded from a [`Snapshot`] taken at scrape time (a
+//! `Collector`); only the HTTP counters live in the registry between scrapes.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    prometheus_text, text, DescriptorEncoder, EncodeLabelSet, EncodeMetric,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::{ApiState, ENDPOINTS};
+use crate::metrics::{BssData, PolicyCounters};
+use crate::pods::PodInfo;
+use crate::sched::Mode;
+
+/// `Content-Type` of the OpenMetrics text format.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// `Content-Type` of the Prometheus text format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// Which text encoding to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    PrometheusText,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header lists it with a non-zero quality,
+    /// the Prometheus text format otherwise.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let wants = accept.is_some_and(|a| {
+            a.split(',').any(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                let media = parts.next().unwrap_or("");
+                let q_zero = parts.any(|p| {
+                    p.strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                media.eq_ignore_ascii_case("application/openmetrics-text") && !q_zero
+            })
+        });
+        if wants {
+            Format::OpenMetrics
+        } else {
+            Format::PrometheusText
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Format::PrometheusText => TEXT_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Labels of one HTTP request: the route pattern (from [`ENDPOINTS`], or
+/// `unmatched`), the method (one of the few the API knows, or `other`) and
+/// the status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+/// The metrics that live between scrapes (HTTP requests) and the registry
+/// they are encoded from.
+pub struct PromMetrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabels, Histogram>,
+}
+
+impl Default for PromMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for PromMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PromMetrics").finish_non_exhaustive()
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    // 100 us .. 2.5 s: a cached JSON answer takes tens of microseconds, a
+    // /proc scan milliseconds, a slow client seconds.
+    Histogram::new([
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
+}
+
+impl PromMetrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations =
+            Family::<RouteLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
+        registry.register(
+            "scx_pilot_http_requests",
+            "HTTP requests answered, by route pattern, method and status code",
+            requests.clone(),
+        );
+        registry.register_with_unit(
+            "scx_pilot_http_request_duration",
+            "Time to answer an HTTP request, by route pattern",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        registry.register(
+            "scx_pilot_build",
+            "Build information of this scx_pilot binary",
+            Info::new([
+                ("version", env!("CARGO_PKG_VERSION")),
+                (
+                    "profile",
+                    if cfg!(debug_assertions) {
+                        "debug"
+                    } else {
+                        "release"
+                    },
+                ),
+            ]),
+        );
+        Self {
+            registry,
+            requests,
+            durations,
+        }
+    }
+
+    /// Count one answered request. `pattern` is the matched route pattern
+    /// (None for unknown paths); raw paths never become labels.
+    pub fn observe(&self, pattern: Option<&str>, method: &str, status: u16, elapsed: Duration) {
+        let route = pattern
+            .and_then(|p| ENDPOINTS.iter().find(|e| e.path == p).map(|e| e.path))
+            .unwrap_or("unmatched");
+        let method = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+            .into_iter()
+            .find(|m| *m == method)
+            .unwrap_or("other");
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+        self.durations
+            .get_or_create(&RouteLabels { route })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The whole exposition: the registry's metrics, then the snapshot's.
+    pub fn render(&self, snapshot: &Snapshot, format: Format) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let mut scrape = Registry::default();
+        scrape.register_collector(Box::new(snapshot.clone()));
+        let result = match format {
+            Format::OpenMetrics => text::encode_registry(&mut out, &self.registry)
+                .and_then(|()| text::encode_registry(&mut out, &scrape))
+                .and_then(|()| text::encode_eof(&mut out)),
+            Format::PrometheusText => prometheus_text::encode(&mut out, &self.registry)
+                .and_then(|()| prometheus_text::encode(&mut out, &scrape)),
+        };
+        // Writing to a String cannot fail; an encoder error would be a bug in
+        // a metric name, which tests catch.
+        if let Err(e) = result {
+            let _ = writeln!(out, "# encoding error: {e}");
+        }
+        out
+    }
+}
+
+/// Pod counts from one scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodCounts {
+    pub pods: usize,
+    pub containers: usize,
+    pub processes: usize,
+}
+
+impl PodCounts {
+    pub fn of(pods: &[PodInfo]) -> Self {
+        let mut uids: Vec<&str> = pods.iter().map(|p| p.pod_uid.as_str()).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        Self {
+            pods: uids.len(),
+            containers: pods.len(),
+            processes: pods.iter().map(|p| p.processes.len()).sum(),
+        }
+    }
+}
+
+/// Everything `/metrics` reports besides the HTTP counters, read from the
+/// agent's lock-free snapshots (and one short lock of the strategy set).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub mode: Mode,
+    pub attached: bool,
+    pub ops_name: Option<String>,
+    pub restarts: u64,
+    pub last_exit: Option<String>,
+    /// Sample time (Unix seconds), counters and policy counters of this agent's scheduler.
+    pub scheduler: Option<(f64, BssData, PolicyCounters)>,
+    /// The newest external report.
+    pub external: Option<BssData>,
+    pub external_reporters: usize,
+    /// Configured strategies by target kind.
+    pub strategies_by_target: Vec<(&'static str, usize)>,
+    /// Resolved PIDs with and without priority.
+    pub resolved_priority: usize,
+    pub resolved_normal: usize,
+    /// PIDs in the BPF strategy map.
+    pub map_pids: usize,
+    /// None when the pod scan failed.
+    pub pods: Option<PodCounts>,
+    pub kubernetes_connected: bool,
+    pub start_time: f64,
+}
+
+fn unix_seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {
+    t.timestamp_micros() as f64 / 1e6
+}
+
+impl Snapshot {
+    /// Read the agent's state. `pods` is the latest pod scan (None if it failed).
+    pub fn collect(state: &ApiState, pods: Option<&[PodInfo]>) -> Snapshot {
+        let status = state.status.get();
+        let scheduler = state.metrics.latest().map(|l| {
+            (
+                unix_seconds(l.sample.timestamp),
+                l.sample.bss,
+                l.sample.policy,
+            )
+        });
+        let external_list = state.external.list();
+        let (strategies_by_target, resolved_priority, resolved_normal) = {
+            let current = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+            let (mut pid, mut selectors, mut other) = (0, 0, 0);
+            for s in &current.strategies {
+                match (&s.pid, &s.selectors) {
+                    (Some(_), _) => pid += 1,
+                    (None, Some(_)) => selectors += 1,
+                    (None, None) => other += 1,
+                }
+            }
+            let prio = current
+                .resolved
+                .desired
+                .values()
+                .filter(|s| s.priority)
+                .count();
+            (
+                vec![("pid", pid), ("selectors", selectors), ("other", other)],
+                prio,
+                current.resolved.desired.len() - prio,
+            )
+        };
+        Snapshot {
+            mode: status.mode,
+            attached: status.attached,
+            ops_name: status.ops_name.clone(),
+            restarts: status.restarts,
+            last_exit: status.last_exit.clone(),
+            scheduler,
+            external: external_list.first().map(|(_, d)| *d),
+            external_reporters: external_list.len(),
+            strategies_by_target,
+            resolved_priority,
+            resolved_normal,
+            map_pids: status.strategy_pids,
+            pods: pods.map(PodCounts::of),
+            kubernetes_connected: false,
+            start_time: unix_seconds(state.started_at),
+        }
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Kernel => "kernel",
+        Mode::ApiOnly => "api-only",
+    }
+}
+
+type Fmt = Result<(), std::fmt::Error>;
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Fmt {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(v).encode(m)
+}
+
+fn gauge<N: prometheus_client::encoding::EncodeGaugeValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    v: N,
+) -> Fmt {
+    let m = enc.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    ConstGauge::new(v).encode(m)
+}
+
+/// A metric with one label, one series per `(label value, value)`.
+fn labelled<N: Copy>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    label: &'static str,
+    series: &[(&str, N)],
+) -> Fmt
+where
+    ConstCounter<N>: EncodeMetric,
+    ConstGauge<N>: EncodeMetric,
+{
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    for (value, v) in series {
+        let labels = [(label, *value)];
+        let fam = m.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => ConstCounter::new(*v).encode(fam)?,
+            _ => ConstGauge::new(*v).encode(fam)?,
+        }
+    }
+    Ok(())
+}
+
+fn info(enc: &mut DescriptorEncoder, name: &str, help: &str, labels: &[(&str, &str)]) -> Fmt {
+    let m = enc.encode_descriptor(name, help, None, MetricType::Info)?;
+    Info::new(labels.to_vec()).encode(m)
+}
+
+/// BssData counters (monotonic) and gauges (instantaneous), in exposition order.
+/// A metric read from a field: name, help, getter.
+type Field<T> = (&'static str, &'static str, fn(&T) -> u64);
+
+const BSS_COUNTERS: &[Field<BssData>] = &[
+    (
+        "scx_pilot_user_dispatches",
+        "Dispatches decided in user space (BssData nr_user_dispatches)",
+        |d| d.nr_user_dispatches,
+    ),
+    (
+        "scx_pilot_kernel_dispatches",
+        "Dispatches decided in BPF (BssData nr_kernel_dispatches)",
+        |d| d.nr_kernel_dispatches,
+    ),
+    (
+        "scx_pilot_cancel_dispatches",
+        "Cancelled dispatches (BssData nr_cancel_dispatches)",
+        |d| d.nr_cancel_dispatches,
+    ),
+    (
+        "scx_pilot_bounce_dispatches",
+        "Bounced dispatches (BssData nr_bounce_dispatches)",
+        |d| d.nr_bounce_dispatches,
+    ),
+    (
+        "scx_pilot_failed_dispatches",
+        "Failed dispatches (BssData nr_failed_dispatches)",
+        |d| d.nr_failed_dispatches,
+    ),
+    (
+        "scx_pilot_sched_congested",
+        "Times the scheduler was congested (BssData nr_sched_congested)",
+        |d| d.nr_sched_congested,
+    ),
+];
+
+const BSS_GAUGES: &[Field<BssData>] = &[
+    (
+        "scx_pilot_queued_tasks",
+        "Tasks waiting in the scheduler (BssData nr_queued)",
+        |d| d.nr_queued,
+    ),
+    (
+        "scx_pilot_scheduled_tasks",
+        "Tasks held by a user-space dispatcher (BssData nr_scheduled)",
+        |d| d.nr_scheduled,
+    ),
+    (
+        "scx_pilot_running_tasks",
+        "Tasks running on a CPU under the scheduler (BssData nr_running)",
+        |d| d.nr_running,
+    ),
+    (
+        "scx_pilot_online_cpus",
+        "Online CPUs (BssData nr_online_cpus)",
+        |d| d.nr_online_cpus,
+    ),
+];
+
+const POLICY_COUNTERS: &[Field<PolicyCounters>] = &[
+    (
+        "scx_pilot_direct_dispatches",
+        "Waking tasks put straight on an idle CPU",
+        |p| p.nr_direct_dispatches,
+    ),
+    (
+        "scx_pilot_prio_dispatches",
+        "Enqueues of tasks with a priority strategy",
+        |p| p.nr_prio_dispatches,
+    ),
+    (
+        "scx_pilot_preemptions",
+        "Priority tasks that preempted a CPU running a normal task",
+        |p| p.nr_preemptions,
+    ),
+    (
+        "scx_pilot_starvation_guards",
+        "Times normal tasks were served first to prevent starvation",
+        |p| p.nr_starvation_guards,
+    ),
+    (
+        "scx_pilot_strategy_hits",
+        "Enqueues decided by a strategy",
+        |p| p.nr_strategy_hits,
+    ),
+];
+
+impl Collector for Snapshot {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Fmt {
+        let e = &mut enc;
+        // BssData, by source.
+        let mut sources: Vec<(&str, &BssData)> = Vec::with_capacity(2);
+        if let Some((_, bss, _)) = &self.scheduler {
+            sources.push(("scheduler", bss));
+        }
+        if let Some(bss) = &self.external {
+            sources.push(("external", bss));
+        }
+        for (name, help, get) in BSS_COUNTERS {
+            let series: Vec<(&str, u64)> = sources.iter().map(|(s, d)| (*s, get(d))).collect();
+            labelled(e, name, help, MetricType::Counter, "source", &series)?;
+        }
+        for (name, help, get) in BSS_GAUGES {
+            let series: Vec<(&str, u64)> = sources.iter().map(|(s, d)| (*s, get(d))).collect();
+            labelled(e, name, help, MetricType::Gauge, "source", &series)?;
+        }
+        gauge(
+            e,
+            "scx_pilot_external_reporters",
+            "External schedulers whose latest POST /api/v1/metrics report is kept (source=\"external\" series show the newest)",
+            None,
+            self.external_reporters as i64,
+        )?;
+        if let Some((at, _, policy)) = &self.scheduler {
+            for (name, help, get) in POLICY_COUNTERS {
+                counter(e, name, help, get(policy))?;
+            }
+            gauge(
+                e,
+                "scx_pilot_last_sample_timestamp",
+                "When the scheduler's counters were last read (Unix time)",
+                Some(&Unit::Seconds),
+                *at,
+            )?;
+        }
+
+        // Scheduler state.
+        gauge(
+            e,
+            "scx_pilot_scheduler_attached",
+            "1 when scx_pilot's scheduler is attached to the kernel",
+            None,
+            self.attached as i64,
+        )?;
+        let mut labels = vec![("mode", mode_name(self.mode))];
+        if let Some(ops) = &self.ops_name {
+            labels.push(("ops_name", ops.as_str()));
+        }
+        info(
+            e,
+            "scx_pilot_scheduler",
+            "How the agent runs the scheduler (mode: kernel or api-only) and the kernel's name for its ops",
+            &labels,
+        )?;
+        counter(
+            e,
+            "scx_pilot_scheduler_restarts",
+            "Scheduler reloads the kernel asked for since the agent started",
+            self.restarts,
+        )?;
+        if let Some(reason) = &self.last_exit {
+            info(
+                e,
+                "scx_pilot_scheduler_last_exit",
+                "Why the scheduler last left the kernel",
+                &[("reason", reason.as_str())],
+            )?;
+        }
+
+        // Strategies.
+        labelled(
+            e,
+            "scx_pilot_strategies",
+            "Scheduling strategies configured, by what they target",
+            MetricType::Gauge,
+            "target",
+            &self.strategies_by_target,
+        )?;
+        labelled(
+            e,
+            "scx_pilot_strategy_resolved_pids",
+            "PIDs the configured strategies resolve to now, with and without priority",
+            MetricType::Gauge,
+            "priority",
+            &[
+                ("true", self.resolved_priority),
+                ("false", self.resolved_normal),
+            ],
+        )?;
+        gauge(
+            e,
+            "scx_pilot_strategy_map_pids",
+            "PIDs in the scheduler's BPF strategy map (0 without a scheduler)",
+            None,
+            self.map_pids as i64,
+        )?;
+
+        // Pods and Kubernetes.
+        gauge(
+            e,
+            "scx_pilot_pod_scan_success",
+            "1 when the last scan of /proc for pods succeeded",
+            None,
+            self.pods.is_some() as i64,
+        )?;
+        if let Some(p) = &self.pods {
+            gauge(
+                e,
+                "scx_pilot_pods",
+                "Pods with processes on this node",
+                None,
+                p.pods as i64,
+            )?;
+            gauge(
+                e,
+                "scx_pilot_pod_containers",
+                "Pod containers with processes on this node",
+                None,
+                p.containers as i64,
+            )?;
+            gauge(
+                e,
+                "scx_pilot_pod_processes",
+                "Processes in pods on this node",
+                None,
+                p.processes as i64,
+            )?;
+        }
+        gauge(
+            e,
+            "scx_pilot_kubernetes_connected",
+            "1 when the agent is connected to the Kubernetes API",
+            None,
+            self.kubernetes_connected as i64,
+        )?;
+        gauge(
+            e,
+            "scx_pilot_start_time",
+            "When the agent started (Unix time)",
+            Some(&Unit::Seconds),
+            self.start_time,
+        )?;
+        Ok(())
+    }
+}
+
+/// The pods for `/metrics`.
+async fn scan_pods(state: &ApiState) -> Option<Vec<PodInfo>> {
+    let root = state.proc_root.clone();
+    web::block(move || crate::pods::scan(&root))
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    responses(
+        (status = 200, description = "Prometheus exposition: OpenMetrics 1.0 when the Accept header asks for application/openmetrics-text, the Prometheus text format 0.0.4 otherwise",
+            content_type = "text/plain", body = String),
+        (status = 405, description = "Wrong method", body = super::error::ErrorBody),
+    )
+)]
+pub async fn get_prometheus(state: web::Data<ApiState>, req: HttpRequest) -> HttpResponse {
+    let format = Format::negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let pods = scan_pods(&state).await;
+    let snapshot = Snapshot::collect(&state, pods.as_deref());
+    HttpResponse::Ok()
+        .content_type(format.content_type())
+        .body(state.prom.render(&snapshot, format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_follows_accept() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(None), Format::PrometheusText);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::PrometheusText);
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;q=0, text/plain")),
+            Format::PrometheusText
+        );
+    }
+
+    #[test]
+    fn routes_and_methods_are_bounded() {
+        let m = PromMetrics::new();
+        m.observe(
+            Some("/api/v1/metrics"),
+            "GET",
+            200,
+            Duration::from_micros(50),
+        );
+        m.observe(None, "GET", 404, Duration::from_micros(50));
+        m.observe(Some("/x/{id}"), "BREW", 405, Duration::from_micros(50));
+        let snap = Snapshot {
+            mode: Mode::ApiOnly,
+            attached: false,
+            ops_name: None,
+            restarts: 0,
+            last_exit: None,
+            scheduler: None,
+            external: None,
+            external_reporters: 0,
+            strategies_by_target: vec![],
+            resolved_priority: 0,
+            resolved_normal: 0,
+            map_pids: 0,
+            pods: None,
+            kubernetes_connected: false,
+            start_time: 0.0,
+        };
+        let out = m.render(&snap, Format::PrometheusText);
+        assert!(out.contains(
+            "scx_pilot_http_requests_total{route=\"/api/v1/metrics\",method=\"GET\",status=\"200\"} 1"
+        ));
+        assert!(out.contains(
+            "scx_pilot_http_requests_total{route=\"unmatched\",method=\"other\",status=\"405\"} 1"
+        ));
+        assert!(!out.contains("/x/"));
+        let om = m.render(&snap, Format::OpenMetrics);
+        assert!(om.ends_with("# EOF\n"));
+        assert!(om.contains("# TYPE scx_pilot_build info"));
+    }
+}
