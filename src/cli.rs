@@ -86,6 +86,42 @@ pub struct Opts {
     #[arg(long, default_value = "/proc", value_name = "DIR")]
     pub proc_root: PathBuf,
 
+    /// Directory of the agent's state (the write token, by default). systemd's
+    /// StateDirectory= creates /var/lib/scx_pilot; it is created (mode 0700)
+    /// when missing.
+    #[arg(
+        long,
+        default_value = "/var/lib/scx_pilot",
+        value_name = "DIR",
+        global = true
+    )]
+    pub state_dir: PathBuf,
+
+    /// Who may write (POST strategies, POST metrics): `token` needs the bearer
+    /// token of --token-file on every write; `none` lets anyone who can reach
+    /// the port change how every process is scheduled (a warning is logged).
+    /// Reads stay open either way.
+    #[arg(long, value_enum, default_value_t = AuthMode::Token)]
+    pub auth: AuthMode,
+
+    /// File holding the write token [default: <state-dir>/token]. Created with a
+    /// random token, mode 0600, at first start when missing; a file that group
+    /// or others may read is refused. The client subcommands read it too.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub token_file: Option<PathBuf>,
+
+    /// A host name writes may carry in their Host header besides the listen
+    /// address (repeatable). Writes with any other name are refused (403), so a
+    /// web page cannot reach the API through DNS rebinding.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+
+    /// Writes per second each client address may make (also the burst); 0 for
+    /// no limit. Over it a write gets 429. Bounds how fast one client can churn
+    /// the strategy map and the log.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub write_rate_limit: u32,
+
     /// More log output: -v for debug, -vv for trace.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -115,12 +151,29 @@ impl Opts {
             workers: self.api_workers as usize,
             cors_origin: self.cors_origin.clone(),
             body_limit: self.max_body_bytes as usize,
+            writes: Default::default(),
         }
+    }
+
+    /// The write token file: --token-file, or <state-dir>/token.
+    pub fn token_file(&self) -> PathBuf {
+        self.token_file
+            .clone()
+            .unwrap_or_else(|| crate::auth::default_token_file(&self.state_dir))
     }
 
     pub fn static_strategies(&self) -> DesiredStrategies {
         self.strategies.iter().copied().collect()
     }
+}
+
+/// How writes are authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// A bearer token on every write.
+    Token,
+    /// No authorization: anyone who reaches the port may write.
+    None,
 }
 
 fn parse_strategy(s: &str) -> Result<(u32, PidStrategy), String> {

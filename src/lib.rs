@@ -1,5 +1,6 @@
 pub mod agent;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod logging;
 pub mod metrics;

@@ -50,8 +50,13 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     }
     let desired = state.desired();
 
+    let mut api_config = opts.api_config();
+    api_config.writes = Arc::new(api::auth::WriteGuard::new(scx_pilot::auth::write_policy(
+        &opts,
+    )?));
+
     // Bind before loading the scheduler: a port in use fails fast.
-    let server = api::start(web::Data::new(state), opts.api_config())?;
+    let server = api::start(web::Data::new(state), api_config)?;
     for addr in server.addrs() {
         log::info!("HTTP API listening on http://{addr}");
     }

@@ -21,7 +21,7 @@ struct Agent {
 impl Agent {
     fn start(extra: &[&str]) -> Agent {
         let mut child = Command::new(BIN)
-            .args(["--api-only", "--listen", "127.0.0.1:0"])
+            .args(["--api-only", "--listen", "127.0.0.1:0", "--auth", "none"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -389,7 +389,7 @@ fn port_in_use_is_one_clear_line_and_nonzero_exit() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let out = Command::new(BIN)
-        .args(["--api-only", "--listen", &addr])
+        .args(["--api-only", "--listen", &addr, "--auth", "none"])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -33,8 +33,12 @@ wait_state() { # WANT TENTHS
 # curl, not busybox wget: busybox 1.35's wget crashes on some actix responses.
 api() { curl -sf -m 5 "$API$1"; }
 metric() { api /api/v1/metrics | jq -r ".metrics.$1"; }
+# Writes need the bearer token the agent created at first start (default
+# --state-dir /var/lib/scx_pilot).
+TOKEN_FILE=${TOKEN_FILE:-/var/lib/scx_pilot/token}
 post_strategies() { # JSON
-	curl -s -m 5 -H 'Content-Type: application/json' --data "$1" \
+	curl -s -m 5 -H 'Content-Type: application/json' \
+		-H "Authorization: Bearer $(cat "$TOKEN_FILE" 2>/dev/null)" --data "$1" \
 		"$API/api/v1/scheduling/strategies"
 }
 wait_api() {
@@ -94,6 +98,10 @@ wait_api
 health=$(api /health | jq -r '.status + " " + .mode')
 [ "$health" = "healthy kernel" ]
 check health $? "/health says '$health'"
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H 'Content-Type: application/json' \
+	--data '{"strategies":[]}' "$API/api/v1/scheduling/strategies")
+[ "$code" = 401 ] && [ "$(stat -c %a "$TOKEN_FILE" 2>/dev/null)" = 600 ]
+check write-needs-token $? "POST without a token: HTTP $code; token file mode $(stat -c %a "$TOKEN_FILE" 2>/dev/null)"
 
 # --- counters move under load (more runnable tasks than vCPUs)
 # Shell loops, not stress-ng: they are single processes that stay until killed.

@@ -52,6 +52,15 @@ pub enum ApiError {
     },
     #[error("Failed to get pod-pid mappings: {0}")]
     PodScan(String),
+    /// A write without a valid bearer token.
+    #[error("Unauthorized: {0}")]
+    Unauthorized(String),
+    /// A write refused for where it came from (e.g. its Host header).
+    #[error("Forbidden: {0}")]
+    Forbidden(String),
+    /// A client over its write rate.
+    #[error("Too many writes: at most {limit} per second per client; retry in {retry_after_s} s")]
+    TooManyRequests { retry_after_s: u64, limit: u32 },
     /// Any other error (e.g. a middleware's), with its status kept.
     #[error("{message}")]
     Other { status: StatusCode, message: String },
@@ -78,16 +87,28 @@ impl ResponseError for ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PodScan(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Other { status, .. } => *status,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
-        if let ApiError::MethodNotAllowed { allow, .. } = self {
-            if let Ok(v) = HeaderValue::from_str(allow) {
-                res.insert_header((header::ALLOW, v));
+        match self {
+            ApiError::MethodNotAllowed { allow, .. } => {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    res.insert_header((header::ALLOW, v));
+                }
             }
+            ApiError::Unauthorized(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="scx_pilot""#));
+            }
+            ApiError::TooManyRequests { retry_after_s, .. } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+            }
+            _ => {}
         }
         res.json(self.body())
     }

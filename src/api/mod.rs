@@ -5,6 +5,7 @@
 //! table [`ENDPOINTS`] feeds `GET /`, the `Allow` header of 405 answers and a
 //! test that checks the router and the OpenAPI document against each other.
 
+pub mod auth;
 pub mod error;
 mod info;
 mod metrics;
@@ -124,6 +125,9 @@ pub struct ApiConfig {
     /// `*`, a comma-separated list of origins, or empty for no CORS headers.
     pub cors_origin: String,
     pub body_limit: usize,
+    /// Who may write (token, Host check, rate limit), shared by every worker.
+    /// The default lets every write through: the CLI always sets it.
+    pub writes: Arc<auth::WriteGuard>,
 }
 
 impl Default for ApiConfig {
@@ -133,6 +137,7 @@ impl Default for ApiConfig {
             workers: 2,
             cors_origin: "*".into(),
             body_limit: DEFAULT_BODY_LIMIT,
+            writes: Arc::default(),
         }
     }
 }
@@ -417,8 +422,10 @@ pub fn app(
     App::new()
         .app_data(state)
         .app_data(web::Data::new(BodyLimit(config.body_limit)))
+        .app_data(web::Data::from(config.writes.clone()))
         .configure(routes)
         .default_service(web::to(not_found))
+        .wrap(from_fn(auth::guard))
         .wrap(actix_web::middleware::Condition::new(
             !cors_origin.is_empty(),
             cors(&cors_origin),

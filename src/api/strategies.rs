@@ -114,11 +114,19 @@ pub async fn post_strategies(
         *current = next;
     }
     log::info!("strategies: accepted {count} strategies resolving to {pids} PIDs");
-    Ok(HttpResponse::Ok().json(SuccessResponse {
+    let mut res = HttpResponse::Ok().json(SuccessResponse {
         success: true,
         message: "Scheduling strategies saved successfully",
         timestamp,
-    }))
+    });
+    super::auth::note(
+        &mut res,
+        format!(
+            "strategies replaced: {count} strategies on {pids} PIDs: {}",
+            serde_json::to_string(&state.strategies_snapshot().strategies).unwrap_or_default()
+        ),
+    );
+    Ok(res)
 }
 
 #[utoipa::path(

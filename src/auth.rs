@@ -1,0 +1,213 @@
+//! The write token on disk: read it, or create it (random, mode 0600) at first
+//! start. The token itself is never logged or shown in errors.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Random bytes in a new token (hex-encoded: 64 characters).
+pub const TOKEN_BYTES: usize = 32;
+/// Shortest token accepted from a file an operator wrote.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// A bearer token. Debug never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// A token from text (surrounding whitespace removed); too short or with
+    /// characters that cannot travel in an HTTP header is an error.
+    pub fn new(text: &str) -> Result<Self> {
+        let t = text.trim();
+        if t.len() < MIN_TOKEN_LEN {
+            bail!("the token is shorter than {MIN_TOKEN_LEN} characters");
+        }
+        if !t.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!("the token holds characters other than printable ASCII");
+        }
+        Ok(Self(t.to_string()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// The secret itself, for the client side of the API only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A new random token from the kernel's CSPRNG.
+    pub fn random() -> Result<Self> {
+        let mut buf = [0u8; TOKEN_BYTES];
+        let mut filled = 0;
+        while filled < buf.len() {
+            // SAFETY: the pointer and length describe the unfilled tail of `buf`.
+            let n = unsafe {
+                libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0)
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e).context("getrandom");
+            }
+            filled += n as usize;
+        }
+        Ok(Self(buf.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Where the token lives when `--token-file` is not given.
+pub fn default_token_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("token")
+}
+
+/// Whether [`load_or_create`] made a new token or read an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOrigin {
+    Created,
+    Existing,
+}
+
+/// Read the token at `path`; when the file does not exist, create it (and its
+/// directory, mode 0700) with a new random token, mode 0600, without
+/// replacing a file another process created at the same moment.
+///
+/// An existing file that group or others may read or write is refused: the
+/// token would not be a secret.
+pub fn load_or_create(path: &Path) -> Result<(Token, TokenOrigin)> {
+    match read(path) {
+        Ok(t) => return Ok((t, TokenOrigin::Existing)),
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the token directory {}", dir.display()))?;
+    }
+    let token = Token::random()?;
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    let mut file = match created {
+        Ok(f) => f,
+        // Someone else created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return read(path).map(|t| (t, TokenOrigin::Existing));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("creating the token file {}", path.display()))
+        }
+    };
+    // The umask cannot widen 0600, but make the mode explicit anyway.
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .and_then(|()| writeln!(file, "{}", token.0))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing the token file {}", path.display()))?;
+    Ok((token, TokenOrigin::Created))
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Read an existing token file, checking that only its owner can read it.
+pub fn read(path: &Path) -> Result<Token> {
+    let meta = fs::metadata(path).map_err(anyhow::Error::from)?;
+    if !meta.is_file() {
+        bail!("the token file {} is not a regular file", path.display());
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "the token file {} has mode {mode:04o}: group and others may use it; run chmod 600 on it",
+            path.display()
+        );
+    }
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("reading the token file {}", path.display()))?;
+    Token::new(&text).map_err(|e| anyhow!("the token file {}: {e}", path.display()))
+}
+
+/// The write policy the command line asks for: the token loaded or created
+/// (unless `--auth none`), the Host check for the listen address, the rate
+/// limit. Logs the warnings an operator must see; never the token.
+pub fn write_policy(opts: &crate::cli::Opts) -> Result<crate::api::auth::WritePolicy> {
+    use crate::api::auth::{HostCheck, WritePolicy};
+    use crate::cli::AuthMode;
+
+    let listen = opts.listen.ip();
+    let token = match opts.auth {
+        AuthMode::None => {
+            log::warn!(
+                "--auth none: anyone who can reach {} may change how every process is scheduled",
+                opts.listen
+            );
+            if !listen.is_loopback() {
+                log::warn!(
+                    "writes are open on a non-loopback address ({listen}) without a token: \
+                     any host on the network may post strategies"
+                );
+            }
+            None
+        }
+        AuthMode::Token => {
+            let path = opts.token_file();
+            let (token, origin) = load_or_create(&path)?;
+            match origin {
+                TokenOrigin::Created => log::info!(
+                    "writes need the bearer token in {} (created now, mode 0600)",
+                    path.display()
+                ),
+                TokenOrigin::Existing => {
+                    log::info!("writes need the bearer token in {}", path.display())
+                }
+            }
+            Some(token)
+        }
+    };
+    Ok(WritePolicy {
+        token,
+        hosts: Some(HostCheck::for_listen(listen, &opts.allowed_hosts)),
+        rate_per_s: (opts.write_rate_limit > 0).then_some(opts.write_rate_limit),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_tokens_differ_and_are_hex() {
+        let a = Token::random().unwrap();
+        let b = Token::random().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), 2 * TOKEN_BYTES);
+        assert!(a.expose().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(format!("{a:?}"), "Token(<redacted>)");
+    }
+
+    #[test]
+    fn short_or_binary_tokens_are_refused() {
+        assert!(Token::new("short").is_err());
+        assert!(Token::new("0123456789abcdef\u{7f}").is_err());
+        assert!(Token::new("  0123456789abcdef \n").is_ok());
+    }
+}
