@@ -14,7 +14,7 @@ else
 AS_ROOT :=
 endif
 
-.PHONY: all build deps run test test-host test-vm bench clean fmt lint
+.PHONY: all build deps run test test-host test-vm bench bench-sched bench-api clean fmt lint
 
 all: build
 
@@ -53,6 +53,16 @@ test-vm:
 bench:
 	@scripts/deps.sh bench
 	$(AS_ROOT) $(CARGO) bench --locked --bench sched_maps
+
+# Scheduler benchmark in the sched_ext VM against EEVDF and the peer schedulers
+# (builds scx_bpfland/scx_rustland once from crates.io); results in bench/results/.
+bench-sched: build
+	@scripts/deps.sh bench
+	$(AS_ROOT) scripts/bench-sched.sh
+
+bench-api: build
+	@scripts/deps.sh bench
+	scripts/bench-api.sh
 
 fmt:
 	$(CARGO) fmt

@@ -122,6 +122,38 @@ pub struct Opts {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub write_rate_limit: u32,
 
+    /// How long a `/proc` scan is reused by `GET /api/v1/pods/pids`, in
+    /// milliseconds (0: scan on every request). Longer spares CPU when many
+    /// dashboards poll; shorter shows new processes sooner.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub pods_cache_ms: u64,
+
+    /// How often strategies are re-resolved against a new `/proc` scan, in
+    /// milliseconds. A new process in a matching pod (or matching a
+    /// command_regex) is covered within about this time plus one scan; shorter
+    /// costs one scan of /proc per interval.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub rescan_interval_ms: u64,
+
+    /// Pod metadata (uid, name, namespace, labels) from a JSON file instead of
+    /// the Kubernetes API: `{"pods":[{"uid":..,"name":..,"namespace":..,"labels":{..}}]}`
+    /// or the output of `kubectl get pods -o json`. Re-read when it changes.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["kubeconfig", "in_cluster"])]
+    pub pods_file: Option<PathBuf>,
+
+    /// Kubeconfig to reach the Kubernetes API [default: $KUBECONFIG, then
+    /// ~/.kube/config, then the in-cluster service account if present].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Use the pod's service account to reach the Kubernetes API (DaemonSet).
+    #[arg(long, conflicts_with = "kubeconfig")]
+    pub in_cluster: bool,
+
+    /// This node's name: only its pods are watched [default: the host name].
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+
     /// More log output: -v for debug, -vv for trace.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -134,6 +166,14 @@ impl Opts {
             starvation_ms: self.starvation_ms,
             sample_interval: self.sample_interval(),
         }
+    }
+
+    pub fn pods_cache(&self) -> Duration {
+        Duration::from_millis(self.pods_cache_ms)
+    }
+
+    pub fn rescan_interval(&self) -> Duration {
+        Duration::from_millis(self.rescan_interval_ms)
     }
 
     pub fn sample_interval(&self) -> Duration {

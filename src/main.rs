@@ -11,7 +11,7 @@ use scx_pilot::api::{self, ApiState};
 use scx_pilot::cli::Opts;
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
-use scx_pilot::{agent, logging, strategy};
+use scx_pilot::{agent, logging, resolver};
 
 /// Start the HTTP API and (unless --api-only) the scheduler thread; on
 /// SIGINT/SIGTERM stop the HTTP server first (no new connections, in-flight
@@ -41,10 +41,16 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     let status = StatusCell::new(mode);
     let (strategies_tx, strategies_rx) = crossbeam_channel::bounded(16);
 
+    let startup = resolver::prepare(&opts);
     let mut state = ApiState::new(metrics.clone(), status.clone())
         .with_proc_root(&opts.proc_root)
-        .with_sampling(opts.sample_interval(), opts.history_seconds)
-        .with_strategies(strategy::from_static(&opts.static_strategies()));
+        .with_pods_cache(opts.pods_cache())
+        .with_pod_meta(startup.pod_meta.clone())
+        .with_sampling(opts.sample_interval(), opts.history_seconds);
+    if let Some(store) = &startup.store {
+        state = state.with_state_store(store.clone());
+    }
+    let mut state = state.with_strategies(startup.initial.clone());
     if !opts.api_only {
         state = state.with_scheduler_channel(strategies_tx, strategies_rx.clone());
     }
@@ -56,7 +62,15 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     )?));
 
     // Bind before loading the scheduler: a port in use fails fast.
-    let server = api::start(web::Data::new(state), api_config)?;
+    let state = web::Data::new(state);
+    let server = api::start(state.clone(), api_config)?;
+    let resolver = resolver::Resolver::spawn(
+        state,
+        opts.rescan_interval(),
+        startup.wake,
+        startup.pods_file,
+    )
+    .context("starting the resolver thread")?;
     for addr in server.addrs() {
         log::info!("HTTP API listening on http://{addr}");
     }
@@ -104,6 +118,10 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     }
 
     let api_result = server.stop();
+    resolver.stop();
+    if let Some(kube) = startup.kube {
+        kube.stop();
+    }
     sched_stop.store(true, Ordering::Relaxed);
     let sched_result = match scheduler {
         Some(thread) => thread

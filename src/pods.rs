@@ -1,22 +1,39 @@
-//! Pod -> PID discovery from `/proc/*/cgroup` (first, simple version).
+//! Pod -> PID discovery from `/proc/*/cgroup`, `/proc/PID/stat` and pod
+//! metadata.
 //!
-//! Recognises the common kubelet layouts: cgroupfs (`/kubepods/<qos>/pod<uid>/<id>`)
-//! and systemd (`kubepods-<qos>-pod<uid_with_underscores>.slice/<runtime>-<id>.scope`),
-//! cgroup v1 and v2. Pod names and namespaces are left empty, as in the seed,
-//! until the Kubernetes integration fills them.
+//! Cgroup layouts recognised (v1 and v2, every line of the file is tried):
+//! - cgroupfs driver: `/kubepods/<qos>/pod<uid>/<container-id>`, and guaranteed
+//!   pods without the QoS segment (`/kubepods/pod<uid>/...`);
+//! - systemd driver: `kubepods-<qos>-pod<uid_with_underscores>.slice`, guaranteed
+//!   `kubepods-pod<uid_...>.slice`, and kind's `kubelet.slice/kubelet-kubepods-...`;
+//! - containers: containerd `cri-containerd-<64hex>.scope` and the old
+//!   `<pod-slice>:cri-containerd:<64hex>` form, CRI-O `crio-<64hex>[.scope]`
+//!   (its `crio-conmon-` monitor is not a container process and is skipped),
+//!   Docker / cri-dockerd `docker-<64hex>.scope` and plain `<64hex>`;
+//! - cgroup-namespaced paths (`0::/../../kubepods-...`): `..` segments are skipped;
+//! - static pods, whose cgroup carries the 32-hex config hash instead of a UUID.
+//!
+//! Pod UIDs are reported with dashes. A process in the pod's own cgroup (no
+//! container segment) is reported with an empty container ID. Processes that
+//! exit while being read are skipped; processes outside pods are kept in the
+//! snapshot (command-regex strategies need them) but not listed as pods.
 
 use std::collections::BTreeMap;
-use std::io;
-use std::path::Path;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::kube::PodDirectory;
 
 /// A process running in a pod's container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PodProcess {
     pub pid: u32,
-    /// Command name (`/proc/PID/comm`).
+    /// Command name (`/proc/PID/comm`, at most 15 bytes).
     pub command: String,
     /// Parent PID.
     pub ppid: u32,
@@ -25,11 +42,11 @@ pub struct PodProcess {
 /// One container of a pod with its processes (the seed's PodInfo).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PodInfo {
-    /// Name of the pod (empty until Kubernetes metadata is available).
+    /// Name of the pod (from Kubernetes or `--pods-file`; empty when unknown).
     pub pod_name: String,
-    /// Namespace of the pod (empty until Kubernetes metadata is available).
+    /// Namespace of the pod (from Kubernetes or `--pods-file`; empty when unknown).
     pub namespace: String,
-    /// Pod UID, with dashes.
+    /// Pod UID with dashes (a static pod's 32-hex config hash as found in its cgroup).
     pub pod_uid: String,
     /// Container ID (64 hex digits), empty for processes in the pod's own cgroup.
     pub container_id: String,
@@ -37,13 +54,13 @@ pub struct PodInfo {
 }
 
 /// Pod UID and container ID found in a cgroup path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PodRef {
     pub pod_uid: String,
     pub container_id: String,
 }
 
-fn is_uid(s: &str) -> bool {
+fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
         && b.iter().enumerate().all(|(i, &c)| match i {
@@ -52,16 +69,27 @@ fn is_uid(s: &str) -> bool {
         })
 }
 
+/// A static pod's cgroup holds the config hash (32 hex digits) as its UID.
+fn is_config_hash(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
 /// The pod UID in one path segment such as `pod<uid>` or
 /// `kubepods-burstable-pod<uid_with_underscores>.slice`.
 fn segment_pod_uid(seg: &str) -> Option<String> {
     let seg = seg.strip_suffix(".slice").unwrap_or(seg);
     let rest = match seg.strip_prefix("pod") {
         Some(r) => r,
-        None => &seg[seg.rfind("-pod")? + 4..],
+        None => {
+            // Only kubelet's own slices: `kubepods-...-pod<uid>` (kind: `kubelet-kubepods-...`).
+            if !(seg.starts_with("kubepods-") || seg.starts_with("kubelet-kubepods-")) {
+                return None;
+            }
+            &seg[seg.rfind("-pod")? + 4..]
+        }
     };
     let uid = rest.replace('_', "-");
-    is_uid(&uid).then_some(uid)
+    (is_uuid(&uid) || is_config_hash(&uid)).then_some(uid)
 }
 
 /// The container ID in the segment after the pod's: the trailing 64 hex digits
@@ -75,93 +103,233 @@ fn segment_container_id(seg: &str) -> Option<String> {
     let start = seg.len().checked_sub(64)?;
     let id = seg.get(start..)?;
     let before = &seg[..start];
-    let clean_boundary = before.is_empty() || before.ends_with(['-', ':']);
-    (clean_boundary && id.bytes().all(|c| c.is_ascii_hexdigit())).then(|| id.to_string())
+    let known_prefix = matches!(
+        before,
+        "" | "cri-containerd-" | "docker-" | "crio-" | "cri-o-"
+    );
+    (known_prefix && id.bytes().all(|c| c.is_ascii_hexdigit())).then(|| id.to_ascii_lowercase())
 }
 
-/// Find the pod (and container) in the contents of a `/proc/PID/cgroup` file.
-pub fn parse_cgroup(contents: &str) -> Option<PodRef> {
-    for line in contents.lines() {
-        let path = line.splitn(3, ':').nth(2)?;
-        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+/// The pod in one cgroup path (the part after `hierarchy:controllers:`).
+fn parse_path(path: &str) -> Option<PodRef> {
+    let mut segs = path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "..")
         // The ':cri-containerd:' form joins pod and container in one segment.
-        let segs: Vec<&str> = segs
-            .iter()
-            .flat_map(|s| match s.split_once(":cri-containerd:") {
-                Some((pod, id)) => vec![pod, id],
-                None => vec![*s],
-            })
-            .collect();
-        for (i, seg) in segs.iter().enumerate() {
-            if let Some(pod_uid) = segment_pod_uid(seg) {
-                let container_id = match segs.get(i + 1) {
-                    // None for a conmon or other helper cgroup: not a container process.
-                    Some(next) => segment_container_id(next)?,
-                    None => String::new(),
-                };
-                return Some(PodRef {
-                    pod_uid,
-                    container_id,
-                });
-            }
+        .flat_map(|s| {
+            let (a, b) = match s.split_once(":cri-containerd:") {
+                Some((pod, id)) => (pod, Some(id)),
+                None => (s, None),
+            };
+            std::iter::once(a).chain(b)
+        });
+    while let Some(seg) = segs.next() {
+        if let Some(pod_uid) = segment_pod_uid(seg) {
+            let container_id = match segs.next() {
+                // A conmon or other helper cgroup: not a container process.
+                Some(next) => segment_container_id(next)?,
+                None => String::new(),
+            };
+            return Some(PodRef {
+                pod_uid,
+                container_id,
+            });
         }
     }
     None
 }
 
-fn read_ppid(stat: &str) -> Option<u32> {
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(1)?.parse().ok()
+/// Find the pod (and container) in the contents of a `/proc/PID/cgroup` file:
+/// the first line (v1 controller or v2 unified) whose path names a pod.
+pub fn parse_cgroup(contents: &str) -> Option<PodRef> {
+    contents
+        .lines()
+        .filter_map(|line| line.splitn(3, ':').nth(2))
+        .find_map(parse_path)
 }
 
-/// Scan `proc_root` for processes in pods, grouped by pod and container and
-/// sorted. Processes that exit during the scan are skipped.
-pub fn scan(proc_root: &Path) -> io::Result<Vec<PodInfo>> {
-    let mut groups: BTreeMap<(String, String), Vec<PodProcess>> = BTreeMap::new();
+/// PF_KTHREAD from include/linux/sched.h: the task is a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Command, ppid and kernel-thread flag from `/proc/PID/stat`:
+/// "pid (comm) state ppid pgrp session tty_nr tpgid flags ...", where comm may
+/// hold spaces and parentheses.
+fn parse_stat(stat: &str) -> Option<(String, u32, bool)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let mut rest = stat.get(close + 1..)?.split_ascii_whitespace();
+    let ppid = rest.nth(1)?.parse().ok()?;
+    let flags: u64 = rest.nth(4)?.parse().ok()?;
+    Some((comm, ppid, flags & PF_KTHREAD != 0))
+}
+
+/// One process seen in a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    /// Command name (comm).
+    pub command: String,
+    pub kernel_thread: bool,
+    /// The pod and container it runs in, if any.
+    pub pod: Option<PodRef>,
+}
+
+/// Every process of one `/proc` scan, sorted by PID.
+#[derive(Debug, Clone)]
+pub struct ProcSnapshot {
+    pub taken_at: Instant,
+    pub processes: Vec<ProcInfo>,
+    /// How long the scan took.
+    pub scan_time: Duration,
+}
+
+impl ProcSnapshot {
+    /// An empty snapshot (nothing scanned yet).
+    pub fn empty() -> Self {
+        Self {
+            taken_at: Instant::now(),
+            processes: Vec::new(),
+            scan_time: Duration::ZERO,
+        }
+    }
+
+    /// Processes grouped by pod and container, sorted by pod UID, container ID
+    /// and PID; names and namespaces filled from `dir` when it knows the pod.
+    pub fn pods(&self, dir: Option<&PodDirectory>) -> Vec<PodInfo> {
+        let mut groups: BTreeMap<&PodRef, Vec<PodProcess>> = BTreeMap::new();
+        for p in &self.processes {
+            if let Some(pod) = &p.pod {
+                groups.entry(pod).or_default().push(PodProcess {
+                    pid: p.pid,
+                    command: p.command.clone(),
+                    ppid: p.ppid,
+                });
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(pod, processes)| {
+                let meta = dir.and_then(|d| d.get(&pod.pod_uid));
+                PodInfo {
+                    pod_name: meta.map(|m| m.name.clone()).unwrap_or_default(),
+                    namespace: meta.map(|m| m.namespace.clone()).unwrap_or_default(),
+                    pod_uid: pod.pod_uid.clone(),
+                    container_id: pod.container_id.clone(),
+                    processes,
+                }
+            })
+            .collect()
+    }
+}
+
+fn read_into(path: &Path, buf: &mut String) -> io::Result<()> {
+    buf.clear();
+    std::fs::File::open(path)?.read_to_string(buf)?;
+    Ok(())
+}
+
+/// Scan `proc_root` for every process (not thread). Processes that exit
+/// during the scan are skipped; only a failure to list `proc_root` is an error.
+pub fn scan_all(proc_root: &Path) -> io::Result<ProcSnapshot> {
+    let start = Instant::now();
+    let mut processes = Vec::new();
+    let mut path = PathBuf::from(proc_root);
+    let mut buf = String::with_capacity(1024);
     for entry in std::fs::read_dir(proc_root)? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let dir = entry.path();
-        let Ok(cgroup) = std::fs::read_to_string(dir.join("cgroup")) else {
-            continue;
-        };
-        let Some(pod) = parse_cgroup(&cgroup) else {
-            continue;
-        };
-        let command = std::fs::read_to_string(dir.join("comm"))
-            .map(|c| c.trim_end_matches('\n').to_string())
-            .unwrap_or_default();
-        let Some(ppid) = std::fs::read_to_string(dir.join("stat"))
+        path.push(&name);
+        path.push("stat");
+        let stat = read_into(&path, &mut buf)
             .ok()
-            .and_then(|s| read_ppid(&s))
-        else {
+            .and_then(|_| parse_stat(&buf));
+        path.pop();
+        let Some((command, ppid, kernel_thread)) = stat else {
+            path.pop();
             continue;
         };
-        groups
-            .entry((pod.pod_uid, pod.container_id))
-            .or_default()
-            .push(PodProcess { pid, command, ppid });
+        // Kernel threads live in the root cgroup: no need to read it.
+        let pod = if kernel_thread {
+            None
+        } else {
+            path.push("cgroup");
+            let pod = read_into(&path, &mut buf)
+                .ok()
+                .and_then(|_| parse_cgroup(&buf));
+            path.pop();
+            pod
+        };
+        path.pop();
+        processes.push(ProcInfo {
+            pid,
+            ppid,
+            command,
+            kernel_thread,
+            pod,
+        });
     }
-    Ok(groups
-        .into_iter()
-        .map(|((pod_uid, container_id), mut processes)| {
-            processes.sort_by_key(|p| p.pid);
-            PodInfo {
-                pod_name: String::new(),
-                namespace: String::new(),
-                pod_uid,
-                container_id,
-                processes,
+    processes.sort_unstable_by_key(|p| p.pid);
+    Ok(ProcSnapshot {
+        taken_at: Instant::now(),
+        processes,
+        scan_time: start.elapsed(),
+    })
+}
+
+/// Scan `proc_root` for processes in pods, grouped by pod and container.
+pub fn scan(proc_root: &Path) -> io::Result<Vec<PodInfo>> {
+    Ok(scan_all(proc_root)?.pods(None))
+}
+
+/// The last scan, reused while younger than `ttl`, so dashboards polling every
+/// second and the resolver share one `/proc` walk.
+pub struct ScanCache {
+    proc_root: PathBuf,
+    ttl: Duration,
+    last: Mutex<Option<Arc<ProcSnapshot>>>,
+}
+
+impl ScanCache {
+    pub fn new(proc_root: impl Into<PathBuf>, ttl: Duration) -> Self {
+        Self {
+            proc_root: proc_root.into(),
+            ttl,
+            last: Mutex::new(None),
+        }
+    }
+
+    pub fn proc_root(&self) -> &Path {
+        &self.proc_root
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A snapshot no older than the cache's time to live.
+    pub fn get(&self) -> io::Result<Arc<ProcSnapshot>> {
+        self.get_within(self.ttl)
+    }
+
+    /// A snapshot no older than `max_age` (zero: always a new scan).
+    pub fn get_within(&self, max_age: Duration) -> io::Result<Arc<ProcSnapshot>> {
+        // Held across the scan: concurrent callers wait for one walk instead of
+        // each doing their own.
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = last.as_ref() {
+            if !max_age.is_zero() && s.taken_at.elapsed() < max_age {
+                return Ok(s.clone());
             }
-        })
-        .collect())
+        }
+        let fresh = Arc::new(scan_all(&self.proc_root)?);
+        *last = Some(fresh.clone());
+        Ok(fresh)
+    }
 }
 
 #[cfg(test)]
@@ -172,29 +340,6 @@ mod tests {
     const CID: &str = "5148a146ffbbe8672f11494843d54b8769d2eccc677c02027fc09aba192e3c67";
 
     #[test]
-    fn parses_common_layouts() {
-        let uid_us = UID.replace('-', "_");
-        let cases = [
-            format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_us}.slice/cri-containerd-{CID}.scope\n"),
-            format!("0::/kubepods/besteffort/pod{UID}/{CID}\n"),
-            format!("12:cpu,cpuacct:/kubepods/burstable/pod{UID}/{CID}\n1:name=systemd:/x\n"),
-            format!("0::/kubepods.slice/kubepods-pod{uid_us}.slice/docker-{CID}.scope\n"),
-            format!("0::/system.slice/containerd.service/kubepods-burstable-pod{uid_us}.slice:cri-containerd:{CID}\n"),
-            format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_us}.slice/crio-{CID}.scope\n"),
-        ];
-        for c in &cases {
-            assert_eq!(
-                parse_cgroup(c),
-                Some(PodRef {
-                    pod_uid: UID.into(),
-                    container_id: CID.into()
-                }),
-                "{c}"
-            );
-        }
-    }
-
-    #[test]
     fn skips_non_pods_and_conmon() {
         let uid_us = UID.replace('-', "_");
         assert_eq!(
@@ -202,6 +347,7 @@ mod tests {
             None
         );
         assert_eq!(parse_cgroup("0::/\n"), None);
+        assert_eq!(parse_cgroup("garbage\n0::/\n"), None);
         assert_eq!(
             parse_cgroup(&format!(
                 "0::/kubepods.slice/kubepods-pod{uid_us}.slice/crio-conmon-{CID}.scope\n"
@@ -218,8 +364,16 @@ mod tests {
     }
 
     #[test]
-    fn ppid_with_odd_command() {
-        assert_eq!(read_ppid("42 (a) b (c)) S 7 42 42 0"), Some(7));
+    fn stat_with_odd_command() {
+        assert_eq!(
+            parse_stat("42 (a) b (c)) S 7 42 42 0 -1 4194560 1"),
+            Some(("a) b (c)".into(), 7, false))
+        );
+        assert_eq!(
+            parse_stat("2 (kthreadd) S 0 0 0 0 -1 2129984 0"),
+            Some(("kthreadd".into(), 0, true))
+        );
+        assert_eq!(parse_stat("2 (kthreadd) S 0"), None);
     }
 
     #[test]
@@ -229,16 +383,23 @@ mod tests {
         let add = |pid: u32, comm: &str, ppid: u32, cgroup: &str| {
             let d = root.join(pid.to_string());
             std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join("comm"), format!("{comm}\n")).unwrap();
-            std::fs::write(d.join("stat"), format!("{pid} ({comm}) S {ppid} 1 1 0")).unwrap();
+            std::fs::write(
+                d.join("stat"),
+                format!("{pid} ({comm}) S {ppid} 1 1 0 -1 4194560 0"),
+            )
+            .unwrap();
             std::fs::write(d.join("cgroup"), cgroup).unwrap();
         };
         add(20, "loki", 10, &format!("0::/kubepods/pod{UID}/{CID}\n"));
         add(11, "pause", 10, &format!("0::/kubepods/pod{UID}/{CID}\n"));
         add(30, "bash", 1, "0::/user.slice\n");
+        // Exited between listing and reading: no stat.
+        std::fs::create_dir_all(root.join("40")).unwrap();
         std::fs::create_dir_all(root.join("self")).unwrap();
-        let pods = scan(&root).unwrap();
+        let all = scan_all(&root).unwrap();
+        let pods = all.pods(None);
         std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(all.processes.len(), 3);
         assert_eq!(pods.len(), 1);
         assert_eq!(pods[0].pod_uid, UID);
         assert_eq!(pods[0].container_id, CID);
@@ -246,5 +407,16 @@ mod tests {
         assert_eq!(pids, vec![11, 20]);
         assert_eq!(pods[0].processes[1].command, "loki");
         assert_eq!(pods[0].processes[1].ppid, 10);
+    }
+
+    #[test]
+    fn cache_reuses_young_scans() {
+        let cache = ScanCache::new("/proc", Duration::from_secs(60));
+        let a = cache.get().unwrap();
+        let b = cache.get().unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = cache.get_within(Duration::ZERO).unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(a.processes.iter().any(|p| p.pid == std::process::id()));
     }
 }

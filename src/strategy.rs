@@ -1,23 +1,35 @@
-//! Scheduling strategies as the user posts them (the seed's model), their
-//! validation, and their resolution to the `pid -> strategy` set the scheduler
-//! applies.
+//! Scheduling strategies as the user posts them (the seed's model plus
+//! `command_regex`), their validation, their resolution to the `pid -> strategy`
+//! set the scheduler applies, and their persistence.
 //!
-//! Resolution rules (first version, issue 3):
-//! - a strategy with a `pid` covers that PID while the process exists; the BPF
-//!   side also covers its threads through the tgid lookup;
-//! - a strategy with `selectors` is accepted and stored, but resolves to no PID
-//!   until pod labels are known (Kubernetes integration);
-//! - when two strategies name the same PID, the first one in the posted list wins.
+//! Targets (a strategy needs at least one):
+//! - `pid`: that process (the BPF side covers all its threads through the tgid
+//!   lookup) while it exists; it cannot be combined with the other targets;
+//! - `command_regex`: every process whose command (`comm`, at most 15 bytes)
+//!   matches (unanchored; write `^...$` for a whole-name match);
+//! - `selectors`: every process in a pod whose labels match all selectors
+//!   (exact key=value, AND);
+//! - `command_regex` + `selectors`: processes in matching pods whose command
+//!   also matches.
+//!
+//! Precedence when several strategies match one PID: the most specific kind
+//! wins, `pid` > `command_regex` (with or without selectors) > `selectors` only;
+//! among strategies of the same kind, the first one in the posted list wins.
+//! PID 1, kernel threads and scx_pilot itself are never targeted.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::cli::{MAX_SLICE_NS, MIN_SLICE_NS};
+use crate::kube::PodDirectory;
+use crate::pods::ProcSnapshot;
 use crate::sched::{DesiredStrategies, PidStrategy};
 
 /// Most strategies one request may carry.
@@ -28,6 +40,10 @@ pub const MAX_SELECTORS: usize = 16;
 pub const MAX_LABEL_KEY_LEN: usize = 317;
 /// Longest label value (Kubernetes).
 pub const MAX_LABEL_VALUE_LEN: usize = 63;
+/// Longest `command_regex`, in bytes.
+pub const MAX_REGEX_LEN: usize = 256;
+/// Most memory one compiled `command_regex` may take.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
 /// A pod label that must match exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -41,8 +57,10 @@ pub struct LabelSelector {
     pub value: String,
 }
 
-/// One strategy as posted (the seed's SchedulingStrategy). It targets either
-/// one `pid` or the pods whose labels match every selector.
+/// One strategy as posted (the seed's SchedulingStrategy plus
+/// `command_regex`). It targets one `pid`, or the processes whose command
+/// matches `command_regex` and/or that run in pods whose labels match every
+/// selector.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Strategy {
@@ -60,6 +78,31 @@ pub struct Strategy {
     /// Pod label selectors, all of which must match (AND).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selectors: Option<Vec<LabelSelector>>,
+    /// A regular expression (Rust `regex` syntax, unanchored) matched against
+    /// each process's command name (`comm`, at most 15 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "^upf")]
+    pub command_regex: Option<String>,
+}
+
+impl Strategy {
+    /// The precedence class: 3 for `pid`, 2 for `command_regex`, 1 for selectors only.
+    pub fn specificity(&self) -> u8 {
+        if self.pid.is_some() {
+            3
+        } else if self.command_regex.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn pid_strategy(&self) -> PidStrategy {
+        PidStrategy {
+            slice_ns: self.execution_time,
+            priority: self.priority,
+        }
+    }
 }
 
 /// The body of `POST /api/v1/scheduling/strategies`: the whole new set.
@@ -133,6 +176,12 @@ fn err(index: usize, field: impl Into<String>, message: impl Into<String>) -> Va
     }
 }
 
+fn compile_regex(re: &str) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(re)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
 /// Check every strategy of a request; the first problem found is returned and
 /// nothing is to be changed.
 pub fn validate(req: &StrategyRequest, ctx: &ValidationContext) -> Result<(), ValidationError> {
@@ -157,19 +206,26 @@ pub fn validate(req: &StrategyRequest, ctx: &ValidationContext) -> Result<(), Va
                 ),
             ));
         }
-        match (s.pid, &s.selectors) {
-            (None, None) => {
+        match (s.pid, &s.selectors, &s.command_regex) {
+            (None, None, None) => {
                 return Err(err(
                     i,
                     "pid",
-                    "a strategy must target something: give a pid or selectors",
+                    "a strategy must target something: give a pid, selectors or a command_regex",
                 ))
             }
-            (Some(_), Some(_)) => {
+            (Some(_), Some(_), _) => {
                 return Err(err(
                     i,
                     "selectors",
                     "give either a pid or selectors, not both",
+                ))
+            }
+            (Some(_), _, Some(_)) => {
+                return Err(err(
+                    i,
+                    "command_regex",
+                    "give either a pid or a command_regex, not both",
                 ))
             }
             _ => {}
@@ -190,6 +246,28 @@ pub fn validate(req: &StrategyRequest, ctx: &ValidationContext) -> Result<(), Va
                     i,
                     "pid",
                     format!("PID {pid} is a kernel thread and cannot carry a strategy"),
+                ));
+            }
+        }
+        if let Some(re) = &s.command_regex {
+            if re.is_empty() || re.len() > MAX_REGEX_LEN {
+                return Err(err(
+                    i,
+                    "command_regex",
+                    format!("must be 1..={MAX_REGEX_LEN} bytes long"),
+                ));
+            }
+            if let Err(e) = compile_regex(re) {
+                // The regex error spans several lines; keep the message on one.
+                let msg = e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                return Err(err(
+                    i,
+                    "command_regex",
+                    format!("is not a valid regular expression: {msg}"),
                 ));
             }
         }
@@ -231,9 +309,9 @@ pub fn validate(req: &StrategyRequest, ctx: &ValidationContext) -> Result<(), Va
 /// How one stored strategy resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct StrategyResolution {
-    /// PIDs this strategy covers now.
+    /// PIDs this strategy covers now (sorted).
     pub pids: Vec<u32>,
-    /// Why it covers nothing, when it covers nothing.
+    /// Why it covers nothing (or less than it matches), when that is the case.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -249,54 +327,173 @@ pub struct Resolved {
     pub per_strategy: Vec<StrategyResolution>,
 }
 
-/// Resolve strategies to live PIDs under `proc_root`.
-pub fn resolve(strategies: &[Strategy], proc_root: &Path) -> Resolved {
-    let mut desired: HashMap<u32, PidStrategy> = HashMap::new();
-    let mut per_strategy = Vec::with_capacity(strategies.len());
-    for s in strategies {
-        let resolution = match (s.pid, &s.selectors) {
-            (Some(pid), _) => {
-                if !proc_root.join(pid.to_string()).exists() {
-                    StrategyResolution {
-                        pids: vec![],
-                        note: Some(format!("no process with PID {pid}")),
-                    }
-                } else {
-                    match desired.entry(pid) {
-                        Entry::Occupied(_) => StrategyResolution {
-                            pids: vec![],
-                            note: Some(format!(
-                                "PID {pid} is already covered by an earlier strategy"
-                            )),
-                        },
-                        Entry::Vacant(slot) => {
-                            slot.insert(PidStrategy {
-                                slice_ns: s.execution_time,
-                                priority: s.priority,
-                            });
-                            StrategyResolution {
-                                pids: vec![pid],
-                                note: None,
-                            }
-                        }
-                    }
+/// A validated set with its regexes compiled once.
+#[derive(Debug, Clone, Default)]
+pub struct StrategySet {
+    pub strategies: Vec<Strategy>,
+    regexes: Vec<Option<Regex>>,
+}
+
+impl StrategySet {
+    /// Compile the set's regexes; strategies whose regex does not compile
+    /// (only possible for sets that skipped validation) match nothing.
+    pub fn new(strategies: Vec<Strategy>) -> Self {
+        let regexes = strategies
+            .iter()
+            .map(|s| {
+                s.command_regex
+                    .as_deref()
+                    .and_then(|r| compile_regex(r).ok())
+            })
+            .collect();
+        Self {
+            strategies,
+            regexes,
+        }
+    }
+
+    /// Whether resolving needs a process scan (regexes or selectors).
+    pub fn needs_scan(&self) -> bool {
+        self.strategies.iter().any(|s| s.pid.is_none())
+    }
+
+    /// Whether any strategy uses label selectors.
+    pub fn uses_selectors(&self) -> bool {
+        self.strategies.iter().any(|s| s.selectors.is_some())
+    }
+}
+
+/// What resolution looks at.
+pub struct ResolveInput<'a> {
+    /// For `pid` strategies: the process must exist under it now.
+    pub proc_root: &'a Path,
+    /// Every process, for `command_regex` and `selectors` (None: not scanned).
+    pub snapshot: Option<&'a ProcSnapshot>,
+    /// Pod metadata (labels), for `selectors` (None: not available).
+    pub pods: Option<&'a PodDirectory>,
+    /// Never targeted.
+    pub agent_pid: u32,
+}
+
+fn labels_match(
+    selectors: &[LabelSelector],
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    selectors
+        .iter()
+        .all(|sel| labels.get(&sel.key) == Some(&sel.value))
+}
+
+/// Resolve a set to live PIDs: see the module documentation for the rules.
+pub fn resolve(set: &StrategySet, input: &ResolveInput) -> Resolved {
+    let n = set.strategies.len();
+    // Candidate PIDs per strategy, then assignment in precedence order.
+    let mut candidates: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut notes: Vec<Option<String>> = vec![None; n];
+    for (i, s) in set.strategies.iter().enumerate() {
+        if let Some(pid) = s.pid {
+            if input.proc_root.join(pid.to_string()).exists() {
+                candidates[i].push(pid);
+            } else {
+                notes[i] = Some(format!("no process with PID {pid}"));
+            }
+            continue;
+        }
+        let Some(snapshot) = input.snapshot else {
+            notes[i] = Some("processes have not been scanned yet".into());
+            continue;
+        };
+        if s.command_regex.is_some() && set.regexes[i].is_none() {
+            notes[i] = Some("command_regex does not compile".into());
+            continue;
+        }
+        if s.selectors.is_some() && input.pods.is_none() {
+            notes[i] = Some(
+                "label selectors match no PID: pod labels are not available \
+                 (no Kubernetes API and no --pods-file)"
+                    .into(),
+            );
+            continue;
+        }
+        let re = set.regexes[i].as_ref();
+        let selectors = s.selectors.as_deref();
+        // Labels per pod UID, looked up once per pod rather than per process.
+        let mut pod_match: HashMap<&str, bool> = HashMap::new();
+        for p in &snapshot.processes {
+            if p.kernel_thread || p.pid <= 1 || p.pid == input.agent_pid {
+                continue;
+            }
+            if let Some(sel) = selectors {
+                let Some(pod) = &p.pod else { continue };
+                let ok = *pod_match.entry(pod.pod_uid.as_str()).or_insert_with(|| {
+                    input
+                        .pods
+                        .and_then(|d| d.get(&pod.pod_uid))
+                        .is_some_and(|m| labels_match(sel, &m.labels))
+                });
+                if !ok {
+                    continue;
                 }
             }
-            (None, Some(_)) => StrategyResolution {
-                pids: vec![],
-                note: Some(
-                    "label selectors match no PID yet: pod labels are not available \
-                     (Kubernetes integration is not configured)"
-                        .into(),
-                ),
-            },
-            (None, None) => StrategyResolution {
-                pids: vec![],
-                note: Some("targets nothing".into()),
-            },
-        };
-        per_strategy.push(resolution);
+            if let Some(re) = re {
+                if !re.is_match(&p.command) {
+                    continue;
+                }
+            }
+            candidates[i].push(p.pid);
+        }
+        if candidates[i].is_empty() {
+            notes[i] = Some(
+                match (re.is_some(), selectors.is_some()) {
+                    (true, true) => {
+                        "no process in a pod with matching labels has a matching command"
+                    }
+                    (true, false) => "no process has a matching command",
+                    _ => "no process runs in a pod with matching labels",
+                }
+                .into(),
+            );
+        }
     }
+
+    let mut order: Vec<usize> = (0..n).collect();
+    // Stable: among equals, posted order is kept (first wins).
+    order.sort_by_key(|&i| std::cmp::Reverse(set.strategies[i].specificity()));
+    let mut desired: HashMap<u32, PidStrategy> = HashMap::new();
+    let mut won: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for &i in &order {
+        let value = set.strategies[i].pid_strategy();
+        let mut shadowed = 0usize;
+        for &pid in &candidates[i] {
+            match desired.entry(pid) {
+                Entry::Occupied(_) => shadowed += 1,
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                    won[i].push(pid);
+                }
+            }
+        }
+        if shadowed > 0 {
+            notes[i] = Some(if set.strategies[i].pid.is_some() {
+                format!(
+                    "PID {} is already covered by an earlier strategy",
+                    candidates[i][0]
+                )
+            } else {
+                format!(
+                    "{shadowed} matching PIDs are covered by a more specific or earlier strategy"
+                )
+            });
+        }
+    }
+    let per_strategy = won
+        .into_iter()
+        .zip(notes)
+        .map(|(mut pids, note)| {
+            pids.sort_unstable();
+            StrategyResolution { pids, note }
+        })
+        .collect();
     let mut list: Vec<ResolvedStrategy> = desired
         .iter()
         .map(|(&pid, s)| ResolvedStrategy {
@@ -317,17 +514,47 @@ pub fn resolve(strategies: &[Strategy], proc_root: &Path) -> Resolved {
 #[derive(Debug, Clone)]
 pub struct StrategyState {
     pub strategies: Vec<Strategy>,
+    pub set: StrategySet,
     pub resolved: Resolved,
+    /// When the set was last replaced (or loaded).
     pub updated_at: DateTime<Utc>,
+    /// When it was last resolved.
+    pub resolved_at: DateTime<Utc>,
+    /// Bumped on every replacement, so a resolution computed from an older set
+    /// is never stored over a newer one.
+    pub generation: u64,
 }
 
 impl StrategyState {
+    /// A set resolved against `proc_root` (a fresh scan when it needs one), without pod labels.
     pub fn new(strategies: Vec<Strategy>, proc_root: &Path) -> Self {
-        let resolved = resolve(&strategies, proc_root);
+        let set = StrategySet::new(strategies);
+        let snapshot = if set.needs_scan() {
+            crate::pods::scan_all(proc_root).ok()
+        } else {
+            None
+        };
+        let resolved = resolve(
+            &set,
+            &ResolveInput {
+                proc_root,
+                snapshot: snapshot.as_ref(),
+                pods: None,
+                agent_pid: std::process::id(),
+            },
+        );
+        Self::with_resolved(set, resolved, 0)
+    }
+
+    pub fn with_resolved(set: StrategySet, resolved: Resolved, generation: u64) -> Self {
+        let now = Utc::now();
         Self {
-            strategies,
+            strategies: set.strategies.clone(),
+            set,
             resolved,
-            updated_at: Utc::now(),
+            updated_at: now,
+            resolved_at: now,
+            generation,
         }
     }
 }
@@ -342,8 +569,94 @@ pub fn from_static(desired: &DesiredStrategies) -> Vec<Strategy> {
             execution_time: s.slice_ns,
             pid: Some(pid),
             selectors: None,
+            command_regex: None,
         })
         .collect()
+}
+
+/// The file under the state directory that holds the accepted set.
+pub const STATE_FILE: &str = "strategies.json";
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    saved_at: DateTime<Utc>,
+    strategies: Vec<Strategy>,
+}
+
+/// Where the accepted set is kept across restarts.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    /// A store in `dir`, created (mode 0700) when missing.
+    pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = dir.into();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        Ok(Self { dir })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// The saved set, None when nothing was saved yet.
+    pub fn load(&self) -> anyhow::Result<Option<Vec<Strategy>>> {
+        use anyhow::Context;
+        let path = self.path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let file: StateFile = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        anyhow::ensure!(
+            file.version == 1,
+            "{}: unknown version {}",
+            path.display(),
+            file.version
+        );
+        Ok(Some(file.strategies))
+    }
+
+    /// Write the set atomically: a temporary file in the same directory,
+    /// fsync, rename over the old file, fsync the directory. A crash at any
+    /// point leaves either the old or the new set, never a torn file.
+    pub fn save(&self, strategies: &[Strategy]) -> std::io::Result<()> {
+        let body = serde_json::to_vec_pretty(&StateFile {
+            version: 1,
+            saved_at: Utc::now(),
+            strategies: strategies.to_vec(),
+        })
+        .map_err(std::io::Error::other)?;
+        let tmp = self
+            .dir
+            .join(format!(".{STATE_FILE}.tmp-{}", std::process::id()));
+        let result = (|| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(&body)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, self.path())?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
 }
 
 #[cfg(test)]
@@ -363,6 +676,7 @@ mod tests {
             execution_time: ns,
             pid: Some(pid),
             selectors: None,
+            command_regex: None,
         }
     }
 
@@ -466,6 +780,7 @@ mod tests {
                 key: "nf".into(),
                 value: "upf".into(),
             }]),
+            command_regex: None,
         };
         let strategies = vec![
             pid_strategy(me, 1_000_000),
@@ -473,7 +788,7 @@ mod tests {
             pid_strategy(u32::MAX - 1, 1_000_000),
             sel,
         ];
-        let r = resolve(&strategies, Path::new("/proc"));
+        let r = StrategyState::new(strategies, Path::new("/proc")).resolved;
         assert_eq!(r.desired.len(), 1);
         assert_eq!(
             r.desired[&me],
@@ -498,6 +813,181 @@ mod tests {
             .unwrap()
             .contains("no process"));
         assert!(r.per_strategy[3].note.as_ref().unwrap().contains("labels"));
+    }
+
+    fn snapshot(procs: &[(u32, &str, Option<&str>)]) -> ProcSnapshot {
+        let mut s = ProcSnapshot::empty();
+        s.processes = procs
+            .iter()
+            .map(|&(pid, command, pod)| crate::pods::ProcInfo {
+                pid,
+                ppid: 1,
+                command: command.into(),
+                kernel_thread: command.starts_with("kworker"),
+                pod: pod.map(|uid| crate::pods::PodRef {
+                    pod_uid: uid.into(),
+                    container_id: String::new(),
+                }),
+            })
+            .collect();
+        s
+    }
+
+    fn sel(k: &str, v: &str) -> Option<Vec<LabelSelector>> {
+        Some(vec![LabelSelector {
+            key: k.into(),
+            value: v.into(),
+        }])
+    }
+
+    #[test]
+    fn precedence_pid_then_regex_then_selectors_first_wins_among_equals() {
+        let me = std::process::id();
+        // `me` is a live PID (pid strategies need /proc/PID); the others are fake.
+        let snap = snapshot(&[
+            (me, "upf", Some("pod-a")),
+            (1001, "upf", Some("pod-a")),
+            (1002, "sidecar", Some("pod-a")),
+            (1003, "upf", None),
+            (1004, "kworker/0:1", None),
+            (1, "upf", None),
+        ]);
+        let dir = crate::kube::PodDirectory::from_pods([crate::kube::PodMeta {
+            uid: "pod-a".into(),
+            name: "upf-0".into(),
+            namespace: "5g".into(),
+            labels: [("nf".to_string(), "upf".to_string())].into(),
+            config_hash: None,
+        }]);
+        let mk = |ns: u64, pid, selectors, re: Option<&str>| Strategy {
+            priority: false,
+            execution_time: ns,
+            pid,
+            selectors,
+            command_regex: re.map(String::from),
+        };
+        let set = StrategySet::new(vec![
+            mk(1_000_000, None, sel("nf", "upf"), None), // 0: selectors
+            mk(2_000_000, None, None, Some("^upf$")),    // 1: regex
+            mk(3_000_000, None, sel("nf", "upf"), Some("car")), // 2: regex + selectors
+            mk(4_000_000, Some(me), None, None),         // 3: pid
+            mk(5_000_000, None, None, Some("^up")),      // 4: regex, later
+            mk(6_000_000, None, sel("nf", "upf"), None), // 5: selectors, later
+        ]);
+        let r = resolve(
+            &set,
+            &ResolveInput {
+                proc_root: Path::new("/proc"),
+                snapshot: Some(&snap),
+                pods: Some(&dir),
+                agent_pid: 4242,
+            },
+        );
+        let ns = |pid: u32| r.desired[&pid].slice_ns;
+        assert_eq!(ns(me), 4_000_000, "pid beats everything");
+        assert_eq!(
+            ns(1001),
+            2_000_000,
+            "regex beats selectors; first regex wins"
+        );
+        assert_eq!(
+            ns(1003),
+            2_000_000,
+            "regex alone covers processes outside pods"
+        );
+        assert_eq!(ns(1002), 3_000_000, "regex+selectors beats selectors-only");
+        assert!(
+            !r.desired.contains_key(&1004),
+            "kernel threads are never targeted"
+        );
+        assert!(!r.desired.contains_key(&1), "PID 1 is never targeted");
+        assert_eq!(r.desired.len(), 4);
+        assert_eq!(r.per_strategy[0].pids, Vec::<u32>::new());
+        assert!(r.per_strategy[0]
+            .note
+            .as_ref()
+            .unwrap()
+            .contains("more specific"));
+        assert_eq!(r.per_strategy[1].pids, vec![1001, 1003]);
+        assert_eq!(r.per_strategy[2].pids, vec![1002]);
+        assert_eq!(r.per_strategy[3].pids, vec![me]);
+        assert!(r.per_strategy[4].pids.is_empty());
+        assert!(r.per_strategy[5].pids.is_empty());
+        // Without labels, selectors match nothing and say why.
+        let r = resolve(
+            &set,
+            &ResolveInput {
+                proc_root: Path::new("/proc"),
+                snapshot: Some(&snap),
+                pods: None,
+                agent_pid: 4242,
+            },
+        );
+        assert!(r.per_strategy[0]
+            .note
+            .as_ref()
+            .unwrap()
+            .contains("--pods-file"));
+        assert_eq!(r.desired[&1001].slice_ns, 2_000_000);
+    }
+
+    #[test]
+    fn regex_validation() {
+        let mut s = pid_strategy(1000, 1_000_000);
+        s.pid = None;
+        s.command_regex = Some("(unclosed".into());
+        let e = validate(
+            &StrategyRequest {
+                strategies: vec![pid_strategy(1000, 1_000_000), s.clone()],
+            },
+            &ctx(),
+        )
+        .unwrap_err();
+        assert_eq!((e.index, e.field.as_str()), (1, "command_regex"));
+        assert!(!e.message.contains('\n'));
+        s.command_regex = Some("^nginx$".into());
+        assert!(validate(
+            &StrategyRequest {
+                strategies: vec![s.clone()]
+            },
+            &ctx()
+        )
+        .is_ok());
+        s.pid = Some(1000);
+        let e = validate(
+            &StrategyRequest {
+                strategies: vec![s],
+            },
+            &ctx(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("not both"), "{e}");
+    }
+
+    #[test]
+    fn state_store_round_trip_is_atomic() {
+        let dir = std::env::temp_dir().join(format!("scx_pilot_state_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = StateStore::open(dir.join("nested")).unwrap();
+        assert_eq!(store.load().unwrap(), None);
+        let mut s = pid_strategy(1000, 1_000_000);
+        s.command_regex = None;
+        let mut r = pid_strategy(1, 2_000_000);
+        r.pid = None;
+        r.command_regex = Some("^a".into());
+        store.save(&[s.clone(), r.clone()]).unwrap();
+        assert_eq!(store.load().unwrap(), Some(vec![s.clone(), r]));
+        store.save(&[s.clone()]).unwrap();
+        assert_eq!(store.load().unwrap(), Some(vec![s]));
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.join("nested"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec![STATE_FILE.to_string()]);
+        std::fs::write(store.path(), "{").unwrap();
+        assert!(store.load().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

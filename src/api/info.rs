@@ -40,13 +40,9 @@ pub struct SamplerHealth {
     pub stale_after_ms: u64,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct KubernetesHealth {
-    /// "not configured" until the Kubernetes integration exists.
-    #[schema(example = "not configured")]
-    pub status: &'static str,
-    pub connected: bool,
-}
+/// The pod metadata source (Kubernetes API or `--pods-file`). Its errors do
+/// not make the agent unhealthy: it keeps serving the last known pods.
+pub type KubernetesHealth = crate::kube::KubeStatus;
 
 #[derive(Serialize, ToSchema)]
 pub struct Components {
@@ -150,10 +146,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
                 interval_ms: state.sample_interval.as_millis() as u64,
                 stale_after_ms: stale.num_milliseconds() as u64,
             },
-            kubernetes: KubernetesHealth {
-                status: "not configured",
-                connected: false,
-            },
+            kubernetes: state.pod_meta.status(),
         },
     };
     let code = if healthy {

@@ -151,6 +151,12 @@ pub struct ApiState {
     pub strategies: Mutex<StrategyState>,
     strategies_tx: Option<(Sender<DesiredStrategies>, Receiver<DesiredStrategies>)>,
     pub proc_root: PathBuf,
+    /// The shared `/proc` scan (pods API and resolver).
+    pub pods: Arc<crate::pods::ScanCache>,
+    /// Pod names, namespaces and labels (Kubernetes or `--pods-file`).
+    pub pod_meta: Arc<crate::kube::PodMetaHandle>,
+    /// Where accepted strategy sets are saved (None: not persisted).
+    pub state_store: Option<crate::strategy::StateStore>,
     pub agent_pid: u32,
     pub sample_interval: Duration,
     pub history_seconds: u64,
@@ -171,6 +177,9 @@ impl ApiState {
             metrics_body: MetricsBody::default(),
             strategies: Mutex::new(StrategyState::new(Vec::new(), &proc_root)),
             strategies_tx: None,
+            pods: Arc::new(crate::pods::ScanCache::new(&proc_root, Duration::ZERO)),
+            pod_meta: crate::kube::PodMetaHandle::new(),
+            state_store: None,
             proc_root,
             agent_pid: std::process::id(),
             sample_interval: Duration::from_secs(1),
@@ -193,8 +202,30 @@ impl ApiState {
 
     pub fn with_proc_root(mut self, proc_root: impl Into<PathBuf>) -> Self {
         self.proc_root = proc_root.into();
+        self.pods = Arc::new(crate::pods::ScanCache::new(
+            &self.proc_root,
+            self.pods.ttl(),
+        ));
         let strategies = self.strategies_snapshot().strategies;
         self.strategies = Mutex::new(StrategyState::new(strategies, &self.proc_root));
+        self
+    }
+
+    /// Reuse a `/proc` scan for the pods API while it is younger than `ttl`.
+    pub fn with_pods_cache(mut self, ttl: Duration) -> Self {
+        self.pods = Arc::new(crate::pods::ScanCache::new(&self.proc_root, ttl));
+        self
+    }
+
+    /// Pod metadata from this source (Kubernetes or `--pods-file`).
+    pub fn with_pod_meta(mut self, pod_meta: Arc<crate::kube::PodMetaHandle>) -> Self {
+        self.pod_meta = pod_meta;
+        self
+    }
+
+    /// Save every accepted strategy set here.
+    pub fn with_state_store(mut self, store: crate::strategy::StateStore) -> Self {
+        self.state_store = Some(store);
         self
     }
 
@@ -230,7 +261,7 @@ impl ApiState {
 
     /// Hand a new set to the scheduler thread; only the newest set matters, so
     /// a full channel drops its oldest set. False when there is no scheduler.
-    fn send_desired(&self, desired: DesiredStrategies) -> bool {
+    pub(crate) fn send_desired(&self, desired: DesiredStrategies) -> bool {
         let Some((tx, rx)) = &self.strategies_tx else {
             return false;
         };

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::{now, ApiState};
-use crate::pods::{self, PodInfo};
+use crate::pods::PodInfo;
 
 #[derive(Serialize, ToSchema)]
 pub struct PodsResponse {
@@ -30,11 +30,15 @@ pub struct PodsResponse {
     )
 )]
 pub async fn get_pods(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let root = state.proc_root.clone();
-    let pods = web::block(move || pods::scan(&root))
-        .await
-        .map_err(|e| ApiError::PodScan(e.to_string()))?
-        .map_err(|e| ApiError::PodScan(e.to_string()))?;
+    let st = state.clone();
+    let pods = web::block(move || {
+        st.pods
+            .get()
+            .map(|snap| snap.pods(st.pod_meta.directory().as_deref()))
+    })
+    .await
+    .map_err(|e| ApiError::PodScan(e.to_string()))?
+    .map_err(|e| ApiError::PodScan(e.to_string()))?;
     Ok(HttpResponse::Ok().json(PodsResponse {
         success: true,
         message: "Pod-PID mappings retrieved successfully",

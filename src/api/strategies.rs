@@ -7,9 +7,14 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::metrics::SuccessResponse;
 use super::{now, rfc3339, ApiState};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use chrono::{DateTime, Utc};
+
 use crate::strategy::{
-    self, ResolvedStrategy, Strategy, StrategyRequest, StrategyResolution, StrategyState,
-    ValidationContext,
+    self, ResolveInput, ResolvedStrategy, Strategy, StrategyRequest, StrategyResolution,
+    StrategySet, StrategyState, ValidationContext,
 };
 
 #[derive(Serialize, ToSchema)]
@@ -40,8 +45,15 @@ pub struct StrategyConfigResponse {
     pub updated_at: String,
     /// Whether a scheduler receives the resolved set (false in api-only mode).
     pub applied_to_scheduler: bool,
-    /// Whether label selectors can match pods (false until Kubernetes labels are available).
+    /// Whether label selectors can match pods (pod labels come from Kubernetes or `--pods-file`).
     pub selectors_supported: bool,
+    /// When the set was last resolved to PIDs (it is re-resolved continuously).
+    pub resolved_at: String,
+    /// The file the set is saved in (null: not persisted).
+    pub state_file: Option<String>,
+    /// How a PID matched by several strategies is resolved.
+    #[schema(example = "pid > command_regex > selectors; first wins among equals")]
+    pub precedence: &'static str,
     /// The strategies as posted, in order.
     pub strategies: Vec<ConfiguredStrategy>,
 }
@@ -100,19 +112,17 @@ pub async fn post_strategies(
         },
     )
     .map_err(|e| ApiError::InvalidStrategy(e.to_string()))?;
-    let next = StrategyState::new(req.strategies, &state.proc_root);
-    let count = next.strategies.len();
-    let pids = next.resolved.desired.len();
-    let timestamp = rfc3339(next.updated_at);
-    {
-        // Held across the send so sets reach the scheduler in the order stored.
-        let mut current = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
-        let sent = state.send_desired(next.resolved.desired.clone());
-        if state.has_scheduler() && !sent {
-            log::warn!("strategies: the scheduler thread is not taking new sets");
-        }
-        *current = next;
-    }
+    let st = state.clone();
+    let (next, before) = web::block(move || replace_set(&st, req.strategies))
+        .await
+        .map_err(|e| ApiError::Other {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("Failed to save scheduling strategies: {e}"),
+        })??;
+    let count = next.0;
+    let pids = next.1;
+    let timestamp = rfc3339(next.2);
+    let posted = next.3;
     log::info!("strategies: accepted {count} strategies resolving to {pids} PIDs");
     let mut res = HttpResponse::Ok().json(SuccessResponse {
         success: true,
@@ -122,11 +132,73 @@ pub async fn post_strategies(
     super::auth::note(
         &mut res,
         format!(
-            "strategies replaced: {count} strategies on {pids} PIDs: {}",
-            serde_json::to_string(&state.strategies_snapshot().strategies).unwrap_or_default()
+            "strategies replaced: {} strategies on {} PIDs -> {count} strategies on {pids} PIDs: {}",
+            before.0,
+            before.1,
+            super::auth::clip(&posted)
         ),
     );
     Ok(res)
+}
+
+/// Resolve, persist, store and send a validated set, in that order; nothing is
+/// changed when it cannot be saved. Returns (strategies, PIDs, time, the set
+/// as JSON for the write log) and the size of the set replaced.
+#[allow(clippy::type_complexity)]
+fn replace_set(
+    state: &ApiState,
+    strategies: Vec<Strategy>,
+) -> Result<((usize, usize, DateTime<Utc>, String), (usize, usize)), ApiError> {
+    let set = StrategySet::new(strategies);
+    let snapshot = if set.needs_scan() {
+        // A fresh scan: the poster expects the processes it sees now.
+        Some(
+            state
+                .pods
+                .get_within(Duration::ZERO)
+                .map_err(|e| ApiError::PodScan(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let dir = state.pod_meta.directory();
+    let resolved = strategy::resolve(
+        &set,
+        &ResolveInput {
+            proc_root: &state.proc_root,
+            snapshot: snapshot.as_deref(),
+            pods: dir.as_deref(),
+            agent_pid: state.agent_pid,
+        },
+    );
+    // For the write log: the whole new set.
+    let posted = serde_json::to_string(&set.strategies).unwrap_or_default();
+    // Held across save and send so the file and the scheduler see sets in the
+    // order they are stored.
+    let mut current = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(store) = &state.state_store {
+        store.save(&set.strategies).map_err(|e| ApiError::Other {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!(
+                "Failed to save scheduling strategies to {}: {e}",
+                store.path().display()
+            ),
+        })?;
+    }
+    let before = (current.strategies.len(), current.resolved.desired.len());
+    let next = StrategyState::with_resolved(set, resolved, current.generation + 1);
+    let sent = state.send_desired(next.resolved.desired.clone());
+    if state.has_scheduler() && !sent {
+        log::warn!("strategies: the scheduler thread is not taking new sets");
+    }
+    let summary = (
+        next.strategies.len(),
+        next.resolved.desired.len(),
+        next.updated_at,
+        posted,
+    );
+    *current = next;
+    Ok((summary, before))
 }
 
 #[utoipa::path(
@@ -155,7 +227,13 @@ pub async fn get_config(state: web::Data<ApiState>) -> HttpResponse {
         timestamp: now(),
         updated_at: rfc3339(current.updated_at),
         applied_to_scheduler: state.has_scheduler(),
-        selectors_supported: false,
+        selectors_supported: state.pod_meta.directory().is_some(),
+        resolved_at: rfc3339(current.resolved_at),
+        state_file: state
+            .state_store
+            .as_ref()
+            .map(|s| s.path().display().to_string()),
+        precedence: "pid > command_regex > selectors; first wins among equals",
         strategies,
     })
 }

@@ -1,0 +1,248 @@
+//! Continuous resolution of the accepted strategy set to PIDs.
+//!
+//! A thread re-resolves the set when it is woken (pod metadata changed) and on
+//! a periodic rescan of `/proc`, and hands the scheduler thread the new
+//! `pid -> strategy` set when it differs from the last one (the scheduler
+//! applies it to the BPF map as a diff). A new process in a matching pod is
+//! thus covered within one interval plus one scan; an exited PID leaves the
+//! set just as fast.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use chrono::Utc;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::api::ApiState;
+use crate::kube::PodsFile;
+use crate::strategy::{self, ResolveInput, Resolved};
+
+/// Resolve the set stored in `state` now, from a scan no older than
+/// `max_scan_age`, and store (and send) the result unless the set was
+/// replaced meanwhile. Returns whether the desired set changed.
+pub fn resolve_once(state: &ApiState, max_scan_age: Duration) -> bool {
+    let (set, generation) = {
+        let cur = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+        (cur.set.clone(), cur.generation)
+    };
+    let snapshot = if set.needs_scan() {
+        match state.pods.get_within(max_scan_age) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::warn!("resolver: scanning {}: {e}", state.proc_root.display());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let dir = state.pod_meta.directory();
+    let resolved = strategy::resolve(
+        &set,
+        &ResolveInput {
+            proc_root: &state.proc_root,
+            snapshot: snapshot.as_deref(),
+            pods: dir.as_deref(),
+            agent_pid: state.agent_pid,
+        },
+    );
+    store(state, generation, resolved)
+}
+
+fn store(state: &ApiState, generation: u64, resolved: Resolved) -> bool {
+    let mut cur = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+    if cur.generation != generation {
+        // A POST replaced the set while this one was being resolved; it
+        // resolved its own set already.
+        return false;
+    }
+    let changed = cur.resolved.desired != resolved.desired;
+    if changed {
+        log::debug!(
+            "resolver: {} -> {} PIDs",
+            cur.resolved.desired.len(),
+            resolved.desired.len()
+        );
+        if state.has_scheduler() && !state.send_desired(resolved.desired.clone()) {
+            log::warn!("resolver: the scheduler thread is not taking new sets");
+        }
+    }
+    cur.resolved = resolved;
+    cur.resolved_at = Utc::now();
+    changed
+}
+
+/// The resolver thread.
+pub struct Resolver {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    wake: crossbeam_channel::Sender<()>,
+}
+
+impl Resolver {
+    /// Start resolving `state`'s set every `interval` and whenever `wake_rx`
+    /// (also fed by pod metadata changes) delivers. A pods file, if given, is
+    /// re-read on each round when it changed.
+    pub fn spawn(
+        state: web::Data<ApiState>,
+        interval: Duration,
+        wake: (crossbeam_channel::Sender<()>, Receiver<()>),
+        mut pods_file: Option<PodsFile>,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let (wake_tx, wake_rx) = wake;
+        let thread = std::thread::Builder::new()
+            .name("resolver".into())
+            .spawn(move || {
+                let mut next = Instant::now() + interval;
+                while !flag.load(Ordering::Relaxed) {
+                    let woken = match wake_rx.recv_deadline(next) {
+                        Ok(()) => true,
+                        Err(RecvTimeoutError::Timeout) => false,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                            false
+                        }
+                    };
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Some(f) = pods_file.as_mut() {
+                        f.poll(&state.pod_meta);
+                    }
+                    // On a pod event, the processes are likely the same as a
+                    // moment ago; on the periodic round, look at /proc anew
+                    // (sharing a scan the pods API made within half an interval).
+                    let max_age = if woken { interval } else { interval / 2 };
+                    resolve_once(&state, max_age);
+                    if !woken {
+                        next = Instant::now() + interval;
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            wake: wake_tx,
+        })
+    }
+
+    /// Ask for a resolution round now.
+    pub fn wake(&self) {
+        let _ = self.wake.try_send(());
+    }
+
+    /// Stop and join the thread.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.wake.try_send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What `main` needs to start continuous resolution.
+pub struct Startup {
+    pub pod_meta: Arc<crate::kube::PodMetaHandle>,
+    pub wake: (crossbeam_channel::Sender<()>, Receiver<()>),
+    pub pods_file: Option<PodsFile>,
+    pub store: Option<crate::strategy::StateStore>,
+    /// The set to start with: `--strategy` flags, else the saved set.
+    pub initial: Vec<crate::strategy::Strategy>,
+    /// The Kubernetes watcher, when configured.
+    pub kube: Option<crate::kube::KubeWatcher>,
+}
+
+/// Open the state directory, load the saved set, and start the pod metadata
+/// source (`--pods-file`, or the Kubernetes API when configured).
+pub fn prepare(opts: &crate::cli::Opts) -> Startup {
+    let pod_meta = crate::kube::PodMetaHandle::new();
+    let wake = crossbeam_channel::bounded(1);
+    pod_meta.set_notify(wake.0.clone());
+
+    let store = match crate::strategy::StateStore::open(&opts.state_dir) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::error!(
+                "state directory {}: {e}; strategy sets will not be saved and POSTs of strategies will fail",
+                opts.state_dir.display()
+            );
+            None
+        }
+    };
+    let statics = strategy::from_static(&opts.static_strategies());
+    let initial = if !statics.is_empty() {
+        log::info!(
+            "strategies: starting with the {} --strategy flags (not the saved set)",
+            statics.len()
+        );
+        statics
+    } else {
+        load_saved(store.as_ref(), &opts.proc_root)
+    };
+
+    let (pods_file, kube) = match &opts.pods_file {
+        Some(path) => (Some(PodsFile::open(path, &pod_meta)), None),
+        None => (
+            None,
+            crate::kube::KubeWatcher::start(opts, pod_meta.clone()),
+        ),
+    };
+    Startup {
+        pod_meta,
+        wake,
+        pods_file,
+        store,
+        initial,
+        kube,
+    }
+}
+
+/// The saved set, if any and if it still validates.
+fn load_saved(
+    store: Option<&crate::strategy::StateStore>,
+    proc_root: &std::path::Path,
+) -> Vec<crate::strategy::Strategy> {
+    let Some(store) = store else {
+        return Vec::new();
+    };
+    match store.load() {
+        Ok(None) => Vec::new(),
+        Ok(Some(strategies)) => {
+            let req = crate::strategy::StrategyRequest { strategies };
+            let ctx = crate::strategy::ValidationContext {
+                agent_pid: std::process::id(),
+                proc_root,
+            };
+            match strategy::validate(&req, &ctx) {
+                Ok(()) => {
+                    log::info!(
+                        "strategies: loaded {} from {}",
+                        req.strategies.len(),
+                        store.path().display()
+                    );
+                    req.strategies
+                }
+                Err(e) => {
+                    log::error!(
+                        "strategies: the saved set in {} is not valid now ({e}); starting with none \
+                         (the file is replaced at the next POST)",
+                        store.path().display()
+                    );
+                    Vec::new()
+                }
+            }
+        }
+        Err(e) => {
+            log::error!(
+                "strategies: {e:#}; starting with none (the file is replaced at the next POST)"
+            );
+            Vec::new()
+        }
+    }
+}
