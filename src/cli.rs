@@ -17,7 +17,8 @@ pub const MAX_SLICE_NS: u64 = 1_000_000_000;
 #[command(
     name = "scx_pilot",
     version,
-    about = "A sched_ext CPU scheduler with per-PID strategies and an HTTP API"
+    about = "A sched_ext CPU scheduler with per-PID strategies and an HTTP API",
+    after_help = "Terminal monitor of a running agent: scx_pilot top [--url URL] [--once] [--json] (see scx_pilot top --help)"
 )]
 pub struct Opts {
     /// Time slice of tasks without a strategy, in microseconds. Shorter slices let

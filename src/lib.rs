@@ -9,3 +9,4 @@ pub mod pods;
 pub mod resolver;
 pub mod sched;
 pub mod strategy;
+pub mod top;

@@ -136,6 +136,16 @@ fn run(opts: Opts) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // `scx_pilot top ...`: the terminal monitor, a client of a running agent.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "top") {
+        return match scx_pilot::top::main(std::env::args_os().skip(1)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("scx_pilot top: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let opts = Opts::parse();
     logging::init(opts.verbose);
     match run(opts) {

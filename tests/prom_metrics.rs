@@ -50,13 +50,26 @@ fn which(cmd: &str) -> bool {
 struct Agent {
     child: Child,
     base: String,
+    state_dir: PathBuf,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Agent {
     fn start() -> Agent {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let state_dir = std::env::temp_dir().join(format!(
+            "scx_pilot_prom_state_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&state_dir);
         let mut child = Command::new(BIN)
-            .args(["--api-only", "--listen", "127.0.0.1:0"])
+            // Writes without a token (tests/auth_* cover the token).
+            .args(["--api-only", "--listen", "127.0.0.1:0", "--auth", "none"])
+            // Its own state dir: strategies posted here must not persist into
+            // the host's /var/lib/scx_pilot or other tests' agents.
+            .arg("--state-dir")
+            .arg(&state_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -80,6 +93,7 @@ impl Agent {
         Agent {
             child,
             base: format!("http://{addr}"),
+            state_dir,
             stderr,
         }
     }
@@ -97,6 +111,7 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
         if std::thread::panicking() {
             eprintln!("agent stderr:\n{}", self.stderr.lock().unwrap().join("\n"));
         }

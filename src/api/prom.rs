@@ -280,12 +280,13 @@ impl Snapshot {
         let external_list = state.external.list();
         let (strategies_by_target, resolved_priority, resolved_normal) = {
             let current = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
-            let (mut pid, mut selectors, mut other) = (0, 0, 0);
+            let (mut pid, mut regex, mut selectors, mut other) = (0, 0, 0, 0);
             for s in &current.strategies {
-                match (&s.pid, &s.selectors) {
-                    (Some(_), _) => pid += 1,
-                    (None, Some(_)) => selectors += 1,
-                    (None, None) => other += 1,
+                match (&s.pid, &s.command_regex, &s.selectors) {
+                    (Some(_), _, _) => pid += 1,
+                    (None, Some(_), _) => regex += 1,
+                    (None, None, Some(_)) => selectors += 1,
+                    (None, None, None) => other += 1,
                 }
             }
             let prio = current
@@ -295,7 +296,12 @@ impl Snapshot {
                 .filter(|s| s.priority)
                 .count();
             (
-                vec![("pid", pid), ("selectors", selectors), ("other", other)],
+                vec![
+                    ("pid", pid),
+                    ("command_regex", regex),
+                    ("selectors", selectors),
+                    ("other", other),
+                ],
                 prio,
                 current.resolved.desired.len() - prio,
             )
@@ -314,7 +320,7 @@ impl Snapshot {
             resolved_normal,
             map_pids: status.strategy_pids,
             pods: pods.map(PodCounts::of),
-            kubernetes_connected: false,
+            kubernetes_connected: state.pod_meta.status().connected,
             start_time: unix_seconds(state.started_at),
         }
     }
@@ -615,13 +621,18 @@ impl Collector for Snapshot {
     }
 }
 
-/// The pods for `/metrics`.
-async fn scan_pods(state: &ApiState) -> Option<Vec<PodInfo>> {
-    let root = state.proc_root.clone();
-    web::block(move || crate::pods::scan(&root))
-        .await
-        .ok()
-        .and_then(Result::ok)
+/// The pods for `/metrics`, from the shared scan cache (the same `/proc`
+/// walk that `GET /api/v1/pods/pids` and the resolver use).
+async fn scan_pods(state: &web::Data<ApiState>) -> Option<Vec<PodInfo>> {
+    let st = state.clone();
+    web::block(move || {
+        st.pods
+            .get()
+            .map(|snap| snap.pods(st.pod_meta.directory().as_deref()))
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
 }
 
 #[utoipa::path(
