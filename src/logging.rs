@@ -14,7 +14,11 @@ pub fn init(verbose: u8) {
         .set_target_level(LevelFilter::Off)
         .set_thread_level(LevelFilter::Off)
         .build();
-    let _ = TermLogger::init(level, config, TerminalMode::Stderr, ColorChoice::Never);
+    // Under systemd with stderr in the journal, `<N>` priority prefixes
+    // replace the `[LEVEL]` tags so `journalctl -p warning` works.
+    if !(crate::notify::stderr_is_journal() && crate::notify::init_journal_logger(level)) {
+        let _ = TermLogger::init(level, config, TerminalMode::Stderr, ColorChoice::Never);
+    }
 
     // libbpf's own chatter is detail for debugging: the agent reports failures
     // itself in one line, with libbpf's lines available under -v.

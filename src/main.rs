@@ -11,7 +11,7 @@ use scx_pilot::api::{self, ApiState};
 use scx_pilot::cli::Opts;
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
-use scx_pilot::{agent, logging, resolver};
+use scx_pilot::{agent, logging, notify, resolver};
 
 /// Start the HTTP API and (unless --api-only) the scheduler thread; on
 /// SIGINT/SIGTERM stop the HTTP server first (no new connections, in-flight
@@ -75,6 +75,9 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         log::info!("HTTP API listening on http://{addr}");
     }
 
+    // For READY=1 to systemd once the scheduler is attached.
+    let attached = status.clone();
+    let api_addrs: Vec<String> = server.addrs().iter().map(|a| a.to_string()).collect();
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
     let sched_stop = Arc::new(AtomicBool::new(false));
     let scheduler = if opts.api_only {
@@ -112,10 +115,36 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         &never
     };
 
-    select! {
-        recv(signal_rx) -> _ => log::info!("stopping: HTTP server first, then the scheduler"),
-        recv(done_rx) -> _ => log::warn!("the scheduler stopped; stopping the HTTP server"),
+    // READY=1 (Type=notify) once the listener is bound and, unless api-only,
+    // the scheduler is attached: a unit ordered after this one starts with
+    // both in place.
+    let mut ready = false;
+    let poll = crossbeam_channel::tick(std::time::Duration::from_millis(20));
+    let no_poll = crossbeam_channel::never();
+    loop {
+        if !ready && (opts.api_only || attached.get().attached) {
+            ready = true;
+            let what = if opts.api_only {
+                "api-only (no scheduler)"
+            } else {
+                "scheduler attached"
+            };
+            notify::ready(&format!("{what}; API on {}", api_addrs.join(", ")));
+        }
+        let poll = if ready { &no_poll } else { &poll };
+        select! {
+            recv(signal_rx) -> _ => {
+                log::info!("stopping: HTTP server first, then the scheduler");
+                break;
+            }
+            recv(done_rx) -> _ => {
+                log::warn!("the scheduler stopped; stopping the HTTP server");
+                break;
+            }
+            recv(poll) -> _ => {}
+        }
     }
+    notify::stopping();
 
     let api_result = server.stop();
     resolver.stop();
@@ -146,12 +175,31 @@ fn main() -> ExitCode {
             }
         };
     }
+    // `scx_pilot status`, `scx_pilot strategies get|set -f FILE`: operator
+    // commands against a running agent. Any other first word is the agent's.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| scx_pilot::client::COMMANDS.iter().any(|c| a == *c))
+    {
+        return match scx_pilot::client::main(std::env::args_os()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("scx_pilot: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let opts = Opts::parse();
     logging::init(opts.verbose);
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("scx_pilot: error: {e:#}");
+            let prio = if notify::stderr_is_journal() {
+                "<3>"
+            } else {
+                ""
+            };
+            eprintln!("{prio}scx_pilot: error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -21,6 +21,8 @@ struct Agent {
 impl Agent {
     fn start(extra: &[&str]) -> Agent {
         let mut child = Command::new(BIN)
+            // Writes without a token, as the seed's curl commands make them
+            // (tests/auth_e2e.rs covers the token).
             .args(["--api-only", "--listen", "127.0.0.1:0", "--auth", "none"])
             .args(extra)
             .stdout(Stdio::null())

