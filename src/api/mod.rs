@@ -6,6 +6,7 @@
 //! test that checks the router and the OpenAPI document against each other.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 mod info;
 mod metrics;
@@ -104,6 +105,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "GET",
         path: "/metrics",
         description: "Prometheus metrics (OpenMetrics when asked for in Accept, else text format 0.0.4)",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/dashboard",
+        description: "Live dashboard page (self-contained HTML polling this API)",
     },
 ];
 
@@ -325,7 +331,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(strategies::get_config)),
         )
         .service(resource("/api/v1/openapi.json").route(web::get().to(openapi::get_openapi)))
-        .service(resource("/metrics").route(web::get().to(prom::get_prometheus)));
+        .service(resource("/metrics").route(web::get().to(prom::get_prometheus)))
+        .service(resource("/dashboard").route(web::get().to(dashboard::get_dashboard)));
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

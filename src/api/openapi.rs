@@ -34,6 +34,7 @@ use super::{info, metrics, pods, strategies};
         strategies::get_config,
         get_openapi,
         super::prom::get_prometheus,
+        super::dashboard::get_dashboard,
     ),
     components(schemas(
         ErrorBody,

@@ -1,0 +1,96 @@
+// Drives the dashboard in headless Chromium (playwright-core, the system's
+// /usr/bin/chromium). Usage: node browser.mjs BASE_URL TOKEN OUT_DIR PID
+// Exits non-zero with a message on the first failed check.
+import { chromium } from "playwright-core";
+
+const [base, token, outDir, pid] = process.argv.slice(2);
+const fail = (msg) => { console.error("FAIL: " + msg); process.exit(1); };
+const auth = { "Content-Type": "application/json", Authorization: "Bearer " + token };
+const report = (kernel) => fetch(base + "/api/v1/metrics", {
+  method: "POST", headers: auth,
+  body: JSON.stringify({ usersched_pid: 4321, nr_queued: 7, nr_scheduled: 0, nr_running: 2, nr_online_cpus: 2,
+    nr_user_dispatches: 0, nr_kernel_dispatches: kernel, nr_cancel_dispatches: 0, nr_bounce_dispatches: 0,
+    nr_failed_dispatches: 0, nr_sched_congested: 0 }),
+}).then((r) => { if (!r.ok) fail("POST metrics " + r.status); });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const timer = setTimeout(() => { console.error("FAIL: timeout"); process.exit(2); }, 90_000);
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  // Console errors other than failed loads (the 401 below is on purpose;
+  // every other answer must be a success, checked through the responses).
+  page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text()); });
+  page.on("response", (r) => {
+    const expected = r.status() === 401 && r.request().method() === "POST";
+    if (r.status() >= 400 && !expected) errors.push(r.status() + " " + r.request().method() + " " + r.url());
+  });
+
+  // Every request must go to the agent (no CDN, works offline).
+  const external = [];
+  page.on("request", (r) => { if (!r.url().startsWith(base) && !r.url().startsWith("data:")) external.push(r.url()); });
+  await report(1000);
+  const resp = await page.goto(base + "/dashboard", { waitUntil: "load" });
+  if (resp.status() !== 200) fail("GET /dashboard " + resp.status());
+  // Live data arrives.
+  await page.waitForFunction(() => document.getElementById("mode").textContent === "api-only", null, { timeout: 15000 });
+  await page.waitForFunction(() => document.getElementById("source").textContent === "external", null, { timeout: 15000 });
+  await page.waitForFunction(() => /1000/.test(document.getElementById("kpi-kernel_dispatches")?.textContent || ""), null, { timeout: 15000 });
+
+  // First load, as transferred on the wire (Resource Timing): the page
+  // itself, and the page plus the API answers of the first poll.
+  const transfer = await page.evaluate(() => {
+    const nav = performance.getEntriesByType("navigation")[0];
+    const res = performance.getEntriesByType("resource");
+    return { page: nav.transferSize, with_first_poll: nav.transferSize + res.reduce((a, r) => a + r.transferSize, 0) };
+  });
+  if (external.length) fail("requests outside the agent: " + external.join(", "));
+
+  // Charts update: new reports make the rate series grow and show the rate.
+  const points = () => page.evaluate(() => Number(document.querySelector('#chart-dispatch polyline[data-series="nr_kernel_dispatches"]')?.dataset.points || 0));
+  for (let i = 1; i <= 3; i++) {
+    await new Promise((r) => setTimeout(r, 1100));
+    await report(1000 + i * 500);
+  }
+  await page.waitForFunction(() => /2500/.test(document.getElementById("kpi-kernel_dispatches")?.textContent || ""), null, { timeout: 15000 });
+  const p1 = await points();
+  if (p1 < 2) fail("the dispatch chart has " + p1 + " points after 3 new reports");
+  await new Promise((r) => setTimeout(r, 1100));
+  await report(4000);
+  await page.waitForFunction((n) => Number(document.querySelector('#chart-dispatch polyline[data-series="nr_kernel_dispatches"]')?.dataset.points || 0) > n, p1, { timeout: 15000 });
+  const tasksLine = await page.$('#chart-tasks polyline[data-series="nr_queued"]');
+  if (!tasksLine) fail("no queued series in the tasks chart");
+
+  // Post a strategy from the page: without a token it is refused...
+  const strategy = JSON.stringify({ strategies: [{ priority: true, execution_time: 3000000, pid: Number(pid) }] });
+  await page.fill("#editor", strategy);
+  await page.fill("#token", "");
+  await page.click("#post");
+  await page.waitForFunction(() => document.getElementById("post-result").dataset.status === "401", null, { timeout: 10000 });
+  // ...with the token it is saved, and the API's answer changes.
+  await page.fill("#token", token);
+  await page.click("#post");
+  await page.waitForFunction(() => document.getElementById("post-result").dataset.status === "200", null, { timeout: 10000 });
+  const api = await (await fetch(base + "/api/v1/scheduling/strategies")).json();
+  const hit = (api.scheduling || []).find((s) => s.pid === Number(pid));
+  if (!hit || hit.priority !== true || hit.execution_time !== 3000000) fail("the API does not show the posted strategy: " + JSON.stringify(api));
+  await page.waitForSelector(`#resolved tr[data-pid="${pid}"]`, { timeout: 10000 });
+
+  await page.screenshot({ path: outDir + "/dashboard.png", fullPage: true });
+  // Phone width: nothing wider than the screen.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await new Promise((r) => setTimeout(r, 300));
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  await page.screenshot({ path: outDir + "/dashboard-phone.png", fullPage: true });
+  if (overflow > 1) fail("the page is " + overflow + " px wider than a 390 px phone");
+  if (errors.length) fail("page errors: " + errors.join(" | "));
+  console.log(JSON.stringify({ first_load_bytes: transfer.page, first_load_with_first_poll_bytes: transfer.with_first_poll, chart_points: p1, overflow_px: overflow }));
+} finally {
+  clearTimeout(timer);
+  await browser.close();
+}
