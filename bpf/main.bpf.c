@@ -173,6 +173,13 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	return cpu;
 }
 
+/* Normal tasks are waiting and have not been served for too long. */
+static bool shared_starving(u64 now)
+{
+	return scx_bpf_dsq_nr_queued(SHARED_DSQ) &&
+	       now - READ_ONCE(shared_served_at) > starvation_ns;
+}
+
 /*
  * Give a CPU to priority task @p now: preempt the normal task on @p's own CPU,
  * or, when that CPU already runs a priority task, kick another allowed CPU
@@ -236,7 +243,14 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (prio) {
 		__sync_fetch_and_add(&nr_prio_dispatches, 1);
-		if (!is_migration_disabled(p) && place_prio(p, slice, enq_flags))
+		/*
+		 * Only a wakeup preempts, and never while normal tasks starve: a
+		 * priority task whose slice ran out goes through PRIO_DSQ, so its
+		 * CPU passes through dispatch() where the starvation guard can serve
+		 * normal tasks before the sched_ext watchdog would eject us.
+		 */
+		if ((enq_flags & SCX_ENQ_WAKEUP) && !shared_starving(bpf_ktime_get_ns()) &&
+		    !is_migration_disabled(p) && place_prio(p, slice, enq_flags))
 			return;
 		count_insert(scx_bpf_dsq_insert_vtime(p, PRIO_DSQ, slice,
 						      queue_vtime(p), enq_flags));
@@ -275,7 +289,7 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 
 	if (!scx_bpf_dsq_nr_queued(SHARED_DSQ)) {
 		WRITE_ONCE(shared_served_at, now);
-	} else if (now - READ_ONCE(shared_served_at) > starvation_ns) {
+	} else if (shared_starving(now)) {
 		if (serve_shared(now)) {
 			__sync_fetch_and_add(&nr_starvation_guards, 1);
 			goto out;
