@@ -14,12 +14,17 @@ else
 AS_ROOT :=
 endif
 
-.PHONY: all build deps run test test-host test-vm bench bench-sched bench-api clean fmt lint
+.PHONY: all build install deps run test test-host test-vm bench bench-sched bench-api clean fmt lint
 
 all: build
 
 deps:
 	@scripts/deps.sh build
+
+# Installs the binary, the systemd unit and /etc/default/scx_pilot (idempotent;
+# DESTDIR and PREFIX are honoured).
+install: build
+	$(AS_ROOT) scripts/install.sh target/release/scx_pilot
 
 build: deps
 	$(CARGO) build --release --locked
