@@ -13,6 +13,13 @@ case "${1:-build}" in
   *) echo "deps.sh: unknown set '$1' (build, vm, bench)" >&2; exit 2 ;;
 esac
 
+# The dashboard test drives Chromium through playwright-core from npm. Ask for
+# Debian's node and npm only when no npm is on PATH (a NodeSource nodejs
+# bundles npm and conflicts with Debian's npm package).
+if [[ ${1:-build} != build ]] && ! command -v npm >/dev/null 2>&1; then
+  want+=(nodejs npm)
+fi
+
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
