@@ -55,7 +55,7 @@ wait_api() {
 	done
 }
 start_agent() {
-	"$AGENT" --sample-interval-ms 200 "$@" >>/tmp/agent.log 2>&1 &
+	"$AGENT" --sample-interval-ms "${SAMPLE_MS:-200}" "$@" >>/tmp/agent.log 2>&1 &
 	agent_pid=$!
 }
 stop_agent() { # SIGNAL; sets rc to the agent's exit code
@@ -87,8 +87,19 @@ cpus=$(nproc)
 eevdf_ops=$(bogo_ops 5)
 echo "RESULT eevdf_bogo_ops=${eevdf_ops:-0}"
 
+# --- a fake pod on this node: a kubelet-style cgroup (systemd driver, burstable
+# QoS, containerd) and its metadata in a --pods-file, for selector strategies.
+POD_UID=3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b
+CTR_ID=$(printf 'ab%.0s' $(seq 32))
+pod_cg=/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice
+pod_cg=$pod_cg/kubepods-burstable-pod$(echo $POD_UID | tr - _).slice/cri-containerd-$CTR_ID.scope
+mkdir -p "$pod_cg"
+cat >/tmp/pods.json <<PODS
+{"pods": [{"uid": "$POD_UID", "name": "latency-probe", "namespace": "rt", "labels": {"app": "probe", "tier": "rt"}}]}
+PODS
+
 # --- attach
-start_agent
+start_agent --pods-file /tmp/pods.json
 wait_state enabled 150
 check attach $? "sched_ext state is '$(state)' after start"
 ops=$(cat /sys/kernel/sched_ext/root/ops 2>/dev/null)
@@ -102,6 +113,26 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H 'Content-Type: application
 	--data '{"strategies":[]}' "$API/api/v1/scheduling/strategies")
 [ "$code" = 401 ] && [ "$(stat -c %a "$TOKEN_FILE" 2>/dev/null)" = 600 ]
 check write-needs-token $? "POST without a token: HTTP $code; token file mode $(stat -c %a "$TOKEN_FILE" 2>/dev/null)"
+
+# --- a PID strategy is listed while its process lives and leaves the list when
+# it exits (continuous resolution; the agent re-resolves every second by default)
+sleep 600 &
+sleeper=$!
+post_strategies "{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$sleeper}]}" >/dev/null
+listed=$(api /api/v1/scheduling/strategies | jq -c '.scheduling')
+echo "$listed" | jq -e --argjson p "$sleeper" 'any(.[]; .pid == $p and .priority == true and .execution_time == 5000000)' >/dev/null
+check strategy-resolved $? "GET strategies right after the POST: $listed"
+kill $sleeper
+wait $sleeper 2>/dev/null
+n=0
+while [ $n -lt 50 ]; do
+	listed=$(api /api/v1/scheduling/strategies | jq -c '.scheduling')
+	[ "$listed" = "[]" ] && break
+	sleep 0.2
+	n=$((n + 1))
+done
+[ "$listed" = "[]" ]
+check strategy-exited-pid-leaves $? "GET strategies after the process exited ($n polls): $listed"
 
 # --- counters move under load (more runnable tasks than vCPUs)
 # Shell loops, not stress-ng: they are single processes that stay until killed.
@@ -142,29 +173,23 @@ check usersched-pid $? "usersched_pid=$upid, agent pid=$agent_pid"
 probe_round() { # NAME PRIO(true|false)
 	sh -c 'sleep 1; exec cyclictest -t1 -i 1000 -l 1000 -q -m -h 30000' >/tmp/hist-raw 2>&1 &
 	probe=$!
+	# Into the pod before the POST, whose fresh /proc scan must find it there.
+	echo "$probe" >"$pod_cg/cgroup.procs"
 	if [ "$2" = true ]; then
-		body="{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$probe}]}"
+		body='{"strategies":[{"priority":true,"execution_time":5000000,"selectors":[{"key":"app","value":"probe"},{"key":"tier","value":"rt"}]}]}'
 	else
 		body='{"strategies":[]}'
 	fi
 	resp=$(post_strategies "$body")
 	echo "$resp" | jq -e '.success == true' >/dev/null || post_failed="$resp"
-	if [ "$2" = true ] && [ -z "${resolved_checked:-}" ]; then
-		resolved_checked=1
-		# Resolution runs in the background: the set is complete within 2 s.
-		n=0
-		while :; do
-			resolved=$(api /api/v1/scheduling/strategies | jq -c '.scheduling')
-			echo "$resolved" | jq -e --argjson p "$probe" 'any(.[]; .pid == $p and .priority == true)' >/dev/null && r=0 || r=1
-			[ $r -eq 0 ] || [ $n -ge 20 ] && break
-			sleep 0.1
-			n=$((n + 1))
-		done
-		# KNOWN ISSUE (issue 4): in the VM the GET list can stay empty for this
-		# probe although the strategy reaches the BPF map (strategy-hits below
-		# checks that); on the host the same request lists it. Reported, not gated.
-		[ $r -eq 0 ] || echo "KNOWN-ISSUE strategy-resolved: GET strategies did not list pid $probe after $n polls: $resolved"
-		[ $r -eq 0 ] && check strategy-resolved 0 "GET strategies lists the probe (pid $probe) after $n polls: $resolved"
+	if [ "$2" = true ] && [ -z "${selector_checked:-}" ]; then
+		selector_checked=1
+		listed=$(api /api/v1/scheduling/strategies | jq -c '.scheduling')
+		echo "$listed" | jq -e --argjson p "$probe" 'any(.[]; .pid == $p and .priority == true)' >/dev/null
+		check selector-resolved $? "a selector strategy (app=probe, tier=rt) resolves to the probe (pid $probe) in the pod: $listed"
+		pod=$(api /api/v1/pods/pids | jq -c --argjson p "$probe" '[.pods[] | select(any(.processes[]; .pid == $p)) | {pod_uid, pod_name, namespace, container_id}]')
+		echo "$pod" | jq -e --arg u "$POD_UID" --arg c "$CTR_ID" '.[0].pod_uid == $u and .[0].pod_name == "latency-probe" and .[0].namespace == "rt" and .[0].container_id == $c' >/dev/null
+		check pod-discovered $? "GET /api/v1/pods/pids puts the probe in its pod: $pod"
 	fi
 	wait "$probe"
 	echo "HIST-BEGIN $1"
@@ -186,6 +211,18 @@ hits1=$(metric policy.nr_strategy_hits)
 preempt=$(metric policy.nr_preemptions)
 [ "$hits1" -gt "$hits0" ]
 check strategy-hits $? "nr_strategy_hits $hits0 -> $hits1 while the probe ran (preemptions: $preempt)"
+# --- Prometheus /metrics carries the live scheduler's counters (source="scheduler"):
+# read after the JSON, so a counter is at least the JSON's value.
+kd_json=$(metric data.nr_kernel_dispatches)
+hits_json=$(metric policy.nr_strategy_hits)
+curl -sf -m 5 "$API/metrics" >/tmp/prom.txt
+prom() { awk -v k="$1" '$1 == k { printf "%d\n", $2; exit }' /tmp/prom.txt; }
+kd_prom=$(prom 'scx_pilot_kernel_dispatches_total{source="scheduler"}')
+hits_prom=$(prom scx_pilot_strategy_hits_total)
+attached_prom=$(prom scx_pilot_scheduler_attached)
+[ -n "$kd_prom" ] && [ "$kd_prom" -ge "$kd_json" ] && [ -n "$hits_prom" ] && [ "$hits_prom" -ge "$hits_json" ] &&
+	[ "$hits_prom" -gt 0 ] && [ "$attached_prom" = 1 ]
+check prometheus-scheduler-series $? "kernel_dispatches_total{source=scheduler} $kd_prom >= JSON $kd_json; strategy_hits_total $hits_prom >= JSON $hits_json; attached $attached_prom"
 kill $hogs
 wait $hogs 2>/dev/null
 
@@ -303,13 +340,20 @@ check sigkill-disabled $? "state after SIGKILL (rc $rc): $(state)"
 echo alive >/tmp/alive && [ "$(cat /tmp/alive)" = alive ]
 check guest-alive $? "guest runs on after the agent was killed"
 
-# --- and a third start attaches again
-start_agent
+# --- and a third start attaches again (at the production sample interval, 1 s,
+# for the idle CPU figure)
+SAMPLE_MS=1000 start_agent
 wait_state enabled 150
 check third-attach $? "state after start following SIGKILL: $(state)"
 pilot_ops2=$(bogo_ops 5)
 echo "RESULT pilot_bogo_ops_2=${pilot_ops2:-0}"
 sleep 2
+# CPU time (utime + stime, USER_HZ=100 ticks) of the agent over 10 idle seconds.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$agent_pid/stat"; }
+t0=$(cpu_ticks)
+sleep 10
+t1=$(cpu_ticks)
+echo "RESULT agent_idle_cpu_pct=$(awk -v d=$((t1 - t0)) -v hz=100 'BEGIN { printf "%.2f", d / hz / 10 * 100 }')"
 echo "RESULT agent_idle_rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$agent_pid/status")"
 stop_agent TERM
 check third-sigterm $rc "exit code $rc"
