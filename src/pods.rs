@@ -151,6 +151,35 @@ pub fn parse_cgroup(contents: &str) -> Option<PodRef> {
 /// PF_KTHREAD from include/linux/sched.h: the task is a kernel thread.
 const PF_KTHREAD: u64 = 0x0020_0000;
 
+fn read_stat(proc_root: &Path, pid: u32) -> Option<String> {
+    std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()
+}
+
+/// Whether `pid` is a kernel thread (false when it does not exist).
+pub fn is_kernel_thread(proc_root: &Path, pid: u32) -> bool {
+    read_stat(proc_root, pid)
+        .and_then(|s| parse_stat(&s))
+        .is_some_and(|(_, _, kernel_thread)| kernel_thread)
+}
+
+/// When `pid` started, in clock ticks after boot (`/proc/PID/stat` field 22).
+/// With the PID it names one process for the whole boot, so a strategy posted
+/// for a process is not inherited by a later one that reuses its PID.
+pub fn start_ticks(proc_root: &Path, pid: u32) -> Option<u64> {
+    let stat = read_stat(proc_root, pid)?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // After the command: state is field 3, starttime field 22.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// This boot's ID (`sys/kernel/random/boot_id` under the proc root).
+pub fn boot_id(proc_root: &Path) -> Option<String> {
+    std::fs::read_to_string(proc_root.join("sys/kernel/random/boot_id"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 /// Command, ppid and kernel-thread flag from `/proc/PID/stat`:
 /// "pid (comm) state ppid pgrp session tty_nr tpgid flags ...", where comm may
 /// hold spaces and parentheses.
@@ -374,6 +403,19 @@ mod tests {
             Some(("kthreadd".into(), 0, true))
         );
         assert_eq!(parse_stat("2 (kthreadd) S 0"), None);
+    }
+
+    #[test]
+    fn start_ticks_name_this_process() {
+        let me = std::process::id();
+        let proc_root = Path::new("/proc");
+        let mine = start_ticks(proc_root, me).expect("our own start time");
+        assert_eq!(start_ticks(proc_root, me), Some(mine));
+        // init started before us.
+        assert!(start_ticks(proc_root, 1).expect("init's start time") <= mine);
+        assert_eq!(start_ticks(proc_root, u32::MAX), None);
+        assert!(boot_id(proc_root).is_some_and(|b| b.len() == 36));
+        assert!(!is_kernel_thread(proc_root, me));
     }
 
     #[test]

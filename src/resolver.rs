@@ -153,7 +153,7 @@ pub struct Startup {
     pub pods_file: Option<PodsFile>,
     pub store: Option<crate::strategy::StateStore>,
     /// The set to start with: `--strategy` flags, else the saved set.
-    pub initial: Vec<crate::strategy::Strategy>,
+    pub initial: crate::strategy::StrategySet,
     /// The Kubernetes watcher, when configured.
     pub kube: Option<crate::kube::KubeWatcher>,
 }
@@ -181,9 +181,9 @@ pub fn prepare(opts: &crate::cli::Opts) -> Startup {
             "strategies: starting with the {} --strategy flags (not the saved set)",
             statics.len()
         );
-        statics
+        crate::strategy::StrategySet::pinned(statics, &opts.proc_root)
     } else {
-        load_saved(store.as_ref(), &opts.proc_root)
+        load_saved(store.as_ref(), &opts.proc_root).into_set()
     };
 
     let (pods_file, kube) = match &opts.pods_file {
@@ -207,17 +207,22 @@ pub fn prepare(opts: &crate::cli::Opts) -> Startup {
 fn load_saved(
     store: Option<&crate::strategy::StateStore>,
     proc_root: &std::path::Path,
-) -> Vec<crate::strategy::Strategy> {
+) -> crate::strategy::Saved {
     let Some(store) = store else {
-        return Vec::new();
+        return Default::default();
     };
     match store.load() {
-        Ok(None) => Vec::new(),
-        Ok(Some(strategies)) => {
-            let req = crate::strategy::StrategyRequest { strategies };
+        Ok(None) => Default::default(),
+        Ok(Some(saved)) => {
+            let req = crate::strategy::StrategyRequest {
+                strategies: saved.strategies,
+            };
+            // Processes of saved PID strategies may be gone: they stay in the
+            // set (resolving to nothing) rather than costing the whole set.
             let ctx = crate::strategy::ValidationContext {
                 agent_pid: std::process::id(),
                 proc_root,
+                check_processes: false,
             };
             match strategy::validate(&req, &ctx) {
                 Ok(()) => {
@@ -226,7 +231,10 @@ fn load_saved(
                         req.strategies.len(),
                         store.path().display()
                     );
-                    req.strategies
+                    crate::strategy::Saved {
+                        strategies: req.strategies,
+                        pid_start_ticks: saved.pid_start_ticks,
+                    }
                 }
                 Err(e) => {
                     log::error!(
@@ -234,7 +242,7 @@ fn load_saved(
                          (the file is replaced at the next POST)",
                         store.path().display()
                     );
-                    Vec::new()
+                    Default::default()
                 }
             }
         }
@@ -242,7 +250,7 @@ fn load_saved(
             log::error!(
                 "strategies: {e:#}; starting with none (the file is replaced at the next POST)"
             );
-            Vec::new()
+            Default::default()
         }
     }
 }

@@ -18,7 +18,7 @@
 //! PID 1, kernel threads and scx_pilot itself are never targeted.
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -147,25 +147,11 @@ pub struct ValidationContext<'a> {
     pub agent_pid: u32,
     /// Where /proc is (used to refuse kernel threads).
     pub proc_root: &'a Path,
-}
-
-/// PF_KTHREAD from include/linux/sched.h: the task is a kernel thread.
-const PF_KTHREAD: u64 = 0x0020_0000;
-
-/// Whether `pid` is a live kernel thread (false when it does not exist).
-fn is_kernel_thread(proc_root: &Path, pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) else {
-        return false;
-    };
-    // Fields after the command (which may hold spaces and parentheses):
-    // state ppid pgrp session tty_nr tpgid flags ...
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return false;
-    };
-    rest.split_whitespace()
-        .nth(6)
-        .and_then(|f| f.parse::<u64>().ok())
-        .is_some_and(|flags| flags & PF_KTHREAD != 0)
+    /// Check the processes the PIDs name now: they must exist and be neither
+    /// kernel threads nor scx_pilot (a POST). A saved set is loaded without:
+    /// its processes may be gone and their PIDs reused, and the rest of the set
+    /// must not be lost for that (resolution skips such PIDs).
+    pub check_processes: bool,
 }
 
 fn err(index: usize, field: impl Into<String>, message: impl Into<String>) -> ValidationError {
@@ -234,19 +220,24 @@ pub fn validate(req: &StrategyRequest, ctx: &ValidationContext) -> Result<(), Va
             if pid <= 1 {
                 return Err(err(i, "pid", format!("PID {pid} cannot carry a strategy")));
             }
-            if pid == ctx.agent_pid {
-                return Err(err(
-                    i,
-                    "pid",
-                    format!("PID {pid} is scx_pilot itself and cannot carry a strategy"),
-                ));
-            }
-            if is_kernel_thread(ctx.proc_root, pid) {
-                return Err(err(
-                    i,
-                    "pid",
-                    format!("PID {pid} is a kernel thread and cannot carry a strategy"),
-                ));
+            if ctx.check_processes {
+                if pid == ctx.agent_pid {
+                    return Err(err(
+                        i,
+                        "pid",
+                        format!("PID {pid} is scx_pilot itself and cannot carry a strategy"),
+                    ));
+                }
+                if !ctx.proc_root.join(pid.to_string()).exists() {
+                    return Err(err(i, "pid", format!("no process with PID {pid}")));
+                }
+                if crate::pods::is_kernel_thread(ctx.proc_root, pid) {
+                    return Err(err(
+                        i,
+                        "pid",
+                        format!("PID {pid} is a kernel thread and cannot carry a strategy"),
+                    ));
+                }
             }
         }
         if let Some(re) = &s.command_regex {
@@ -332,7 +323,21 @@ pub struct Resolved {
 pub struct StrategySet {
     pub strategies: Vec<Strategy>,
     regexes: Vec<Option<Regex>>,
+    /// Start time (clock ticks after boot) of the process each `pid` strategy
+    /// was accepted for: a later process that reuses the PID does not match.
+    /// A PID without an entry matches whatever process has it (sets from
+    /// before start times were recorded, or proc roots without them).
+    pub pid_start_ticks: HashMap<u32, u64>,
 }
+
+impl From<Vec<Strategy>> for StrategySet {
+    fn from(strategies: Vec<Strategy>) -> Self {
+        Self::new(strategies)
+    }
+}
+
+/// A start time no process has: the recorded one is from an earlier boot.
+const EARLIER_BOOT: u64 = u64::MAX;
 
 impl StrategySet {
     /// Compile the set's regexes; strategies whose regex does not compile
@@ -349,7 +354,27 @@ impl StrategySet {
         Self {
             strategies,
             regexes,
+            pid_start_ticks: HashMap::new(),
         }
+    }
+
+    /// The set, each `pid` strategy tied to the process that has the PID now.
+    pub fn pinned(strategies: Vec<Strategy>, proc_root: &Path) -> Self {
+        let mut set = Self::new(strategies);
+        set.pid_start_ticks = set
+            .strategies
+            .iter()
+            .filter_map(|s| s.pid)
+            .filter_map(|pid| Some((pid, crate::pods::start_ticks(proc_root, pid)?)))
+            .collect();
+        set
+    }
+
+    /// The set with start times as saved (see [`StateStore::load`]).
+    pub fn with_start_ticks(strategies: Vec<Strategy>, ticks: HashMap<u32, u64>) -> Self {
+        let mut set = Self::new(strategies);
+        set.pid_start_ticks = ticks;
+        set
     }
 
     /// Whether resolving needs a process scan (regexes or selectors).
@@ -392,10 +417,21 @@ pub fn resolve(set: &StrategySet, input: &ResolveInput) -> Resolved {
     let mut notes: Vec<Option<String>> = vec![None; n];
     for (i, s) in set.strategies.iter().enumerate() {
         if let Some(pid) = s.pid {
-            if input.proc_root.join(pid.to_string()).exists() {
-                candidates[i].push(pid);
-            } else {
+            if !input.proc_root.join(pid.to_string()).exists() {
                 notes[i] = Some(format!("no process with PID {pid}"));
+            } else if pid == input.agent_pid || crate::pods::is_kernel_thread(input.proc_root, pid)
+            {
+                notes[i] = Some(format!(
+                    "PID {pid} is now scx_pilot or a kernel thread, which never carry a strategy"
+                ));
+            } else if set.pid_start_ticks.get(&pid).is_some_and(|&want| {
+                crate::pods::start_ticks(input.proc_root, pid).is_some_and(|now| now != want)
+            }) {
+                notes[i] = Some(format!(
+                    "PID {pid} now belongs to another process (the one the strategy was posted for exited)"
+                ));
+            } else {
+                candidates[i].push(pid);
             }
             continue;
         }
@@ -527,8 +563,8 @@ pub struct StrategyState {
 
 impl StrategyState {
     /// A set resolved against `proc_root` (a fresh scan when it needs one), without pod labels.
-    pub fn new(strategies: Vec<Strategy>, proc_root: &Path) -> Self {
-        let set = StrategySet::new(strategies);
+    pub fn new(set: impl Into<StrategySet>, proc_root: &Path) -> Self {
+        let set = set.into();
         let snapshot = if set.needs_scan() {
             crate::pods::scan_all(proc_root).ok()
         } else {
@@ -582,12 +618,34 @@ struct StateFile {
     version: u32,
     saved_at: DateTime<Utc>,
     strategies: Vec<Strategy>,
+    /// The boot the start times below belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
+    /// PID -> start time of the process each `pid` strategy was accepted for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pid_start_ticks: BTreeMap<u32, u64>,
+}
+
+/// A set as loaded from the state file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Saved {
+    pub strategies: Vec<Strategy>,
+    /// As saved when the file is from this boot; after a reboot every saved
+    /// PID names a process that is gone, so none of them matches.
+    pub pid_start_ticks: HashMap<u32, u64>,
+}
+
+impl Saved {
+    pub fn into_set(self) -> StrategySet {
+        StrategySet::with_start_ticks(self.strategies, self.pid_start_ticks)
+    }
 }
 
 /// Where the accepted set is kept across restarts.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    boot_id: Option<String>,
 }
 
 impl StateStore {
@@ -599,7 +657,10 @@ impl StateStore {
             .recursive(true)
             .mode(0o700)
             .create(&dir)?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            boot_id: crate::pods::boot_id(Path::new("/proc")),
+        })
     }
 
     pub fn path(&self) -> PathBuf {
@@ -607,7 +668,7 @@ impl StateStore {
     }
 
     /// The saved set, None when nothing was saved yet.
-    pub fn load(&self) -> anyhow::Result<Option<Vec<Strategy>>> {
+    pub fn load(&self) -> anyhow::Result<Option<Saved>> {
         use anyhow::Context;
         let path = self.path();
         let bytes = match std::fs::read(&path) {
@@ -623,17 +684,38 @@ impl StateStore {
             path.display(),
             file.version
         );
-        Ok(Some(file.strategies))
+        let same_boot = file.boot_id.is_some() && file.boot_id == self.boot_id;
+        let pid_start_ticks = file
+            .strategies
+            .iter()
+            .filter_map(|s| s.pid)
+            .filter_map(|pid| {
+                let saved = file.pid_start_ticks.get(&pid).copied();
+                match (same_boot, saved) {
+                    (true, saved) => Some((pid, saved?)),
+                    // Saved before start times were kept: trust the PID only
+                    // within the boot, and there is no telling which boot.
+                    (false, None) if file.boot_id.is_none() => None,
+                    (false, _) => Some((pid, EARLIER_BOOT)),
+                }
+            })
+            .collect();
+        Ok(Some(Saved {
+            strategies: file.strategies,
+            pid_start_ticks,
+        }))
     }
 
     /// Write the set atomically: a temporary file in the same directory,
     /// fsync, rename over the old file, fsync the directory. A crash at any
     /// point leaves either the old or the new set, never a torn file.
-    pub fn save(&self, strategies: &[Strategy]) -> std::io::Result<()> {
+    pub fn save(&self, set: &StrategySet) -> std::io::Result<()> {
         let body = serde_json::to_vec_pretty(&StateFile {
             version: 1,
             saved_at: Utc::now(),
-            strategies: strategies.to_vec(),
+            strategies: set.strategies.clone(),
+            boot_id: self.boot_id.clone(),
+            pid_start_ticks: set.pid_start_ticks.iter().map(|(&p, &t)| (p, t)).collect(),
         })
         .map_err(std::io::Error::other)?;
         let tmp = self
@@ -667,6 +749,7 @@ mod tests {
         ValidationContext {
             agent_pid: 4242,
             proc_root: Path::new("/proc"),
+            check_processes: true,
         }
     }
 
@@ -683,7 +766,10 @@ mod tests {
     #[test]
     fn validation_names_index_and_field() {
         let req = StrategyRequest {
-            strategies: vec![pid_strategy(1000, 1_000_000), pid_strategy(1000, 10)],
+            strategies: vec![
+                pid_strategy(std::process::id(), 1_000_000),
+                pid_strategy(std::process::id(), 10),
+            ],
         };
         let e = validate(&req, &ctx()).unwrap_err();
         assert_eq!(e.index, 1);
@@ -698,16 +784,31 @@ mod tests {
     fn validation_bounds_are_inclusive() {
         for ns in [MIN_SLICE_NS, MAX_SLICE_NS] {
             let req = StrategyRequest {
-                strategies: vec![pid_strategy(1000, ns)],
+                strategies: vec![pid_strategy(std::process::id(), ns)],
             };
             assert!(validate(&req, &ctx()).is_ok());
         }
         for ns in [MIN_SLICE_NS - 1, MAX_SLICE_NS + 1] {
             let req = StrategyRequest {
-                strategies: vec![pid_strategy(1000, ns)],
+                strategies: vec![pid_strategy(std::process::id(), ns)],
             };
             assert!(validate(&req, &ctx()).is_err());
         }
+    }
+
+    #[test]
+    fn refuses_pids_without_a_process_only_when_checking() {
+        let req = StrategyRequest {
+            strategies: vec![pid_strategy(u32::MAX - 1, 1_000_000)],
+        };
+        let e = validate(&req, &ctx()).unwrap_err();
+        assert_eq!((e.index, e.field.as_str()), (0, "pid"));
+        assert!(e.message.contains("no process with PID"), "{e}");
+        let saved = ValidationContext {
+            check_processes: false,
+            ..ctx()
+        };
+        assert!(validate(&req, &saved).is_ok());
     }
 
     #[test]
@@ -720,7 +821,7 @@ mod tests {
             assert_eq!((e.index, e.field.as_str()), (0, "pid"), "{pid}");
         }
         // kthreadd is PID 2 on Linux and a kernel thread.
-        if is_kernel_thread(Path::new("/proc"), 2) {
+        if crate::pods::is_kernel_thread(Path::new("/proc"), 2) {
             let req = StrategyRequest {
                 strategies: vec![pid_strategy(2, 1_000_000)],
             };
@@ -769,7 +870,12 @@ mod tests {
 
     #[test]
     fn resolves_live_pids_first_wins() {
-        let me = std::process::id();
+        // A child: the test process itself counts as the agent.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let me = child.id();
         let mut second = pid_strategy(me, 2_000_000);
         second.priority = true;
         let sel = Strategy {
@@ -813,6 +919,8 @@ mod tests {
             .unwrap()
             .contains("no process"));
         assert!(r.per_strategy[3].note.as_ref().unwrap().contains("labels"));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     fn snapshot(procs: &[(u32, &str, Option<&str>)]) -> ProcSnapshot {
@@ -938,7 +1046,7 @@ mod tests {
         s.command_regex = Some("(unclosed".into());
         let e = validate(
             &StrategyRequest {
-                strategies: vec![pid_strategy(1000, 1_000_000), s.clone()],
+                strategies: vec![pid_strategy(std::process::id(), 1_000_000), s.clone()],
             },
             &ctx(),
         )
@@ -975,10 +1083,13 @@ mod tests {
         let mut r = pid_strategy(1, 2_000_000);
         r.pid = None;
         r.command_regex = Some("^a".into());
-        store.save(&[s.clone(), r.clone()]).unwrap();
-        assert_eq!(store.load().unwrap(), Some(vec![s.clone(), r]));
-        store.save(&[s.clone()]).unwrap();
-        assert_eq!(store.load().unwrap(), Some(vec![s]));
+        let loaded = |store: &StateStore| store.load().unwrap().map(|l| l.strategies);
+        store
+            .save(&StrategySet::new(vec![s.clone(), r.clone()]))
+            .unwrap();
+        assert_eq!(loaded(&store), Some(vec![s.clone(), r]));
+        store.save(&StrategySet::new(vec![s.clone()])).unwrap();
+        assert_eq!(loaded(&store), Some(vec![s]));
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.join("nested"))
             .unwrap()
@@ -987,6 +1098,73 @@ mod tests {
         assert_eq!(names, vec![STATE_FILE.to_string()]);
         std::fs::write(store.path(), "{").unwrap();
         assert!(store.load().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fake proc root with one process whose start time is `ticks`.
+    fn fake_proc(root: &Path, pid: u32, ticks: u64) {
+        let dir = root.join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("stat"),
+            format!("{pid} (worker) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 {ticks} 0 0\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_reused_pid_does_not_inherit_the_strategy() {
+        let root = std::env::temp_dir().join(format!("scx_pilot_reuse_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        fake_proc(&root, 4000, 777);
+        let set = StrategySet::pinned(vec![pid_strategy(4000, 1_000_000)], &root);
+        assert_eq!(set.pid_start_ticks.get(&4000), Some(&777));
+        let input = ResolveInput {
+            proc_root: &root,
+            snapshot: None,
+            pods: None,
+            agent_pid: 1,
+        };
+        assert!(resolve(&set, &input).desired.contains_key(&4000));
+        // The process exits and a new one gets its PID.
+        fake_proc(&root, 4000, 900);
+        let r = resolve(&set, &input);
+        assert!(r.desired.is_empty());
+        let note = r.per_strategy[0].note.as_deref().unwrap();
+        assert!(note.contains("another process"), "{note}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn saved_start_times_hold_within_a_boot_only() {
+        let dir = std::env::temp_dir().join(format!("scx_pilot_boot_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = StateStore::open(&dir).unwrap();
+        let me = std::process::id();
+        let set = StrategySet::pinned(vec![pid_strategy(me, 1_000_000)], Path::new("/proc"));
+        let mine = *set.pid_start_ticks.get(&me).expect("our start time");
+        store.save(&set).unwrap();
+        let same = store.load().unwrap().unwrap();
+        assert_eq!(same.pid_start_ticks.get(&me), Some(&mine));
+        let input = ResolveInput {
+            proc_root: Path::new("/proc"),
+            snapshot: None,
+            pods: None,
+            agent_pid: 1,
+        };
+        assert!(resolve(&same.into_set(), &input).desired.contains_key(&me));
+        // The same file seen after a reboot: the PID names nobody now.
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        let boot = store.boot_id.clone().expect("this host's boot id");
+        std::fs::write(
+            store.path(),
+            text.replace(&boot, "00000000-0000-4000-8000-000000000000"),
+        )
+        .unwrap();
+        let other = store.load().unwrap().unwrap();
+        assert_eq!(other.strategies, set.strategies);
+        let r = resolve(&other.into_set(), &input);
+        assert!(r.desired.is_empty(), "{:?}", r.desired);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -462,11 +462,10 @@ async fn strategies_seed_example_round_trip() {
     );
     assert_eq!(body["scheduling"], json!([]), "empty is [] not null");
 
-    let (status, _, body) = send(
-        &app,
-        post_json("/api/v1/scheduling/strategies", SEED_STRATEGIES),
-    )
-    .await;
+    // The seed's request, for a process that exists here.
+    let sleeper = Sleeper::new();
+    let seed = SEED_STRATEGIES.replace("717720", &sleeper.pid().to_string());
+    let (status, _, body) = send(&app, post_json("/api/v1/scheduling/strategies", &seed)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["success"], json!(true));
     assert_eq!(
@@ -475,10 +474,18 @@ async fn strategies_seed_example_round_trip() {
     );
     assert_rfc3339_utc(&body["timestamp"]);
     assert_eq!(body.as_object().unwrap().len(), 3);
-    // The scheduler got the (empty: PID 717720 does not exist here, selectors
-    // need pod labels) resolved set.
+    // The scheduler got the resolved set: the PID (selectors need pod labels).
     let sent = f.rx.try_recv().expect("a set was sent to the scheduler");
-    assert!(sent.is_empty(), "{sent:?}");
+    assert_eq!(
+        sent,
+        DesiredStrategies::from([(
+            sleeper.pid(),
+            PidStrategy {
+                slice_ns: 10_000_000,
+                priority: false
+            }
+        )])
+    );
 
     let (_, _, body) = send(&app, get("/api/v1/scheduling/strategies/config")).await;
     let stored = body["strategies"].as_array().unwrap();
@@ -492,7 +499,7 @@ async fn strategies_seed_example_round_trip() {
         .as_str()
         .unwrap()
         .contains("pod labels are not available"));
-    assert_eq!(stored[1]["pid"], json!(717720));
+    assert_eq!(stored[1]["pid"], json!(sleeper.pid()));
     assert_eq!(body["applied_to_scheduler"], json!(true));
     assert_eq!(body["selectors_supported"], json!(false));
 }
@@ -604,6 +611,11 @@ async fn strategies_invalid_requests_change_nothing() {
         (
             json!({"strategies": [{"execution_time": 1_000_000, "pid": me}]}),
             "is scx_pilot itself",
+        ),
+        (
+            // Above any pid_max: no process can have it.
+            json!({"strategies": [{"priority": true, "execution_time": 5_000_000, "pid": k}, {"execution_time": 1_000_000, "pid": 999_999_999}]}),
+            "strategies[1].pid: no process with PID 999999999",
         ),
         (
             json!({"strategies": [{"execution_time": 1_000_000}]}),

@@ -16,14 +16,24 @@ struct Agent {
     child: Child,
     base: String,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// Its own --state-dir, so the host's /var/lib/scx_pilot is never touched.
+    state_dir: std::path::PathBuf,
 }
 
 impl Agent {
     fn start(extra: &[&str]) -> Agent {
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let state_dir = std::env::temp_dir().join(format!(
+            "scx_pilot_e2e_{}_{}",
+            std::process::id(),
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let mut child = Command::new(BIN)
             // Writes without a token, as the seed's curl commands make them
             // (tests/auth_e2e.rs covers the token).
             .args(["--api-only", "--listen", "127.0.0.1:0", "--auth", "none"])
+            .arg("--state-dir")
+            .arg(&state_dir)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -52,6 +62,7 @@ impl Agent {
             child,
             base: format!("http://{addr}"),
             stderr,
+            state_dir,
         }
     }
 
@@ -94,6 +105,7 @@ impl Drop for Agent {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
     }
 }
 
@@ -245,7 +257,10 @@ fn seed_curl_examples_against_the_real_binary() {
         assert_eq!(n, v["pods"].as_array().unwrap().len());
     }
 
-    let v = json_of(&run_seed(&agent, SEED_CURL_POST_STRATEGIES));
+    // The seed's request, for a process that exists here.
+    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    let seed_post = SEED_CURL_POST_STRATEGIES.replace("717720", &sleeper.id().to_string());
+    let v = json_of(&run_seed(&agent, &seed_post));
     assert_eq!(v["success"], json!(true), "{v}");
     assert_eq!(
         v["message"],
@@ -260,9 +275,13 @@ fn seed_curl_examples_against_the_real_binary() {
         json!("Scheduling strategies retrieved successfully")
     );
     assert!(is_rfc3339_utc(&v["timestamp"]));
-    // PID 717720 does not exist here and selectors need pod labels: nothing
-    // resolves, and the list is [] (never null).
-    assert_eq!(v["scheduling"], json!([]));
+    // The PID resolves; selectors need pod labels, so they match nothing here.
+    assert_eq!(
+        v["scheduling"],
+        json!([{"priority": false, "execution_time": 10_000_000, "pid": sleeper.id()}])
+    );
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
 
     // The posted metrics show up as external.
     let (status, _, v) = request("GET", &agent.url("/api/v1/metrics"), None, None);
@@ -392,6 +411,8 @@ fn port_in_use_is_one_clear_line_and_nonzero_exit() {
     let addr = taken.local_addr().unwrap().to_string();
     let out = Command::new(BIN)
         .args(["--api-only", "--listen", &addr, "--auth", "none"])
+        .arg("--state-dir")
+        .arg(std::env::temp_dir().join(format!("scx_pilot_e2e_port_{}", std::process::id())))
         .output()
         .unwrap();
     assert!(!out.status.success());

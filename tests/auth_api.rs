@@ -23,8 +23,20 @@ const METRICS: &str = r#"{"usersched_pid": 1234, "nr_queued": 10, "nr_scheduled"
     "nr_online_cpus": 8, "nr_user_dispatches": 100, "nr_kernel_dispatches": 50,
     "nr_cancel_dispatches": 2, "nr_bounce_dispatches": 1, "nr_failed_dispatches": 0,
     "nr_sched_congested": 3}"#;
-const STRATEGIES: &str =
-    r#"{"strategies": [{"priority": false, "execution_time": 10000000, "pid": 717720}]}"#;
+/// A strategy for a sleeping child (a POST must name a live process).
+fn strategies(sleeper: &std::process::Child) -> String {
+    format!(
+        r#"{{"strategies": [{{"priority": false, "execution_time": 10000000, "pid": {}}}]}}"#,
+        sleeper.id()
+    )
+}
+
+fn sleeper() -> std::process::Child {
+    std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap()
+}
 
 fn state() -> web::Data<ApiState> {
     web::Data::new(
@@ -92,9 +104,11 @@ async fn writes_need_the_bearer_token_reads_do_not() {
     let s = state();
     let app = test::init_service(api::app(s.clone(), &config(token_policy()))).await;
     let good = format!("Bearer {TOKEN}");
+    let mut child = sleeper();
+    let strategies = strategies(&child);
     for (path, body) in [
         ("/api/v1/metrics", METRICS),
-        ("/api/v1/scheduling/strategies", STRATEGIES),
+        ("/api/v1/scheduling/strategies", strategies.as_str()),
     ] {
         let (st, h, v) = send(&app, post(path, body, None, "127.0.0.1")).await;
         assert_error(st, &v, StatusCode::UNAUTHORIZED, "Authorization: Bearer");
@@ -123,6 +137,8 @@ async fn writes_need_the_bearer_token_reads_do_not() {
     }
     // Nothing a rejected write carried was stored: only the accepted ones.
     assert_eq!(s.external.len(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
 
     for path in [
         "/",

@@ -137,8 +137,15 @@ fn first_start_creates_a_0600_token_that_writes_need_and_logs_never_show() {
     assert_eq!(token.len(), 64, "{token}");
     assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
 
-    let strategies =
-        r#"{"strategies": [{"priority": true, "execution_time": 2000000, "pid": 717720}]}"#;
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = sleeper.id().to_string();
+    let strategies = format!(
+        r#"{{"strategies": [{{"priority": true, "execution_time": 2000000, "pid": {pid}}}]}}"#
+    );
+    let strategies = strategies.as_str();
     let (s, body) = agent.post("/api/v1/scheduling/strategies", strategies, None);
     assert_eq!(s, 401, "{body}");
     assert!(body.contains(r#""success":false"#), "{body}");
@@ -161,9 +168,11 @@ fn first_start_creates_a_0600_token_that_writes_need_and_logs_never_show() {
     ))
     .call()
     .unwrap();
-    assert!(r.into_string().unwrap().contains("717720"));
+    assert!(r.into_string().unwrap().contains(&pid));
 
     let log = agent.stop();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
     assert!(!log.contains(&token), "the token is in the log:\n{log}");
     assert!(
         log.contains(&format!(
@@ -186,7 +195,7 @@ fn first_start_creates_a_0600_token_that_writes_need_and_logs_never_show() {
         writes.iter().any(|l| l
             .contains("write accepted: POST /api/v1/scheduling/strategies from 127.0.0.1:")
             && l.contains("strategies replaced")
-            && l.contains("717720")),
+            && l.contains(&pid)),
         "{log}"
     );
     assert!(

@@ -32,7 +32,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::metrics::MetricsStore;
 use crate::sched::{DesiredStrategies, StatusCell};
-use crate::strategy::{Strategy, StrategyState};
+use crate::strategy::StrategyState;
 
 pub use error::{ApiError, BodyLimit, ErrorBody, DEFAULT_BODY_LIMIT};
 pub use metrics::{ExternalReports, MetricsBody, MAX_EXTERNAL_REPORTERS};
@@ -212,8 +212,8 @@ impl ApiState {
             &self.proc_root,
             self.pods.ttl(),
         ));
-        let strategies = self.strategies_snapshot().strategies;
-        self.strategies = Mutex::new(StrategyState::new(strategies, &self.proc_root));
+        let set = self.strategies_snapshot().set;
+        self.strategies = Mutex::new(StrategyState::new(set, &self.proc_root));
         self
     }
 
@@ -242,8 +242,8 @@ impl ApiState {
     }
 
     /// Start with these strategies (e.g. from `--strategy` flags).
-    pub fn with_strategies(self, strategies: Vec<Strategy>) -> Self {
-        *self.lock_strategies() = StrategyState::new(strategies, &self.proc_root);
+    pub fn with_strategies(self, set: impl Into<crate::strategy::StrategySet>) -> Self {
+        *self.lock_strategies() = StrategyState::new(set, &self.proc_root);
         self
     }
 

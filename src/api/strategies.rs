@@ -109,6 +109,7 @@ pub async fn post_strategies(
         &ValidationContext {
             agent_pid: state.agent_pid,
             proc_root: &state.proc_root,
+            check_processes: true,
         },
     )
     .map_err(|e| ApiError::InvalidStrategy(e.to_string()))?;
@@ -149,7 +150,7 @@ fn replace_set(
     state: &ApiState,
     strategies: Vec<Strategy>,
 ) -> Result<((usize, usize, DateTime<Utc>, String), (usize, usize)), ApiError> {
-    let set = StrategySet::new(strategies);
+    let set = StrategySet::pinned(strategies, &state.proc_root);
     let snapshot = if set.needs_scan() {
         // A fresh scan: the poster expects the processes it sees now.
         Some(
@@ -177,7 +178,7 @@ fn replace_set(
     // order they are stored.
     let mut current = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(store) = &state.state_store {
-        store.save(&set.strategies).map_err(|e| ApiError::Other {
+        store.save(&set).map_err(|e| ApiError::Other {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: format!(
                 "Failed to save scheduling strategies to {}: {e}",
