@@ -45,6 +45,7 @@ test:
 	$(CARGO) build --release --locked
 	$(AS_ROOT) $(CARGO) test --release --locked
 	$(AS_ROOT) scripts/vm-test.sh
+	$(AS_ROOT) scripts/vm-notify-test.sh
 	@echo "make test: all tests passed"
 
 test-host:
@@ -52,12 +53,13 @@ test-host:
 
 test-vm:
 	@scripts/deps.sh vm
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --bins --example notify_listen
 	$(AS_ROOT) scripts/vm-test.sh
+	$(AS_ROOT) scripts/vm-notify-test.sh
 
 bench:
 	@scripts/deps.sh bench
-	$(AS_ROOT) $(CARGO) bench --locked --bench sched_maps
+	$(AS_ROOT) $(CARGO) bench --locked --bench sched_maps --bench prom --bench pods
 
 # Scheduler benchmark in the sched_ext VM against EEVDF and the peer schedulers
 # (builds scx_bpfland/scx_rustland once from crates.io); results in bench/results/.

@@ -29,7 +29,7 @@ use utoipa::ToSchema;
 
 use crate::cli::{MAX_SLICE_NS, MIN_SLICE_NS};
 use crate::kube::PodDirectory;
-use crate::pods::ProcSnapshot;
+use crate::pods::{ProcInfo, ProcSnapshot};
 use crate::sched::{DesiredStrategies, PidStrategy};
 
 /// Most strategies one request may carry.
@@ -409,12 +409,37 @@ fn labels_match(
         .all(|sel| labels.get(&sel.key) == Some(&sel.value))
 }
 
+/// The processes a strategy may cover, and those of them in pods by pod UID,
+/// built once per resolution.
+struct ProcessIndex<'a> {
+    eligible: Vec<&'a ProcInfo>,
+    by_pod: HashMap<&'a str, Vec<&'a ProcInfo>>,
+}
+
+impl<'a> ProcessIndex<'a> {
+    fn new(snapshot: &'a ProcSnapshot, agent_pid: u32) -> Self {
+        let eligible: Vec<&ProcInfo> = snapshot
+            .processes
+            .iter()
+            .filter(|p| !p.kernel_thread && p.pid > 1 && p.pid != agent_pid)
+            .collect();
+        let mut by_pod: HashMap<&str, Vec<&ProcInfo>> = HashMap::new();
+        for p in &eligible {
+            if let Some(pod) = &p.pod {
+                by_pod.entry(pod.pod_uid.as_str()).or_default().push(p);
+            }
+        }
+        Self { eligible, by_pod }
+    }
+}
+
 /// Resolve a set to live PIDs: see the module documentation for the rules.
 pub fn resolve(set: &StrategySet, input: &ResolveInput) -> Resolved {
     let n = set.strategies.len();
     // Candidate PIDs per strategy, then assignment in precedence order.
     let mut candidates: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut notes: Vec<Option<String>> = vec![None; n];
+    let mut index: Option<ProcessIndex> = None;
     for (i, s) in set.strategies.iter().enumerate() {
         if let Some(pid) = s.pid {
             if !input.proc_root.join(pid.to_string()).exists() {
@@ -453,30 +478,45 @@ pub fn resolve(set: &StrategySet, input: &ResolveInput) -> Resolved {
         }
         let re = set.regexes[i].as_ref();
         let selectors = s.selectors.as_deref();
-        // Labels per pod UID, looked up once per pod rather than per process.
-        let mut pod_match: HashMap<&str, bool> = HashMap::new();
-        for p in &snapshot.processes {
-            if p.kernel_thread || p.pid <= 1 || p.pid == input.agent_pid {
-                continue;
-            }
-            if let Some(sel) = selectors {
-                let Some(pod) = &p.pod else { continue };
-                let ok = *pod_match.entry(pod.pod_uid.as_str()).or_insert_with(|| {
-                    input
+        let index = index.get_or_insert_with(|| ProcessIndex::new(snapshot, input.agent_pid));
+        // Commands repeat (many workers, one name): each is matched once.
+        let mut command_match: HashMap<String, bool> = HashMap::new();
+        let mut command_ok = |command: &str| match re {
+            None => true,
+            Some(re) => match command_match.get(command) {
+                Some(&ok) => ok,
+                None => {
+                    let ok = re.is_match(command);
+                    command_match.insert(command.to_owned(), ok);
+                    ok
+                }
+            },
+        };
+        match selectors {
+            // Only processes of pods whose labels match: one label check per pod.
+            Some(sel) => {
+                for (uid, procs) in &index.by_pod {
+                    let labelled = input
                         .pods
-                        .and_then(|d| d.get(&pod.pod_uid))
-                        .is_some_and(|m| labels_match(sel, &m.labels))
-                });
-                if !ok {
-                    continue;
+                        .and_then(|d| d.get(uid))
+                        .is_some_and(|m| labels_match(sel, &m.labels));
+                    if labelled {
+                        candidates[i].extend(
+                            procs
+                                .iter()
+                                .filter(|p| command_ok(&p.command))
+                                .map(|p| p.pid),
+                        );
+                    }
                 }
             }
-            if let Some(re) = re {
-                if !re.is_match(&p.command) {
-                    continue;
-                }
-            }
-            candidates[i].push(p.pid);
+            None => candidates[i].extend(
+                index
+                    .eligible
+                    .iter()
+                    .filter(|p| command_ok(&p.command))
+                    .map(|p| p.pid),
+            ),
         }
         if candidates[i].is_empty() {
             notes[i] = Some(
