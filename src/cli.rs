@@ -143,15 +143,19 @@ pub struct Opts {
     pub pods_file: Option<PathBuf>,
 
     /// Kubeconfig to reach the Kubernetes API [default: $KUBECONFIG, then
-    /// ~/.kube/config, then the in-cluster service account if present].
+    /// ~/.kube/config, then the in-cluster service account if present; with
+    /// none, pods have no labels and selectors match nothing].
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Use the pod's service account to reach the Kubernetes API (DaemonSet).
+    /// Use the pod's service account ($KUBERNETES_SERVICE_HOST and the mounted
+    /// token) to reach the Kubernetes API (DaemonSet); needs get/list/watch
+    /// on pods.
     #[arg(long, conflicts_with = "kubeconfig")]
     pub in_cluster: bool,
 
-    /// This node's name: only its pods are watched [default: the host name].
+    /// This node's name: only its pods are watched (fieldSelector
+    /// spec.nodeName) [default: the host name, said in the log].
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
 

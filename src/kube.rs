@@ -319,25 +319,399 @@ impl PodsFile {
 
 // ---------------------------------------------------------------- Kubernetes
 
+/// Where the service account of a pod is mounted.
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// How long [`KubeWatcher::stop`] waits for the watcher thread.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Where the Kubernetes client configuration was found.
+enum ConfigSource {
+    /// A kubeconfig (already read and merged), and where it came from.
+    Kubeconfig(Box<::kube::config::Kubeconfig>, String),
+    /// The pod's service account (`KUBERNETES_SERVICE_HOST` and the token).
+    InCluster,
+}
+
+impl ConfigSource {
+    fn describe(&self) -> String {
+        match self {
+            Self::Kubeconfig(_, from) => format!("kubeconfig {from}"),
+            Self::InCluster => "in-cluster service account".into(),
+        }
+    }
+}
+
+/// Find the configuration: `--in-cluster`; else `--kubeconfig`; else
+/// `$KUBECONFIG` (a list of files, merged as kubectl does); else
+/// `~/.kube/config` when it exists; else the in-cluster service account when
+/// the pod has one (`KUBERNETES_SERVICE_HOST` set and the token mounted), as
+/// the `--kubeconfig` help promises: a DaemonSet works without `--in-cluster`.
+/// Ok(None): no configuration at all.
+fn discover(opts: &crate::cli::Opts) -> anyhow::Result<Option<ConfigSource>> {
+    use ::kube::config::Kubeconfig;
+    if opts.in_cluster {
+        return Ok(Some(ConfigSource::InCluster));
+    }
+    if let Some(path) = &opts.kubeconfig {
+        let kc = Kubeconfig::read_from(path)
+            .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", path.display()))?;
+        return Ok(Some(ConfigSource::Kubeconfig(
+            Box::new(kc),
+            path.display().to_string(),
+        )));
+    }
+    if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        let from = format!("$KUBECONFIG={}", list.to_string_lossy());
+        return match Kubeconfig::from_env() {
+            Ok(Some(kc)) => Ok(Some(ConfigSource::Kubeconfig(Box::new(kc), from))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("{from}: {e}")),
+        };
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        let path = Path::new(&home).join(".kube/config");
+        if path.exists() {
+            let kc = Kubeconfig::read_from(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            return Ok(Some(ConfigSource::Kubeconfig(
+                Box::new(kc),
+                path.display().to_string(),
+            )));
+        }
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        && Path::new(SERVICE_ACCOUNT_TOKEN).exists()
+    {
+        return Ok(Some(ConfigSource::InCluster));
+    }
+    Ok(None)
+}
+
+/// The host name (this node's name when `--node-name`/`NODE_NAME` is unset,
+/// as kubelet's default).
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; the name is NUL-terminated
+    // when it fits, and the last byte is kept 0.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The pod object's metadata as kept here.
+fn pod_meta(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<PodMeta> {
+    let uid = m.uid.clone().filter(|u| !u.is_empty())?;
+    Some(PodMeta {
+        uid,
+        name: m.name.clone().unwrap_or_default(),
+        namespace: m.namespace.clone().unwrap_or_default(),
+        labels: m.labels.clone().unwrap_or_default(),
+        config_hash: m
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CONFIG_HASH_ANNOTATION).cloned()),
+    })
+}
+
+/// A watcher error in one line, for the log and /health: what was being
+/// done, then the API server's status (code, reason, message) or the
+/// connection error with its causes.
+fn describe(e: &::kube::runtime::watcher::Error) -> String {
+    use ::kube::runtime::watcher::Error as W;
+    fn client(e: &::kube::Error) -> String {
+        if let ::kube::Error::Api(s) = e {
+            return format!("HTTP {} {}: {}", s.code, s.reason, s.message);
+        }
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(cause) = src {
+            let c = cause.to_string();
+            if !msg.contains(&c) {
+                msg = format!("{msg}: {c}");
+            }
+            src = cause.source();
+        }
+        msg
+    }
+    match e {
+        W::InitialListFailed(e) => format!("listing pods: {}", client(e)),
+        W::WatchStartFailed(e) => format!("starting the watch: {}", client(e)),
+        W::WatchFailed(e) => format!("watching: {}", client(e)),
+        W::WatchError(s) => format!("watch: HTTP {} {}: {}", s.code, s.reason, s.message),
+        W::NoResourceVersion => e.to_string(),
+    }
+}
+
 /// The thread that watches this node's pods.
+///
+/// A `watcher` (list, then watch from the list's resourceVersion, with
+/// `fieldSelector=spec.nodeName=<node>` and metadata-only requests) runs on a
+/// current-thread tokio runtime of its own, so neither the HTTP server's
+/// runtime nor the scheduler thread is involved. Every change of a pod's name,
+/// namespace, labels or config hash publishes a new [`PodDirectory`] (which
+/// wakes the resolver). On an error the last pods stay published, `/health`
+/// shows the error, and after a backoff (0.8 s doubling to 30 s) a new list
+/// and watch start; a complete list makes the status "ok" again.
 pub struct KubeWatcher {
     thread: Option<std::thread::JoinHandle<()>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: crossbeam_channel::Receiver<()>,
 }
 
 impl KubeWatcher {
     /// Start watching when a Kubernetes config is found; None (said once in
-    /// the log) when there is none.
-    pub fn start(_opts: &crate::cli::Opts, handle: Arc<PodMetaHandle>) -> Option<Self> {
-        log::info!("kubernetes: no configuration; pod label selectors match nothing");
-        handle.update_status(|s| s.status = "not configured");
-        None
+    /// the log) when there is none, or when it cannot be used (then /health
+    /// says why).
+    pub fn start(opts: &crate::cli::Opts, handle: Arc<PodMetaHandle>) -> Option<Self> {
+        let source = match discover(opts) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                log::info!("kubernetes: no configuration; pod label selectors match nothing");
+                handle.update_status(|s| s.status = "not configured");
+                return None;
+            }
+            Err(e) => {
+                Self::unusable(&handle, format!("{e:#}"));
+                return None;
+            }
+        };
+        let node = match opts.node_name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => match hostname() {
+                Some(h) => {
+                    log::info!(
+                        "kubernetes: no --node-name (or NODE_NAME); watching the pods of node \
+                         {h:?}, the host name"
+                    );
+                    h
+                }
+                None => {
+                    Self::unusable(
+                        &handle,
+                        "no --node-name (or NODE_NAME) and no host name".into(),
+                    );
+                    return None;
+                }
+            },
+        };
+        handle.update_status(|s| {
+            s.source = MetaSource::Kubernetes;
+            s.status = "connecting";
+            s.node_name = Some(node.clone());
+        });
+        match Self::spawn(source, node, handle.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                Self::unusable(&handle, format!("{e:#}"));
+                None
+            }
+        }
     }
 
+    /// A configuration that cannot be used: said in the log and in /health,
+    /// never retried (it needs an operator).
+    fn unusable(handle: &PodMetaHandle, msg: String) {
+        log::error!("kubernetes: {msg}; pod label selectors match nothing");
+        handle.update_status(|s| {
+            s.source = MetaSource::Kubernetes;
+            s.status = "error";
+            s.connected = false;
+            s.last_error = Some(msg);
+            s.failures += 1;
+        });
+    }
+
+    fn spawn(
+        source: ConfigSource,
+        node: String,
+        handle: Arc<PodMetaHandle>,
+    ) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let what = source.describe();
+        let config = rt.block_on(async {
+            match source {
+                ConfigSource::Kubeconfig(kc, _) => ::kube::Config::from_custom_kubeconfig(
+                    *kc,
+                    &::kube::config::KubeConfigOptions::default(),
+                )
+                .await
+                .map_err(anyhow::Error::from),
+                ConfigSource::InCluster => ::kube::Config::incluster().map_err(anyhow::Error::from),
+            }
+        });
+        let config = config.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        let endpoint = config.cluster_url.to_string();
+        // The client's request buffer is a task of this runtime.
+        let client = {
+            let _guard = rt.enter();
+            ::kube::Client::try_from(config).map_err(|e| anyhow::anyhow!("{what}: {e}"))?
+        };
+        log::info!("kubernetes: watching the pods of node {node:?} at {endpoint} ({what})");
+        handle.update_status(|s| s.endpoint = Some(endpoint));
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let thread = std::thread::Builder::new()
+            .name("kube-watch".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let run = std::pin::pin!(watch_pods(client, node, handle));
+                    futures_util::future::select(run, stop_rx).await;
+                });
+                // Nothing may hold the agent's shutdown (a DNS lookup in the
+                // blocking pool, say).
+                rt.shutdown_background();
+                let _ = done_tx.send(());
+            })?;
+        Ok(Self {
+            thread: Some(thread),
+            stop: Some(stop_tx),
+            done: done_rx,
+        })
+    }
+
+    /// Stop watching; returns within [`STOP_TIMEOUT`] (the thread is left to
+    /// end on its own if it does not finish in time).
     pub fn stop(mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
         }
+        match self.done.recv_timeout(STOP_TIMEOUT) {
+            Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                log::warn!(
+                    "kubernetes: the watcher did not stop within {STOP_TIMEOUT:?}; leaving it"
+                );
+            }
+        }
+    }
+}
+
+/// List and watch this node's pods until the runtime stops; never returns.
+async fn watch_pods(client: ::kube::Client, node: String, handle: Arc<PodMetaHandle>) {
+    use ::kube::core::PartialObjectMeta;
+    use ::kube::runtime::utils::Backoff;
+    use ::kube::runtime::watcher::{self, DefaultBackoff, Event};
+    use futures_util::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+
+    // Metadata-only requests: name, namespace, labels and annotations are all
+    // that is needed, and much less than whole pods.
+    let api: ::kube::Api<PartialObjectMeta<Pod>> = ::kube::Api::all(client);
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    let mut backoff = DefaultBackoff::default();
+    let mut pods: HashMap<String, PodMeta> = HashMap::new();
+    let publish = |pods: &HashMap<String, PodMeta>| {
+        handle.publish(PodDirectory::from_pods(pods.values().cloned()));
+    };
+    loop {
+        // A new watcher starts with a complete list: after an error the
+        // status turns "ok" only once the pods are known to be current.
+        let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config.clone()));
+        let mut listing: Option<HashMap<String, PodMeta>> = None;
+        let error = loop {
+            let event = match stream.next().await {
+                Some(Ok(ev)) => ev,
+                // 410 Gone: the resourceVersion is too old (compacted). The
+                // watcher lists again by itself; routine, not a failure.
+                Some(Err(watcher::Error::WatchError(s))) if s.code == 410 => {
+                    log::debug!("kubernetes: watch expired ({}); listing again", s.message);
+                    continue;
+                }
+                // The same answered to the watch request itself: start over.
+                Some(Err(watcher::Error::WatchStartFailed(::kube::Error::Api(s))))
+                    if s.code == 410 =>
+                {
+                    log::debug!("kubernetes: watch expired ({}); listing again", s.message);
+                    break None;
+                }
+                Some(Err(e)) => break Some(describe(&e)),
+                None => break Some("the watch stream ended".to_string()),
+            };
+            match event {
+                Event::Init => listing = Some(HashMap::new()),
+                Event::InitApply(obj) => {
+                    if let (Some(l), Some(p)) = (listing.as_mut(), pod_meta(&obj.metadata)) {
+                        l.insert(p.uid.clone(), p);
+                    }
+                }
+                Event::InitDone => {
+                    if let Some(l) = listing.take() {
+                        pods = l;
+                    }
+                    let prev = handle.status();
+                    if prev.status != "ok" {
+                        if prev.failures > 0 {
+                            log::info!(
+                                "kubernetes: listed {} pods of node {node:?} again after {} failures",
+                                pods.len(),
+                                prev.failures
+                            );
+                        } else {
+                            log::info!("kubernetes: listed {} pods of node {node:?}", pods.len());
+                        }
+                    }
+                    handle.update_status(|s| {
+                        s.status = "ok";
+                        s.connected = true;
+                        s.last_sync_at = Some(Utc::now());
+                        s.last_error = None;
+                        s.failures = 0;
+                    });
+                    backoff.reset();
+                    publish(&pods);
+                }
+                Event::Apply(obj) => {
+                    if let Some(p) = pod_meta(&obj.metadata) {
+                        if pods.get(&p.uid) != Some(&p) {
+                            log::debug!("kubernetes: pod {}/{} changed", p.namespace, p.name);
+                            pods.insert(p.uid.clone(), p);
+                            publish(&pods);
+                        }
+                    }
+                }
+                Event::Delete(obj) => {
+                    if let Some(p) = pod_meta(&obj.metadata) {
+                        if pods.remove(&p.uid).is_some() {
+                            log::debug!("kubernetes: pod {}/{} deleted", p.namespace, p.name);
+                            publish(&pods);
+                        }
+                    }
+                }
+            }
+        };
+        let Some(error) = error else {
+            // Not at full speed should a server answer 410 again and again.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        };
+        let prev = handle.status();
+        if prev.last_error.as_deref() != Some(error.as_str()) {
+            log::warn!(
+                "kubernetes: {error}; keeping the {} pods known, retrying",
+                pods.len()
+            );
+        } else {
+            log::debug!("kubernetes: {error} (again)");
+        }
+        handle.update_status(|s| {
+            s.status = "error";
+            s.connected = false;
+            s.last_error = Some(error);
+            s.failures += 1;
+        });
+        let delay = backoff.next().unwrap_or(std::time::Duration::from_secs(30));
+        tokio::time::sleep(delay).await;
     }
 }
