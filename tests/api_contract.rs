@@ -204,6 +204,176 @@ async fn post_metrics_seed_example_and_get_shows_it_as_external() {
     assert_rfc3339_utc(&mine["received_at"]);
 }
 
+/// The seed's BssData for `pid` with `nr_queued`, as a JSON value.
+fn report(pid: u32, nr_queued: u64) -> Value {
+    let mut v: Value = serde_json::from_str(SEED_METRICS).unwrap();
+    v["usersched_pid"] = json!(pid);
+    v["nr_queued"] = json!(nr_queued);
+    v
+}
+
+#[actix_web::test]
+async fn metrics_batch_keeps_each_reporters_newest_report() {
+    let f = fixture(Mode::ApiOnly);
+    let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
+    let mut newest = report(10, 2);
+    newest["timestamp"] = json!("2026-01-01T00:00:02Z");
+    let mut older = report(10, 1);
+    older["timestamp"] = json!("2026-01-01T00:00:01+00:00");
+    // Extra fields are ignored, as in the single POST.
+    let mut undated = report(11, 7);
+    undated["usersched_last_run_at"] = json!(5);
+    let batch = json!([newest, undated, older]);
+    let (status, _, body) =
+        send(&app, post_json("/api/v1/metrics/batch", &batch.to_string())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], json!(true));
+    assert_eq!(
+        body["message"],
+        json!("Metrics batch received successfully")
+    );
+    assert_rfc3339_utc(&body["timestamp"]);
+    assert_eq!(
+        (body["received"].clone(), body["stored"].clone()),
+        (json!(3), json!(2))
+    );
+
+    let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
+    let external = body["external"].as_array().unwrap();
+    assert_eq!(external.len(), 2, "{body}");
+    let of = |pid: u32| {
+        external
+            .iter()
+            .find(|e| e["data"]["usersched_pid"] == json!(pid))
+            .unwrap_or_else(|| panic!("no report of {pid}: {body}"))
+    };
+    assert_eq!(of(10)["data"]["nr_queued"], json!(2));
+    assert_eq!(
+        assert_rfc3339_utc(&of(10)["received_at"]),
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:02Z").unwrap()
+    );
+    assert_eq!(of(11)["data"]["nr_queued"], json!(7));
+
+    // A later batch with an older report of 10 does not replace its newest.
+    let mut stale = report(10, 99);
+    stale["timestamp"] = json!("2025-12-31T23:59:59Z");
+    let (status, _, body) = send(
+        &app,
+        post_json("/api/v1/metrics/batch", &json!([stale]).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stored"], json!(0));
+    let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
+    let ten = body["external"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["usersched_pid"] == json!(10))
+        .unwrap()
+        .clone();
+    assert_eq!(ten["data"]["nr_queued"], json!(2));
+}
+
+#[actix_web::test]
+async fn metrics_batch_bad_input_stores_nothing() {
+    let f = fixture(Mode::ApiOnly);
+    let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
+    let future = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let mut bad_type = report(3, 1);
+    bad_type["nr_queued"] = json!("x");
+    let mut bad_time = report(3, 1);
+    bad_time["timestamp"] = json!("yesterday");
+    let mut in_future = report(3, 1);
+    in_future["timestamp"] = json!(future);
+    let mut numeric_time = report(3, 1);
+    numeric_time["timestamp"] = json!(12);
+    let mut missing = report(3, 1);
+    missing.as_object_mut().unwrap().remove("nr_running");
+    let cases: Vec<(String, StatusCode, &str)> = vec![
+        (
+            json!([report(1, 1), report(2, 1), bad_type]).to_string(),
+            StatusCode::BAD_REQUEST,
+            "[2].nr_queued: invalid type",
+        ),
+        (
+            json!([report(1, 1), report(0, 1)]).to_string(),
+            StatusCode::BAD_REQUEST,
+            "[1].usersched_pid must be greater than 0",
+        ),
+        (
+            json!([report(1, 1), missing]).to_string(),
+            StatusCode::BAD_REQUEST,
+            "[1]: missing field `nr_running`",
+        ),
+        (
+            json!([bad_time]).to_string(),
+            StatusCode::BAD_REQUEST,
+            "[0].timestamp: \"yesterday\" is not RFC3339",
+        ),
+        (
+            json!([in_future]).to_string(),
+            StatusCode::BAD_REQUEST,
+            "is in the future",
+        ),
+        (
+            json!([numeric_time]).to_string(),
+            StatusCode::BAD_REQUEST,
+            "[0].timestamp: expected an RFC3339 string",
+        ),
+        (
+            json!([1, 2]).to_string(),
+            StatusCode::BAD_REQUEST,
+            "[0]: expected a BssData object",
+        ),
+        (
+            "[]".into(),
+            StatusCode::BAD_REQUEST,
+            "a batch holds 1..=1000 reports, got 0",
+        ),
+        (
+            SEED_METRICS.into(),
+            StatusCode::BAD_REQUEST,
+            "Invalid JSON format",
+        ),
+        ("[{".into(), StatusCode::BAD_REQUEST, "Invalid JSON format"),
+    ];
+    for (body, want, needle) in cases {
+        let (status, _, v) = send(&app, post_json("/api/v1/metrics/batch", &body)).await;
+        assert_error(status, &v, want, needle);
+    }
+    // 1001 reports are over the default body limit (413); with a raised
+    // limit the count bound answers (400).
+    let too_many = serde_json::to_string(&vec![report(1, 1); api::MAX_BATCH_REPORTS + 1]).unwrap();
+    let (status, _, v) = send(&app, post_json("/api/v1/metrics/batch", &too_many)).await;
+    assert_error(
+        status,
+        &v,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "larger than the limit",
+    );
+    let raised = ApiConfig {
+        body_limit: 4 << 20,
+        ..ApiConfig::default()
+    };
+    let big = test::init_service(api::app(f.state.clone(), &raised)).await;
+    let (status, _, v) = send(&big, post_json("/api/v1/metrics/batch", &too_many)).await;
+    assert_error(
+        status,
+        &v,
+        StatusCode::BAD_REQUEST,
+        "a batch holds 1..=1000 reports, got 1001",
+    );
+    assert_eq!(
+        f.state.external.len(),
+        0,
+        "a rejected batch stored something"
+    );
+    let (status, headers, v) = send(&app, get("/api/v1/metrics/batch")).await;
+    assert_error(status, &v, StatusCode::METHOD_NOT_ALLOWED, "");
+    assert_eq!(headers.get(header::ALLOW).unwrap(), "POST");
+}
+
 #[actix_web::test]
 async fn external_reporters_are_bounded() {
     let f = fixture(Mode::ApiOnly);

@@ -43,6 +43,21 @@ impl ExternalReports {
         reports.insert(data.usersched_pid, (at, data));
     }
 
+    /// Store `data` as its reporter's latest unless a newer report is kept
+    /// (batches may carry older reports). Returns whether it was stored.
+    pub fn insert_if_newer(&self, at: DateTime<Utc>, data: BssData) -> bool {
+        let newer = self
+            .reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&data.usersched_pid)
+            .is_none_or(|(kept, _)| *kept <= at);
+        if newer {
+            self.insert(at, data);
+        }
+        newer
+    }
+
     /// Every report, most recent first.
     pub fn list(&self) -> Vec<(DateTime<Utc>, BssData)> {
         let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
@@ -252,11 +267,7 @@ pub async fn post_metrics(
     body: JsonBody<BssData>,
 ) -> Result<HttpResponse, ApiError> {
     let data = body.0;
-    if data.usersched_pid == 0 {
-        return Err(ApiError::InvalidMetrics(
-            "usersched_pid must be greater than 0".into(),
-        ));
-    }
+    check_report(&data).map_err(ApiError::InvalidMetrics)?;
     let at = Utc::now();
     state.external.insert(at, data);
     log::debug!("external metrics from usersched_pid {}", data.usersched_pid);
@@ -270,6 +281,146 @@ pub async fn post_metrics(
         format!(
             "external metrics of usersched_pid {} stored",
             data.usersched_pid
+        ),
+    );
+    Ok(res)
+}
+
+/// What every reported BssData must satisfy beyond its types.
+fn check_report(data: &BssData) -> Result<(), String> {
+    if data.usersched_pid == 0 {
+        return Err("usersched_pid must be greater than 0".into());
+    }
+    Ok(())
+}
+
+/// Most reports one batch may carry.
+pub const MAX_BATCH_REPORTS: usize = 1000;
+
+/// How far in the future a report's timestamp may be (clock skew).
+const MAX_FUTURE_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// One report of a batch: a `BssData` (unknown fields ignored, as in the
+/// single POST) with, optionally, when it was taken.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // the OpenAPI shape of an element; parsing goes through serde_json::Value
+pub struct BatchReport {
+    /// When the report was taken (RFC3339); default: when the batch arrived.
+    #[schema(example = "2025-06-19T10:29:58Z")]
+    timestamp: Option<String>,
+    #[serde(flatten)]
+    data: BssData,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchResponse {
+    pub success: bool,
+    #[schema(example = "Metrics batch received successfully")]
+    pub message: &'static str,
+    pub timestamp: String,
+    /// Reports in the batch.
+    pub received: usize,
+    /// Reports that became their reporter's latest (an older report than the
+    /// one kept for its usersched_pid is accepted but not shown).
+    pub stored: usize,
+}
+
+/// Parse and check a whole batch; the first bad report is named by index and
+/// nothing is stored.
+fn parse_batch(
+    items: Vec<serde_json::Value>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, BssData)>, ApiError> {
+    if items.is_empty() || items.len() > MAX_BATCH_REPORTS {
+        return Err(ApiError::InvalidMetrics(format!(
+            "a batch holds 1..={MAX_BATCH_REPORTS} reports, got {}",
+            items.len()
+        )));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut item)| {
+            let bad = |msg: String| ApiError::InvalidMetrics(format!("[{i}].{msg}"));
+            let Some(obj) = item.as_object_mut() else {
+                return Err(ApiError::InvalidJson(format!(
+                    "[{i}]: expected a BssData object"
+                )));
+            };
+            let at = match obj.remove("timestamp") {
+                None | Some(serde_json::Value::Null) => now,
+                Some(serde_json::Value::String(t)) => {
+                    let at = DateTime::parse_from_rfc3339(&t)
+                        .map_err(|e| bad(format!("timestamp: {t:?} is not RFC3339: {e}")))?
+                        .with_timezone(&Utc);
+                    if at > now + MAX_FUTURE_SKEW {
+                        return Err(bad(format!("timestamp: {t} is in the future")));
+                    }
+                    at
+                }
+                Some(other) => {
+                    return Err(ApiError::InvalidJson(format!(
+                        "[{i}].timestamp: expected an RFC3339 string, got {other}"
+                    )))
+                }
+            };
+            let data: BssData = serde_path_to_error::deserialize(item).map_err(|e| {
+                let path = e.path().to_string();
+                let at = if path == "." {
+                    format!("[{i}]")
+                } else {
+                    format!("[{i}].{path}")
+                };
+                ApiError::InvalidJson(format!("{at}: {}", e.inner()))
+            })?;
+            check_report(&data).map_err(bad)?;
+            Ok((at, data))
+        })
+        .collect()
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/metrics/batch",
+    tag = "metrics",
+    request_body(content = Vec<BatchReport>, content_type = "application/json",
+        description = "1..=1000 BssData reports, each with an optional RFC3339 timestamp; validated as a whole (bounded by --max-body-bytes)"),
+    responses(
+        (status = 200, description = "Every report accepted; each reporter keeps its newest", body = BatchResponse),
+        (status = 400, description = "A report is malformed or out of range (the error names its index); nothing is stored", body = ErrorBody,
+            example = json!({"success": false, "error": "Invalid metrics data: [2].nr_queued: invalid type: string \"x\", expected u64"})),
+        (status = 405, description = "Wrong method", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
+    )
+)]
+pub async fn post_metrics_batch(
+    state: web::Data<ApiState>,
+    body: JsonBody<Vec<serde_json::Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let now = Utc::now();
+    let mut reports = parse_batch(body.0, now)?;
+    let received = reports.len();
+    // Oldest first, so each reporter ends with its newest report.
+    reports.sort_by_key(|(at, _)| *at);
+    let mut stored = std::collections::HashSet::new();
+    for (at, data) in reports {
+        if state.external.insert_if_newer(at, data) {
+            stored.insert(data.usersched_pid);
+        }
+    }
+    let mut res = HttpResponse::Ok().json(BatchResponse {
+        success: true,
+        message: "Metrics batch received successfully",
+        timestamp: rfc3339(now),
+        received,
+        stored: stored.len(),
+    });
+    super::auth::note(
+        &mut res,
+        format!(
+            "metrics batch of {received} reports stored for {} usersched_pids",
+            stored.len()
         ),
     );
     Ok(res)

@@ -35,7 +35,7 @@ use crate::sched::{DesiredStrategies, StatusCell};
 use crate::strategy::StrategyState;
 
 pub use error::{ApiError, BodyLimit, ErrorBody, DEFAULT_BODY_LIMIT};
-pub use metrics::{ExternalReports, MetricsBody, MAX_EXTERNAL_REPORTERS};
+pub use metrics::{ExternalReports, MetricsBody, MAX_BATCH_REPORTS, MAX_EXTERNAL_REPORTERS};
 pub use server::{start, ApiServer};
 
 /// The seed's service name, kept for clients that check it.
@@ -70,6 +70,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "POST",
         path: "/api/v1/metrics",
         description: "Report BssData from an external scheduler (kept per usersched_pid, shown as external)",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/api/v1/metrics/batch",
+        description: "Report many BssData at once (each with an optional timestamp); validated as a whole",
     },
     Endpoint {
         method: "GET",
@@ -318,6 +323,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/v1/metrics")
                 .route(web::get().to(metrics::get_metrics))
                 .route(web::post().to(metrics::post_metrics)),
+        )
+        .service(
+            resource("/api/v1/metrics/batch").route(web::post().to(metrics::post_metrics_batch)),
         )
         .service(resource("/api/v1/metrics/history").route(web::get().to(metrics::get_history)))
         .service(resource("/api/v1/pods/pids").route(web::get().to(pods::get_pods)))

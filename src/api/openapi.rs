@@ -27,6 +27,7 @@ use super::{info, metrics, pods, strategies};
         info::health,
         metrics::get_metrics,
         metrics::post_metrics,
+        metrics::post_metrics_batch,
         metrics::get_history,
         pods::get_pods,
         strategies::get_strategies,
