@@ -8,7 +8,7 @@ set -euo pipefail
 want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config linux-libc-dev make)
 case "${1:-build}" in
   build) ;;
-  vm) want+=(qemu-system-x86 busybox-static cpio stress-ng rt-tests jq curl ca-certificates prometheus chromium) ;;
+  vm) want+=(qemu-system-x86 busybox-static cpio stress-ng rt-tests jq curl ca-certificates openssl prometheus chromium) ;;
   bench) want+=(qemu-system-x86 busybox-static cpio stress-ng rt-tests jq curl ca-certificates wrk) ;;
   *) echo "deps.sh: unknown set '$1' (build, vm, bench)" >&2; exit 2 ;;
 esac

@@ -80,6 +80,18 @@ pub struct Opts {
     #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
     pub max_body_bytes: u64,
 
+    /// Serve the API over HTTPS with this PEM certificate chain (leaf first);
+    /// needs --tls-key. Protects the token and the data on the wire when the
+    /// API is reached over a network, at the cost of a handshake per
+    /// connection (dashboards keep connections alive).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1); keep it
+    /// readable by root only.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Where the proc filesystem to scan for pods and PIDs is mounted. The
     /// default suits a host or a hostPID pod; another mount of the host's /proc
     /// sees its processes without sharing its PID namespace, but the PIDs shown
@@ -197,6 +209,7 @@ impl Opts {
             cors_origin: self.cors_origin.clone(),
             body_limit: self.max_body_bytes as usize,
             writes: Default::default(),
+            tls: None,
         }
     }
 

@@ -48,6 +48,11 @@ pub struct ClientOpts {
     #[arg(long, global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
+    /// Trust this PEM certificate (the agent's --tls-cert, or its CA) for an
+    /// https:// --url [default: the system's public roots].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+
     /// Print the API's JSON instead of the readable summary.
     #[arg(long, global = true)]
     pub json: bool,
@@ -88,13 +93,14 @@ struct Client {
 }
 
 impl Client {
-    fn new(opts: &ClientOpts) -> Self {
-        Self {
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(opts.timeout.max(1)))
-                .build(),
+    fn new(opts: &ClientOpts) -> Result<Self> {
+        Ok(Self {
+            agent: crate::tls::http_agent(
+                Duration::from_secs(opts.timeout.max(1)),
+                opts.ca_cert.as_deref(),
+            )?,
             base: opts.url.trim_end_matches('/').to_string(),
-        }
+        })
     }
 
     /// Send, and return the JSON body of a 2xx answer; any other outcome is an
@@ -117,7 +123,8 @@ impl Client {
                     .unwrap_or(text);
                 bail!("{url}: HTTP {code}: {msg}")
             }
-            Err(e) => Err(anyhow!("{url}: {e}")),
+            // A transport error names the URL itself.
+            Err(e) => Err(anyhow!("{e}")),
         }
     }
 
@@ -132,7 +139,7 @@ impl Client {
             Ok(r) => Ok(r.into_json()?),
             Err(ureq::Error::Status(503, r)) => Ok(r.into_json()?),
             Err(ureq::Error::Status(code, _)) => bail!("{url}: HTTP {code}"),
-            Err(e) => Err(anyhow!("{url}: {e}")),
+            Err(e) => Err(anyhow!("{e}")),
         }
     }
 }
@@ -255,7 +262,7 @@ fn strategies_set(c: &Client, opts: &ClientOpts, file: &PathBuf) -> Result<()> {
 /// Run a client command line (`args` starts with the program name).
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<()> {
     let opts = ClientOpts::parse_from(args);
-    let c = Client::new(&opts);
+    let c = Client::new(&opts)?;
     match &opts.command {
         ClientCommand::Status => status(&c, opts.json),
         ClientCommand::Strategies(StrategiesCommand::Get) => strategies_get(&c, opts.json),

@@ -11,4 +11,5 @@ pub mod pods;
 pub mod resolver;
 pub mod sched;
 pub mod strategy;
+pub mod tls;
 pub mod top;

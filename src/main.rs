@@ -57,6 +57,14 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     let desired = state.desired();
 
     let mut api_config = opts.api_config();
+    if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
+        api_config.tls = Some(Arc::new(scx_pilot::tls::server_config(cert, key)?));
+    }
+    let scheme = if api_config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     api_config.writes = Arc::new(api::auth::WriteGuard::new(scx_pilot::auth::write_policy(
         &opts,
     )?));
@@ -72,7 +80,7 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     )
     .context("starting the resolver thread")?;
     for addr in server.addrs() {
-        log::info!("HTTP API listening on http://{addr}");
+        log::info!("HTTP API listening on {scheme}://{addr}");
     }
 
     // For READY=1 to systemd once the scheduler is attached.

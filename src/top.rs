@@ -24,6 +24,11 @@ pub struct TopOpts {
     #[arg(long, env = "SCX_PILOT_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
 
+    /// Trust this PEM certificate (the agent's --tls-cert, or its CA) for an
+    /// https:// --url [default: the system's public roots].
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
     /// Refresh interval in milliseconds (live mode).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub interval_ms: u64,
@@ -141,13 +146,11 @@ struct Client {
 }
 
 impl Client {
-    fn new(url: &str) -> Self {
-        Self {
+    fn new(url: &str, ca_cert: Option<&std::path::Path>) -> Result<Self> {
+        Ok(Self {
             base: url.trim_end_matches('/').to_string(),
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(3))
-                .build(),
-        }
+            agent: crate::tls::http_agent(Duration::from_secs(3), ca_cert)?,
+        })
     }
 
     /// GET a JSON document; error and 5xx bodies are JSON too (e.g. /health's 503).
@@ -605,7 +608,7 @@ fn live(client: &Client, opts: &TopOpts) -> Result<()> {
 /// Run `scx_pilot top` with the arguments after `top`.
 pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<()> {
     let opts = TopOpts::parse_from(args);
-    let client = Client::new(&opts.url);
+    let client = Client::new(&opts.url, opts.ca_cert.as_deref())?;
     let mut prev = Previous::default();
     let print = |s: &Snapshot| -> Result<()> {
         let mut out = std::io::stdout().lock();

@@ -139,6 +139,8 @@ pub struct ApiConfig {
     /// Who may write (token, Host check, rate limit), shared by every worker.
     /// The default lets every write through: the CLI always sets it.
     pub writes: Arc<auth::WriteGuard>,
+    /// Serve HTTPS with this configuration instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ApiConfig {
@@ -149,6 +151,7 @@ impl Default for ApiConfig {
             cors_origin: "*".into(),
             body_limit: DEFAULT_BODY_LIMIT,
             writes: Arc::default(),
+            tls: None,
         }
     }
 }

@@ -32,11 +32,14 @@ pub fn start(state: web::Data<ApiState>, config: ApiConfig) -> Result<ApiServer>
             actix_web::rt::System::new().block_on(async move {
                 let workers = config.workers.max(1);
                 let cfg = config.clone();
-                let bound = HttpServer::new(move || app(state.clone(), &cfg))
+                let server = HttpServer::new(move || app(state.clone(), &cfg))
                     .workers(workers)
                     .disable_signals()
-                    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
-                    .bind(config.listen);
+                    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
+                let bound = match &config.tls {
+                    Some(tls) => server.bind_rustls_0_23(config.listen, (**tls).clone()),
+                    None => server.bind(config.listen),
+                };
                 let server = match bound {
                     Ok(s) => s,
                     Err(e) => {
