@@ -148,6 +148,13 @@ pub struct Opts {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub rescan_interval_ms: u64,
 
+    /// How often per-pod and per-strategy scheduling figures (CPU usage,
+    /// run-queue wait, timeslices from /proc/PID/task/*/schedstat) are read,
+    /// in milliseconds; 0 disables them. Each round reads every pod process
+    /// and strategy PID (and their threads) and shares the /proc scan.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub stats_interval_ms: u64,
+
     /// Pod metadata (uid, name, namespace, labels) from a JSON file instead of
     /// the Kubernetes API: `{"pods":[{"uid":..,"name":..,"namespace":..,"labels":{..}}]}`
     /// or the output of `kubectl get pods -o json`. Re-read when it changes.
@@ -191,6 +198,10 @@ impl Opts {
 
     pub fn rescan_interval(&self) -> Duration {
         Duration::from_millis(self.rescan_interval_ms)
+    }
+
+    pub fn stats_interval(&self) -> Duration {
+        Duration::from_millis(self.stats_interval_ms)
     }
 
     pub fn sample_interval(&self) -> Duration {

@@ -10,6 +10,7 @@ pub mod notify;
 pub mod pods;
 pub mod resolver;
 pub mod sched;
+pub mod stats;
 pub mod strategy;
 pub mod tls;
 pub mod top;

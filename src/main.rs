@@ -72,6 +72,8 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     // Bind before loading the scheduler: a port in use fails fast.
     let state = web::Data::new(state);
     let server = api::start(state.clone(), api_config)?;
+    let stats = scx_pilot::stats::Sampler::spawn(state.clone(), opts.stats_interval())
+        .context("starting the pod stats thread")?;
     let resolver = resolver::Resolver::spawn(
         state,
         opts.rescan_interval(),
@@ -156,6 +158,9 @@ fn run(opts: Opts) -> anyhow::Result<()> {
 
     let api_result = server.stop();
     resolver.stop();
+    if let Some(stats) = stats {
+        stats.stop();
+    }
     if let Some(kube) = startup.kube {
         kube.stop();
     }

@@ -14,6 +14,7 @@ pub mod openapi;
 mod pods;
 pub mod prom;
 mod server;
+mod stats;
 mod strategies;
 
 use std::net::SocketAddr;
@@ -88,6 +89,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "GET",
+        path: "/api/v1/pods/stats",
+        description: "Per-pod CPU usage, run-queue wait and timeslices from schedstat, with recent history (?points=N)",
+    },
+    Endpoint {
+        method: "GET",
         path: "/api/v1/scheduling/strategies",
         description: "Scheduling strategies resolved to PIDs (what the scheduler applies)",
     },
@@ -100,6 +106,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "GET",
         path: "/api/v1/scheduling/strategies/config",
         description: "Scheduling strategies as posted, with what each one resolved to",
+    },
+    Endpoint {
+        method: "GET",
+        path: "/api/v1/scheduling/strategies/stats",
+        description: "Per-strategy CPU usage, run-queue wait and timeslices summed over the PIDs each one covers",
     },
     Endpoint {
         method: "GET",
@@ -332,6 +343,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/api/v1/metrics/history").route(web::get().to(metrics::get_history)))
         .service(resource("/api/v1/pods/pids").route(web::get().to(pods::get_pods)))
+        .service(resource("/api/v1/pods/stats").route(web::get().to(stats::get_pod_stats)))
         .service(
             resource("/api/v1/scheduling/strategies")
                 .route(web::get().to(strategies::get_strategies))
@@ -340,6 +352,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/api/v1/scheduling/strategies/config")
                 .route(web::get().to(strategies::get_config)),
+        )
+        .service(
+            resource("/api/v1/scheduling/strategies/stats")
+                .route(web::get().to(stats::get_strategy_stats)),
         )
         .service(resource("/api/v1/openapi.json").route(web::get().to(openapi::get_openapi)))
         .service(resource("/metrics").route(web::get().to(prom::get_prometheus)))

@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
-use super::{info, metrics, pods, strategies};
+use super::{info, metrics, pods, stats, strategies};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,8 @@ use super::{info, metrics, pods, strategies};
         strategies::get_strategies,
         strategies::post_strategies,
         strategies::get_config,
+        stats::get_pod_stats,
+        stats::get_strategy_stats,
         get_openapi,
         super::prom::get_prometheus,
         super::dashboard::get_dashboard,
@@ -49,6 +51,11 @@ use super::{info, metrics, pods, strategies};
         crate::strategy::StrategyResolution,
         crate::pods::PodInfo,
         crate::pods::PodProcess,
+        crate::stats::PodStats,
+        crate::stats::HistoryPoint,
+        crate::stats::Figures,
+        crate::stats::SamplingInfo,
+        stats::StrategyStats,
     )),
     tags(
         (name = "metrics", description = "Scheduler counters"),

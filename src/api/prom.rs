@@ -260,6 +260,9 @@ pub struct Snapshot {
     pub pods: Option<PodCounts>,
     pub kubernetes_connected: bool,
     pub start_time: f64,
+    /// Per-pod figures of the last stats round: (namespace, pod name,
+    /// figures), named pods only (no UID or PID label).
+    pub pod_stats: Vec<(String, String, crate::stats::Figures)>,
 }
 
 fn unix_seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {
@@ -322,6 +325,8 @@ impl Snapshot {
             pods: pods.map(PodCounts::of),
             kubernetes_connected: state.pod_meta.status().connected,
             start_time: unix_seconds(state.started_at),
+            pod_stats: crate::stats::global()
+                .named_pod_figures(state.pod_meta.directory().as_deref()),
         }
     }
 }
@@ -382,6 +387,49 @@ where
 fn info(enc: &mut DescriptorEncoder, name: &str, help: &str, labels: &[(&str, &str)]) -> Fmt {
     let m = enc.encode_descriptor(name, help, None, MetricType::Info)?;
     Info::new(labels.to_vec()).encode(m)
+}
+
+/// Per-pod scheduling figures, one gauge per figure with namespace and pod labels.
+fn pod_figures(
+    enc: &mut DescriptorEncoder,
+    pods: &[(String, String, crate::stats::Figures)],
+) -> Fmt {
+    type Get = fn(&crate::stats::Figures) -> Option<f64>;
+    const FIGURES: &[(&str, &str, Get)] = &[
+        (
+            "scx_pilot_pod_cpu_usage_ratio",
+            "CPU time used by the pod's threads over the last stats interval, in CPUs (schedstat)",
+            |f| Some(f.cpu_usage),
+        ),
+        (
+            "scx_pilot_pod_runqueue_wait_seconds_per_second",
+            "Time the pod's threads waited on a run queue per second of wall time (schedstat)",
+            |f| Some(f.runqueue_wait_ms_per_s / 1e3),
+        ),
+        (
+            "scx_pilot_pod_timeslices_per_second",
+            "Timeslices the pod's threads ran per second (schedstat)",
+            |f| Some(f.timeslices_per_s),
+        ),
+        (
+            "scx_pilot_pod_runqueue_wait_per_timeslice_seconds",
+            "Average run-queue wait per timeslice of the pod's threads over the last stats interval",
+            |f| f.avg_wait_us_per_timeslice.map(|us| us / 1e6),
+        ),
+    ];
+    if pods.is_empty() {
+        return Ok(());
+    }
+    for (name, help, get) in FIGURES {
+        let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (ns, pod, f) in pods {
+            if let Some(v) = get(f) {
+                let labels = [("namespace", ns.as_str()), ("pod", pod.as_str())];
+                ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// BssData counters (monotonic) and gauges (instantaneous), in exposition order.
@@ -603,6 +651,7 @@ impl Collector for Snapshot {
                 p.processes as i64,
             )?;
         }
+        pod_figures(e, &self.pod_stats)?;
         gauge(
             e,
             "scx_pilot_kubernetes_connected",
@@ -701,6 +750,7 @@ mod tests {
             pods: None,
             kubernetes_connected: false,
             start_time: 0.0,
+            pod_stats: vec![],
         };
         let out = m.render(&snap, Format::PrometheusText);
         assert!(out.contains(
