@@ -44,8 +44,9 @@ wait_http() {
     exit 1
 }
 
+# Its own state directory, and no token: the benchmark posts a report below.
 target/release/scx_pilot --api-only --listen "127.0.0.1:$AGENT_PORT" --api-workers 2 \
-    2>"$tmp/agent.log" &
+    --state-dir "$tmp/state" --auth none 2>"$tmp/agent.log" &
 agent_pid=$!
 pids+=("$agent_pid")
 wait_http "http://127.0.0.1:$AGENT_PORT/health"
