@@ -9,7 +9,7 @@ want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config linux-libc-dev make)
 case "${1:-build}" in
   build) ;;
   vm) want+=(qemu-system-x86 busybox-static cpio stress-ng rt-tests jq curl ca-certificates openssl prometheus chromium) ;;
-  bench) want+=(qemu-system-x86 busybox-static cpio stress-ng rt-tests jq curl ca-certificates wrk) ;;
+  bench) want+=(qemu-system-x86 busybox-static cpio stress-ng rt-tests jq curl ca-certificates wrk libseccomp-dev) ;;
   *) echo "deps.sh: unknown set '$1' (build, vm, bench)" >&2; exit 2 ;;
 esac
 
