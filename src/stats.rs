@@ -377,13 +377,17 @@ impl StatsStore {
             }
         }
         let pods_dropped = pod_pids.len().saturating_sub(MAX_PODS);
+        // Pod processes first, then strategy PIDs not in a pod, up to the bound.
         let mut pids: Vec<u32> = Vec::new();
         for v in pod_pids.values().take(MAX_PODS) {
             pids.extend_from_slice(v);
         }
-        pids.extend_from_slice(extra_pids);
-        pids.sort_unstable();
-        pids.dedup();
+        let mut seen: std::collections::HashSet<u32> = pids.iter().copied().collect();
+        for &p in extra_pids {
+            if seen.insert(p) {
+                pids.push(p);
+            }
+        }
         pids.truncate(MAX_PIDS_PER_ROUND);
 
         let mut buf = String::with_capacity(512);
