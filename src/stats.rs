@@ -523,6 +523,21 @@ impl StatsStore {
     }
 }
 
+/// Idle rounds (no pod process, no strategy PID) repeat this many intervals apart.
+const IDLE_BACKOFF: u32 = 10;
+/// The longest gap between idle rounds.
+const MAX_IDLE_INTERVAL: Duration = Duration::from_secs(30);
+
+fn has_strategy_pids(state: &crate::api::ApiState) -> bool {
+    !state
+        .strategies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .resolved
+        .desired
+        .is_empty()
+}
+
 /// The sampler thread: one round every interval.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
@@ -531,6 +546,9 @@ pub struct Sampler {
 
 impl Sampler {
     /// Start sampling `state` into [`global`] every `interval` (None when zero).
+    /// Start reading every `interval` (nothing when it is zero); rounds that
+    /// find no pod process and no strategy PID back off to
+    /// `IDLE_BACKOFF` intervals (at most `MAX_IDLE_INTERVAL`).
     pub fn spawn(
         state: actix_web::web::Data<crate::api::ApiState>,
         interval: Duration,
@@ -569,15 +587,28 @@ impl Sampler {
                     };
                     global().round(&proc_root, &snap, &extra);
                     global().lock().info.last_scan_ms = scan_ms;
-                    next += interval;
+                    // A node without pods and strategies (bare metal) has
+                    // nothing to measure: look again less often, so the /proc
+                    // walk does not cost a busy host CPU every interval.
+                    let idle = extra.is_empty() && !snap.processes.iter().any(|p| p.pod.is_some());
+                    let step = if idle {
+                        (interval * IDLE_BACKOFF).clamp(interval, MAX_IDLE_INTERVAL)
+                    } else {
+                        interval
+                    };
+                    next += step;
                     let now = Instant::now();
                     if next < now {
-                        next = now + interval;
+                        next = now + step;
                     }
-                    // Sleep in short steps so stop() returns quickly.
+                    // Sleep in short steps so stop() returns quickly, and a
+                    // new strategy set ends an idle back-off at once.
                     while !flag.load(Ordering::Relaxed) {
                         let left = next.saturating_duration_since(Instant::now());
                         if left.is_zero() {
+                            break;
+                        }
+                        if idle && has_strategy_pids(&state) {
                             break;
                         }
                         std::thread::sleep(left.min(Duration::from_millis(100)));

@@ -134,6 +134,19 @@ done
 [ "$listed" = "[]" ]
 check strategy-exited-pid-leaves $? "GET strategies after the process exited ($n polls): $listed"
 
+# --- a label-selector strategy (labels from --pods-file) covers the processes
+# of the fake pod; this one stays in the pod through the probe rounds below.
+sleep 600 &
+pod_sleeper=$!
+echo "$pod_sleeper" >"$pod_cg/cgroup.procs"
+post_strategies '{"strategies":[{"priority":true,"execution_time":5000000,"selectors":[{"key":"app","value":"probe"},{"key":"tier","value":"rt"}]}]}' >/dev/null
+listed=$(api /api/v1/scheduling/strategies | jq -c '.scheduling')
+echo "$listed" | jq -e --argjson p "$pod_sleeper" 'any(.[]; .pid == $p and .priority == true)' >/dev/null
+check selector-resolved $? "a selector strategy (app=probe, tier=rt) resolves to the process in the pod (pid $pod_sleeper): $listed"
+pod=$(api /api/v1/pods/pids | jq -c --argjson p "$pod_sleeper" '[.pods[] | select(any(.processes[]; .pid == $p)) | {pod_uid, pod_name, namespace, container_id}]')
+echo "$pod" | jq -e --arg u "$POD_UID" --arg c "$CTR_ID" '.[0].pod_uid == $u and .[0].pod_name == "latency-probe" and .[0].namespace == "rt" and .[0].container_id == $c' >/dev/null
+check pod-discovered $? "GET /api/v1/pods/pids puts pid $pod_sleeper in its pod: $pod"
+
 # --- counters move under load (more runnable tasks than vCPUs)
 # Shell loops, not stress-ng: they are single processes that stay until killed.
 hogs=""
@@ -182,15 +195,6 @@ probe_round() { # NAME PRIO(true|false)
 	fi
 	resp=$(post_strategies "$body")
 	echo "$resp" | jq -e '.success == true' >/dev/null || post_failed="$resp"
-	if [ "$2" = true ] && [ -z "${selector_checked:-}" ]; then
-		selector_checked=1
-		listed=$(api /api/v1/scheduling/strategies | jq -c '.scheduling')
-		echo "$listed" | jq -e --argjson p "$probe" 'any(.[]; .pid == $p and .priority == true)' >/dev/null
-		check selector-resolved $? "a selector strategy (app=probe, tier=rt) resolves to the probe (pid $probe) in the pod: $listed"
-		pod=$(api /api/v1/pods/pids | jq -c --argjson p "$probe" '[.pods[] | select(any(.processes[]; .pid == $p)) | {pod_uid, pod_name, namespace, container_id}]')
-		echo "$pod" | jq -e --arg u "$POD_UID" --arg c "$CTR_ID" '.[0].pod_uid == $u and .[0].pod_name == "latency-probe" and .[0].namespace == "rt" and .[0].container_id == $c' >/dev/null
-		check pod-discovered $? "GET /api/v1/pods/pids puts the probe in its pod: $pod"
-	fi
 	wait "$probe"
 	echo "HIST-BEGIN $1"
 	grep -v '^#' /tmp/hist-raw | grep -v ' 000000$'
@@ -223,8 +227,8 @@ attached_prom=$(prom scx_pilot_scheduler_attached)
 [ -n "$kd_prom" ] && [ "$kd_prom" -ge "$kd_json" ] && [ -n "$hits_prom" ] && [ "$hits_prom" -ge "$hits_json" ] &&
 	[ "$hits_prom" -gt 0 ] && [ "$attached_prom" = 1 ]
 check prometheus-scheduler-series $? "kernel_dispatches_total{source=scheduler} $kd_prom >= JSON $kd_json; strategy_hits_total $hits_prom >= JSON $hits_json; attached $attached_prom"
-kill $hogs
-wait $hogs 2>/dev/null
+kill $hogs $pod_sleeper
+wait $hogs $pod_sleeper 2>/dev/null
 
 # --- custom slice: 4 shell hogs on the vCPUs, one with a 20 ms slice
 for i in 1 2 3 4; do
