@@ -1,5 +1,5 @@
 //! The benchmark's reference point: a minimal actix-web server that answers
-//! `GET /api/v1/metrics` with a fixed JSON body (read once from a file), so
+//! every GET (e.g. `/api/v1/metrics`) with a fixed JSON body (read once from a file), so
 //! `scripts/bench-api.sh` can compare scx_pilot's real handler against the
 //! cost of actix-web alone with a body of the same size.
 //!
@@ -28,17 +28,15 @@ fn main() -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         HttpServer::new(move || {
             let body = body.clone();
-            App::new().route(
-                "/api/v1/metrics",
-                web::get().to(move || {
-                    let body = body.clone();
-                    async move {
-                        HttpResponse::Ok()
-                            .content_type("application/json")
-                            .body(body)
-                    }
-                }),
-            )
+            // Any GET path: one baseline instance per body compared.
+            App::new().default_service(web::get().to(move || {
+                let body = body.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body)
+                }
+            }))
         })
         .workers(workers)
         .bind(listen)?

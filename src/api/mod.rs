@@ -178,6 +178,8 @@ pub struct ApiState {
     pub proc_root: PathBuf,
     /// The shared `/proc` scan (pods API and resolver).
     pub pods: Arc<crate::pods::ScanCache>,
+    /// The pods API's serialized list for the current scan and pod metadata.
+    pub pods_body: pods::PodsBodyCache,
     /// Pod names, namespaces and labels (Kubernetes or `--pods-file`).
     pub pod_meta: Arc<crate::kube::PodMetaHandle>,
     /// Where accepted strategy sets are saved (None: not persisted).
@@ -203,6 +205,7 @@ impl ApiState {
             strategies: Mutex::new(StrategyState::new(Vec::new(), &proc_root)),
             strategies_tx: None,
             pods: Arc::new(crate::pods::ScanCache::new(&proc_root, Duration::ZERO)),
+            pods_body: Default::default(),
             pod_meta: crate::kube::PodMetaHandle::new(),
             state_store: None,
             proc_root,
