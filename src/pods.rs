@@ -155,21 +155,38 @@ fn read_stat(proc_root: &Path, pid: u32) -> Option<String> {
     std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()
 }
 
-/// Whether `pid` is a kernel thread (false when it does not exist).
-pub fn is_kernel_thread(proc_root: &Path, pid: u32) -> bool {
-    read_stat(proc_root, pid)
-        .and_then(|s| parse_stat(&s))
-        .is_some_and(|(_, _, kernel_thread)| kernel_thread)
+/// What names a process, from one read of `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcIdentity {
+    pub kernel_thread: bool,
+    /// When it started, in clock ticks after boot (field 22). With the PID it
+    /// names one process for the whole boot, so a strategy posted for a
+    /// process is not inherited by a later one that reuses its PID.
+    pub start_ticks: Option<u64>,
 }
 
-/// When `pid` started, in clock ticks after boot (`/proc/PID/stat` field 22).
-/// With the PID it names one process for the whole boot, so a strategy posted
-/// for a process is not inherited by a later one that reuses its PID.
-pub fn start_ticks(proc_root: &Path, pid: u32) -> Option<u64> {
+/// The identity of `pid`, None when it has no (readable) stat.
+pub fn identity(proc_root: &Path, pid: u32) -> Option<ProcIdentity> {
     let stat = read_stat(proc_root, pid)?;
-    let (_, rest) = stat.rsplit_once(')')?;
+    let kernel_thread = parse_stat(&stat).is_some_and(|(_, _, k)| k);
     // After the command: state is field 3, starttime field 22.
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+    let start_ticks = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_ascii_whitespace().nth(19)?.parse().ok());
+    Some(ProcIdentity {
+        kernel_thread,
+        start_ticks,
+    })
+}
+
+/// Whether `pid` is a kernel thread (false when it does not exist).
+pub fn is_kernel_thread(proc_root: &Path, pid: u32) -> bool {
+    identity(proc_root, pid).is_some_and(|i| i.kernel_thread)
+}
+
+/// When `pid` started (see [`ProcIdentity::start_ticks`]).
+pub fn start_ticks(proc_root: &Path, pid: u32) -> Option<u64> {
+    identity(proc_root, pid)?.start_ticks
 }
 
 /// This boot's ID (`sys/kernel/random/boot_id` under the proc root).

@@ -444,13 +444,17 @@ pub fn resolve(set: &StrategySet, input: &ResolveInput) -> Resolved {
         if let Some(pid) = s.pid {
             if !input.proc_root.join(pid.to_string()).exists() {
                 notes[i] = Some(format!("no process with PID {pid}"));
-            } else if pid == input.agent_pid || crate::pods::is_kernel_thread(input.proc_root, pid)
-            {
+                continue;
+            }
+            // One read of /proc/PID/stat for both checks.
+            let id = crate::pods::identity(input.proc_root, pid);
+            if pid == input.agent_pid || id.is_some_and(|id| id.kernel_thread) {
                 notes[i] = Some(format!(
                     "PID {pid} is now scx_pilot or a kernel thread, which never carry a strategy"
                 ));
             } else if set.pid_start_ticks.get(&pid).is_some_and(|&want| {
-                crate::pods::start_ticks(input.proc_root, pid).is_some_and(|now| now != want)
+                id.and_then(|id| id.start_ticks)
+                    .is_some_and(|now| now != want)
             }) {
                 notes[i] = Some(format!(
                     "PID {pid} now belongs to another process (the one the strategy was posted for exited)"

@@ -1,67 +1,16 @@
 //! `scx_pilot status`, `scx_pilot strategies get`, `scx_pilot strategies set -f`
 //! against the real agent (`--api-only`, token in a temporary state dir).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
+#[path = "fixtures/agent.rs"]
+mod agent;
 
-struct Agent {
-    child: Child,
-    url: String,
-    dir: PathBuf,
-}
+use agent::{Agent, BIN};
 
-impl Agent {
-    fn start() -> Agent {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("scx_pilot-client-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut child = Command::new(BIN)
-            .args(["--api-only", "--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("HTTP API listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("agent did not start");
-        Agent {
-            child,
-            url: format!("http://{addr}"),
-            dir,
-        }
-    }
-
-    fn client(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .args(["--url", &self.url, "--state-dir"])
-            .arg(&self.dir)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The agent with write tokens on (the default), in its own state dir.
+fn start() -> Agent {
+    Agent::start_temp("client", &[])
 }
 
 fn text(o: &Output) -> String {
@@ -74,7 +23,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn status_get_and_set_against_a_running_agent() {
-    let agent = Agent::start();
+    let agent = start();
 
     let out = agent.client(&["status"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -91,7 +40,7 @@ fn status_get_and_set_against_a_running_agent() {
 
     // A live PID gets resolved.
     let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
-    let file = agent.dir.join("set.json");
+    let file = agent.state_dir.join("set.json");
     std::fs::write(
         &file,
         format!(
@@ -126,10 +75,10 @@ fn status_get_and_set_against_a_running_agent() {
             "-f",
             "-",
             "--url",
-            &agent.url,
+            &agent.base,
             "--state-dir",
         ])
-        .arg(&agent.dir)
+        .arg(&agent.state_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -147,8 +96,8 @@ fn status_get_and_set_against_a_running_agent() {
 
 #[test]
 fn errors_exit_non_zero_with_one_line() {
-    let agent = Agent::start();
-    let dir = agent.dir.clone();
+    let agent = start();
+    let dir = agent.state_dir.clone();
 
     // The agent's error message comes through.
     let bad = dir.join("bad.json");

@@ -8,59 +8,21 @@
 //! chromium comes from `scripts/deps.sh vm`; playwright-core (1.65.1, no
 //! browser download) is installed into target/tmp/npm when missing.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
+#[path = "fixtures/agent.rs"]
+mod agent;
+
+use agent::Agent;
+
 const PLAYWRIGHT: &str = "playwright-core@1.65.1";
-
-struct Agent {
-    child: Child,
-    base: String,
-    state_dir: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.state_dir);
-    }
-}
 
 /// The agent with write tokens on (the default), in its own state dir.
 fn start_agent() -> Agent {
-    let state_dir =
-        std::env::temp_dir().join(format!("scx_pilot_dash_state_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state_dir);
-    let mut child = Command::new(BIN)
-        .args(["--api-only", "--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(&state_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start scx_pilot");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("HTTP API listening on http://").nth(1) {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the agent logs its address");
-    Agent {
-        child,
-        base: format!("http://{addr}"),
-        state_dir,
-    }
+    Agent::start_temp("dash", &[])
 }
 
 fn run(cmd: &mut Command) {

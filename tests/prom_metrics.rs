@@ -6,16 +6,19 @@
 //! promtool and prometheus come from the Debian `prometheus` package; when they
 //! are missing, `scripts/deps.sh vm` installs them (as `make test` does).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
+#[path = "fixtures/agent.rs"]
+mod agent;
+
+use agent::Agent;
 
 /// Install the Debian `prometheus` package when promtool is missing.
 fn ensure_prometheus() {
@@ -46,76 +49,10 @@ fn which(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The agent under test; killed on drop.
-struct Agent {
-    child: Child,
-    base: String,
-    state_dir: PathBuf,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Agent {
-    fn start() -> Agent {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let state_dir = std::env::temp_dir().join(format!(
-            "scx_pilot_prom_state_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&state_dir);
-        let mut child = Command::new(BIN)
-            // Writes without a token (tests/auth_* cover the token).
-            .args(["--api-only", "--listen", "127.0.0.1:0", "--auth", "none"])
-            // Its own state dir: strategies posted here must not persist into
-            // the host's /var/lib/scx_pilot or other tests' agents.
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start scx_pilot");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("HTTP API listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(20)) else {
-            let _ = child.kill();
-            panic!("no listening line; stderr: {:?}", stderr.lock().unwrap());
-        };
-        Agent {
-            child,
-            base: format!("http://{addr}"),
-            state_dir,
-            stderr,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    fn addr(&self) -> &str {
-        self.base.trim_start_matches("http://")
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.state_dir);
-        if std::thread::panicking() {
-            eprintln!("agent stderr:\n{}", self.stderr.lock().unwrap().join("\n"));
-        }
-    }
+/// The agent under test: writes without a token (tests/auth_* cover the
+/// token), its own state dir.
+fn start() -> Agent {
+    Agent::start_temp("prom", &["--auth", "none"])
 }
 
 fn get_text(url: &str, accept: Option<&str>) -> (String, String) {
@@ -178,7 +115,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 #[test]
 fn promtool_accepts_the_exposition_in_both_formats() {
     ensure_prometheus();
-    let agent = Agent::start();
+    let agent = start();
     post_json(&agent.url("/api/v1/metrics"), report(50));
     post_json(
         &agent.url("/api/v1/scheduling/strategies"),
@@ -385,7 +322,7 @@ impl Drop for Prometheus {
 #[test]
 fn a_real_prometheus_scrapes_the_agent_and_promql_matches_the_json_api() {
     ensure_prometheus();
-    let agent = Agent::start();
+    let agent = start();
     post_json(&agent.url("/api/v1/metrics"), report(777));
     let prom = Prometheus::start(agent.addr());
 

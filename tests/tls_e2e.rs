@@ -85,17 +85,6 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (PathBuf::from(ca), PathBuf::from(cert), PathBuf::from(key))
 }
 
-/// `scx_pilot <command...> --url <agent> --state-dir <its state> <flags...>`.
-fn client(agent: &Agent, command: &[&str], flags: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(command)
-        .args(["--url", &agent.base, "--state-dir"])
-        .arg(&agent.state_dir)
-        .args(flags)
-        .output()
-        .unwrap()
-}
-
 fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
@@ -127,7 +116,7 @@ fn https_round_trip_with_the_client_and_curl() {
     let ca = ca.to_str().unwrap();
 
     // Read: the client's status over HTTPS.
-    let o = client(&agent, &["status"], &["--ca-cert", ca, "--json"]);
+    let o = agent.client(&["status", "--ca-cert", ca, "--json"]);
     assert!(o.status.success(), "{}", text(&o));
     let health: Value =
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
@@ -144,11 +133,14 @@ fn https_round_trip_with_the_client_and_curl() {
         ),
     )
     .unwrap();
-    let o = client(
-        &agent,
-        &["strategies", "set", "-f", file.to_str().unwrap()],
-        &["--ca-cert", ca],
-    );
+    let o = agent.client(&[
+        "strategies",
+        "set",
+        "-f",
+        file.to_str().unwrap(),
+        "--ca-cert",
+        ca,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
 
     // A second, independent client: curl trusting the same certificate sees it.
@@ -164,7 +156,7 @@ fn https_round_trip_with_the_client_and_curl() {
     let _ = sleeper.wait();
 
     // Refused: a client that does not trust the certificate.
-    let o = client(&agent, &["status"], &[]);
+    let o = agent.client(&["status"]);
     assert!(!o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
     assert!(

@@ -4,85 +4,39 @@
 //! (util-linux `script`) draws on the alternate screen and quits on `q`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
+#[path = "fixtures/agent.rs"]
+mod agent;
 
-struct Agent {
-    child: Child,
-    base: String,
-    state_dir: PathBuf,
+use agent::{Agent, BIN};
+
+/// The agent under test: writes without a token (tests/auth_* cover the
+/// token), its own state dir.
+fn start() -> Agent {
+    Agent::start_temp("top", &["--auth", "none"])
 }
 
-impl Agent {
-    fn start() -> Agent {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let state_dir = std::env::temp_dir().join(format!(
-            "scx_pilot_top_state_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&state_dir);
-        let mut child = Command::new(BIN)
-            // Writes without a token (tests/auth_* cover the token).
-            .args(["--api-only", "--listen", "127.0.0.1:0", "--auth", "none"])
-            // Its own state dir: strategies posted here must not persist into
-            // the host's /var/lib/scx_pilot or other tests' agents.
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start scx_pilot");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("HTTP API listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the agent logs its address");
-        Agent {
-            child,
-            base: format!("http://{addr}"),
-            state_dir,
-        }
-    }
-
-    fn post(&self, path: &str, body: Value) {
-        ureq::post(&format!("{}{path}", self.base))
-            .send_json(body)
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-    }
-
-    fn report(&self, kernel: u64) {
-        self.post(
-            "/api/v1/metrics",
-            json!({
-                "usersched_pid": 1234, "nr_queued": 10, "nr_scheduled": 5, "nr_running": 2,
-                "nr_online_cpus": 8, "nr_user_dispatches": 100, "nr_kernel_dispatches": kernel,
-                "nr_cancel_dispatches": 2, "nr_bounce_dispatches": 1, "nr_failed_dispatches": 0,
-                "nr_sched_congested": 3
-            }),
-        );
-    }
+fn post(agent: &Agent, path: &str, body: Value) {
+    let (status, v) = agent.post(path, &body);
+    assert_eq!(status, 200, "POST {path}: {v}");
 }
 
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.state_dir);
-    }
+fn report(agent: &Agent, kernel: u64) {
+    post(
+        agent,
+        "/api/v1/metrics",
+        json!({
+            "usersched_pid": 1234, "nr_queued": 10, "nr_scheduled": 5, "nr_running": 2,
+            "nr_online_cpus": 8, "nr_user_dispatches": 100, "nr_kernel_dispatches": kernel,
+            "nr_cancel_dispatches": 2, "nr_bounce_dispatches": 1, "nr_failed_dispatches": 0,
+            "nr_sched_congested": 3
+        }),
+    );
 }
 
 fn top(args: &[&str]) -> std::process::Output {
@@ -104,10 +58,11 @@ fn counter<'a>(snap: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn once_prints_what_the_api_says_in_text_and_json() {
-    let agent = Agent::start();
-    agent.report(4242);
+    let agent = start();
+    report(&agent, 4242);
     let me = std::process::id();
-    agent.post(
+    post(
+        &agent,
         "/api/v1/scheduling/strategies",
         json!({"strategies": [{"priority": true, "execution_time": 20000000, "pid": me}]}),
     );
@@ -161,8 +116,8 @@ fn once_fails_clearly_without_an_agent() {
 
 #[test]
 fn json_stream_has_rates_and_stops_on_sigint() {
-    let agent = Agent::start();
-    agent.report(1000);
+    let agent = start();
+    report(&agent, 1000);
     let mut child = Command::new(BIN)
         .args([
             "top",
@@ -189,7 +144,7 @@ fn json_stream_has_rates_and_stops_on_sigint() {
         json!(1000)
     );
     std::thread::sleep(Duration::from_millis(500));
-    agent.report(3000);
+    report(&agent, 3000);
     // A later snapshot sees the new value with a positive rate between polls.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -217,8 +172,8 @@ fn json_stream_has_rates_and_stops_on_sigint() {
 
 #[test]
 fn live_view_in_a_terminal_quits_on_q() {
-    let agent = Agent::start();
-    agent.report(77);
+    let agent = start();
+    report(&agent, 77);
     // util-linux `script` runs the command in a real pseudo-terminal and
     // forwards our stdin to it.
     let cmd = format!("{BIN} top --url {} --interval-ms 200", agent.base);
