@@ -10,6 +10,7 @@
 #ifndef __VMLINUX_H__
 typedef unsigned char u8;
 typedef unsigned int u32;
+typedef int s32;
 typedef unsigned long long u64;
 #endif
 
@@ -25,6 +26,51 @@ enum pilot_consts {
 	SHARED_DSQ		= 1,
 
 	STRATEGY_F_PRIORITY	= 1 << 0,
+
+	/*
+	 * User dispatch mode. Both rings are sized for USER_RING_TASKS records;
+	 * a record takes its size plus an 8-byte header, rounded up to 8.
+	 */
+	USER_RING_TASKS		= 4096,
+	USER_RING_BYTES		= USER_RING_TASKS * 64,
+	/* Tasks that can be in user space's hands at once. */
+	MAX_USER_TASKS		= 2 * USER_RING_TASKS,
+
+	/* queued_task.flags */
+	QUEUED_F_WAKEUP		= 1 << 0,	/* queued because it woke up */
+	QUEUED_F_STRATEGY	= 1 << 1,	/* slice_ns comes from a strategy */
+};
+
+/*
+ * Kernel -> user space (BPF ring buffer): a runnable task that waits for the
+ * dispatcher's decision. seq identifies this enqueue; a decision that carries
+ * another seq is stale and dropped.
+ */
+struct queued_task {
+	u64 seq;
+	u64 vtime;		/* the task's weighted virtual time */
+	u64 exec_runtime_ns;	/* CPU time used since it last woke up */
+	u64 slice_ns;		/* default slice or the strategy's */
+	u32 pid;
+	s32 cpu;		/* CPU it last ran on */
+	u32 weight;		/* 100 = nice 0 */
+	u32 nr_cpus_allowed;
+	u32 flags;		/* QUEUED_F_* */
+	u32 __pad;
+};
+
+/*
+ * User space -> kernel (BPF user ring buffer): where and how to run a task.
+ * pid 0 is a heartbeat that only says the dispatcher is alive. cpu < 0 means
+ * any CPU (the shared queue, ordered by vtime).
+ */
+struct dispatched_task {
+	u64 seq;
+	u64 vtime;		/* deadline in the kernel's vtime domain */
+	u64 slice_ns;
+	u64 nr_pending;		/* tasks the dispatcher still holds */
+	u32 pid;
+	s32 cpu;
 };
 
 /*

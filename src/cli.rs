@@ -13,6 +13,13 @@ use crate::sched::{DesiredStrategies, PidStrategy, SchedConfig};
 pub const MIN_SLICE_NS: u64 = 50_000;
 pub const MAX_SLICE_NS: u64 = 1_000_000_000;
 
+/// Where normal tasks are decided (--dispatch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dispatch {
+    Kernel,
+    User,
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "scx_pilot",
@@ -32,6 +39,34 @@ pub struct Opts {
     /// the sched_ext watchdog); higher gives priority tasks a stronger guarantee.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=5000))]
     pub starvation_ms: u64,
+
+    /// Where tasks without a priority strategy are decided: `kernel` (in BPF,
+    /// the fastest path) or `user` (the agent's dispatcher thread orders them
+    /// with a policy written in Rust; every task round-trips through user space,
+    /// which costs some throughput and latency). Priority-strategy tasks and
+    /// per-CPU kthreads stay in BPF either way.
+    #[arg(long, value_enum, default_value_t = Dispatch::Kernel)]
+    pub dispatch: Dispatch,
+
+    /// In --dispatch user: how long the dispatcher may hold tasks without
+    /// answering before BPF takes them back and dispatches them itself, in
+    /// milliseconds. Lower recovers sooner from a stuck dispatcher; higher
+    /// tolerates longer pauses of the agent (e.g. under memory pressure)
+    /// without bypassing it. Always far below the sched_ext watchdog (30 s).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(20..=10_000))]
+    pub user_stall_ms: u64,
+
+    /// In --dispatch user: most tasks the dispatcher may hold at once; tasks
+    /// beyond are dispatched by BPF directly (counted in nr_sched_congested).
+    /// Higher lets the Rust policy order more of the load; lower bounds how
+    /// long a task can wait behind the dispatcher.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub user_queue_depth: u64,
+
+    /// Testing only: SIGUSR1 pauses and resumes the dispatcher thread, to
+    /// check that BPF's fallback keeps the machine running.
+    #[arg(long, hide = true)]
+    pub dispatcher_test_hooks: bool,
 
     /// How often the scheduler's counters are sampled, in milliseconds. Shorter
     /// gives finer rates and history at a little more CPU use by the agent.
@@ -191,6 +226,9 @@ impl Opts {
             slice_us: self.slice_us,
             starvation_ms: self.starvation_ms,
             sample_interval: self.sample_interval(),
+            user_dispatch: self.dispatch == Dispatch::User,
+            user_stall_ms: self.user_stall_ms,
+            user_queue_depth: self.user_queue_depth,
         }
     }
 

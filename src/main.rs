@@ -8,7 +8,7 @@ use clap::Parser;
 use crossbeam_channel::select;
 
 use scx_pilot::api::{self, ApiState};
-use scx_pilot::cli::Opts;
+use scx_pilot::cli::{Dispatch, Opts};
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
 use scx_pilot::{agent, logging, notify, resolver};
@@ -34,9 +34,14 @@ fn run(opts: Opts) -> anyhow::Result<()> {
 
     let mode = if opts.api_only {
         Mode::ApiOnly
+    } else if opts.dispatch == Dispatch::User {
+        Mode::User
     } else {
         Mode::Kernel
     };
+    if opts.dispatcher_test_hooks {
+        scx_pilot::sched::user_dispatch::install_test_hook()?;
+    }
     let metrics = MetricsStore::new(opts.history_capacity());
     let status = StatusCell::new(mode);
     let (strategies_tx, strategies_rx) = crossbeam_channel::bounded(16);

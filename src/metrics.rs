@@ -51,6 +51,23 @@ pub struct PolicyCounters {
     pub nr_starvation_guards: u64,
     /// Enqueues decided by any strategy.
     pub nr_strategy_hits: u64,
+    /// User dispatch mode: tasks sent to the dispatcher thread.
+    #[serde(default)]
+    pub nr_user_enqueues: u64,
+    /// User dispatch mode: times BPF bypassed a dispatcher that held tasks
+    /// without answering for --user-stall-ms.
+    #[serde(default)]
+    pub nr_user_fallbacks: u64,
+    /// User dispatch mode: tasks BPF took back from a stalled dispatcher.
+    #[serde(default)]
+    pub nr_user_recovered: u64,
+    /// User dispatch mode: tasks dequeued (affinity, priority change) while
+    /// the dispatcher held them.
+    #[serde(default)]
+    pub nr_user_withdrawn: u64,
+    /// User dispatch mode: tasks in the dispatcher's hands at this sample.
+    #[serde(default)]
+    pub nr_user_outstanding: u64,
 }
 
 /// One reading of the scheduler's counters.

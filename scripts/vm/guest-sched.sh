@@ -362,6 +362,10 @@ echo "RESULT agent_idle_rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$agent_pid/s
 stop_agent TERM
 check third-sigterm $rc "exit code $rc"
 
+# --- user dispatch mode (--dispatch user)
+# shellcheck source=guest-user.sh
+. "${USER_PHASE:?USER_PHASE must name guest-user.sh}"
+
 echo "guest: agent log follows"
 sed 's/^/agent: /' /tmp/agent.log
 exit $((fails > 0))

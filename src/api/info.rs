@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::{now, rfc3339, rfc3339_ms, ApiState, Endpoint, ENDPOINTS, SERVICE_NAME};
-use crate::sched::Mode;
+use crate::sched::{DispatcherStatus, Mode};
 
 #[derive(Serialize, ToSchema)]
 pub struct SchedulerHealth {
@@ -25,6 +25,8 @@ pub struct SchedulerHealth {
     pub last_exit: Option<String>,
     /// PIDs currently in the BPF strategy map.
     pub strategy_pids: usize,
+    /// The user-space dispatcher (--dispatch user only).
+    pub dispatcher: Option<DispatcherStatus>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -60,7 +62,7 @@ pub struct HealthResponse {
     #[schema(example = "BSS Metrics API Server")]
     pub service: &'static str,
     pub version: &'static str,
-    /// "kernel" or "api-only".
+    /// "kernel", "user" (--dispatch user) or "api-only".
     #[schema(value_type = String, example = "kernel")]
     pub mode: Mode,
     pub uptime_seconds: i64,
@@ -94,8 +96,8 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
 
     let scheduler_status = match st.mode {
         Mode::ApiOnly => "disabled",
-        Mode::Kernel if st.attached => "ok",
-        Mode::Kernel => {
+        Mode::Kernel | Mode::User if st.attached => "ok",
+        Mode::Kernel | Mode::User => {
             problems.push(match &st.last_exit {
                 Some(exit) => format!("scheduler is not attached (last exit: {exit})"),
                 None => "scheduler is not attached".to_string(),
@@ -103,14 +105,20 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
             "down"
         }
     };
+    if let Some(d) = st.dispatcher.as_ref().filter(|d| d.fallback_active) {
+        problems.push(format!(
+            "the dispatcher thread is not answering: BPF dispatches directly (fallback {} since start)",
+            d.fallbacks
+        ));
+    }
     let age = st.last_sample_at.map(|t| now_t - t);
     let sampler_status = match (st.mode, age) {
         (Mode::ApiOnly, _) => "disabled",
-        (Mode::Kernel, None) => {
+        (Mode::Kernel | Mode::User, None) => {
             problems.push("no sample of the scheduler's counters yet".into());
             "waiting"
         }
-        (Mode::Kernel, Some(a)) if a > stale => {
+        (Mode::Kernel | Mode::User, Some(a)) if a > stale => {
             problems.push(format!(
                 "last sample is {:.1} s old (limit {:.1} s)",
                 a.num_milliseconds() as f64 / 1e3,
@@ -118,7 +126,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
             ));
             "stale"
         }
-        (Mode::Kernel, Some(_)) => "ok",
+        (Mode::Kernel | Mode::User, Some(_)) => "ok",
     };
     let healthy = problems.is_empty();
     let body = HealthResponse {
@@ -138,6 +146,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
                 restarts: st.restarts,
                 last_exit: st.last_exit.clone(),
                 strategy_pids: st.strategy_pids,
+                dispatcher: st.dispatcher.clone(),
             },
             sampler: SamplerHealth {
                 status: sampler_status,
@@ -165,7 +174,7 @@ pub struct IndexResponse {
     pub name: &'static str,
     pub version: &'static str,
     pub description: &'static str,
-    /// "kernel" or "api-only".
+    /// "kernel", "user" (--dispatch user) or "api-only".
     #[schema(value_type = String, example = "kernel")]
     pub mode: Mode,
     pub timestamp: String,

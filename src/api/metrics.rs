@@ -113,7 +113,7 @@ pub struct MetricsResponse {
     #[schema(example = "Metrics retrieved successfully")]
     pub message: &'static str,
     pub timestamp: String,
-    /// "kernel" (scx_pilot's scheduler) or "api-only".
+    /// "kernel" or "user" (scx_pilot's scheduler, --dispatch) or "api-only".
     #[schema(value_type = String, example = "kernel")]
     pub mode: crate::sched::Mode,
     /// Null until the first sample (always null in api-only mode).

@@ -334,6 +334,7 @@ impl Snapshot {
 fn mode_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Kernel => "kernel",
+        Mode::User => "user",
         Mode::ApiOnly => "api-only",
     }
 }
@@ -518,6 +519,26 @@ const POLICY_COUNTERS: &[Field<PolicyCounters>] = &[
         "Enqueues decided by a strategy",
         |p| p.nr_strategy_hits,
     ),
+    (
+        "scx_pilot_user_enqueues",
+        "Tasks sent to the user-space dispatcher (--dispatch user)",
+        |p| p.nr_user_enqueues,
+    ),
+    (
+        "scx_pilot_user_fallbacks",
+        "Times BPF bypassed a user-space dispatcher that stopped answering",
+        |p| p.nr_user_fallbacks,
+    ),
+    (
+        "scx_pilot_user_recovered",
+        "Tasks BPF took back from a stalled user-space dispatcher",
+        |p| p.nr_user_recovered,
+    ),
+    (
+        "scx_pilot_user_withdrawn",
+        "Tasks dequeued while the user-space dispatcher held them",
+        |p| p.nr_user_withdrawn,
+    ),
 ];
 
 impl Collector for Snapshot {
@@ -550,6 +571,15 @@ impl Collector for Snapshot {
             for (name, help, get) in POLICY_COUNTERS {
                 counter(e, name, help, get(policy))?;
             }
+            if self.mode == Mode::User {
+                gauge(
+                    e,
+                    "scx_pilot_user_outstanding",
+                    "Tasks in the user-space dispatcher's hands",
+                    None,
+                    policy.nr_user_outstanding as i64,
+                )?;
+            }
             gauge(
                 e,
                 "scx_pilot_last_sample_timestamp",
@@ -574,7 +604,7 @@ impl Collector for Snapshot {
         info(
             e,
             "scx_pilot_scheduler",
-            "How the agent runs the scheduler (mode: kernel or api-only) and the kernel's name for its ops",
+            "How the agent runs the scheduler (mode: kernel, user or api-only) and the kernel's name for its ops",
             &labels,
         )?;
         counter(

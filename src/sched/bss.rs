@@ -39,6 +39,11 @@ pub fn read_bss(src: &bss) -> (BssData, PolicyCounters) {
             nr_preemptions,
             nr_starvation_guards,
             nr_strategy_hits,
+            nr_user_enqueues,
+            nr_user_fallbacks,
+            nr_user_recovered,
+            nr_user_withdrawn,
+            nr_user_outstanding,
         }
     );
     (data, policy)

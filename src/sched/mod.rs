@@ -9,7 +9,9 @@ pub mod preflight;
 mod scheduler;
 mod status;
 pub mod strategy_map;
+pub mod user_dispatch;
+pub mod user_policy;
 
 pub use scheduler::{Channels, RunExit, SchedConfig, Scheduler};
-pub use status::{Mode, SchedulerStatus, StatusCell};
+pub use status::{DispatcherStatus, Mode, SchedulerStatus, StatusCell};
 pub use strategy_map::{DesiredStrategies, PidStrategy, StrategyMapWriter};

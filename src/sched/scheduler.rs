@@ -12,7 +12,8 @@ use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_read
 
 use super::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use super::strategy_map::{DesiredStrategies, StrategyMapWriter};
-use super::{bss, preflight, StatusCell};
+use super::user_dispatch::Dispatcher;
+use super::{bss, preflight, DispatcherStatus, StatusCell};
 use crate::metrics::MetricsStore;
 
 /// Scheduler settings fixed at load time.
@@ -21,6 +22,10 @@ pub struct SchedConfig {
     pub slice_us: u64,
     pub starvation_ms: u64,
     pub sample_interval: Duration,
+    /// --dispatch user: normal tasks are decided by the dispatcher thread.
+    pub user_dispatch: bool,
+    pub user_stall_ms: u64,
+    pub user_queue_depth: u64,
 }
 
 /// Why [`Scheduler::run`] returned.
@@ -45,6 +50,9 @@ pub struct Channels<'a> {
 pub struct Scheduler<'obj> {
     skel: BpfSkel<'obj>,
     struct_ops: Option<Link>,
+    /// Declared after struct_ops on purpose: nothing may wait on the
+    /// dispatcher once it stops, so Drop detaches the scheduler first.
+    dispatcher: Option<Dispatcher>,
     writer: StrategyMapWriter,
     config: SchedConfig,
 }
@@ -78,6 +86,9 @@ impl<'obj> Scheduler<'obj> {
             .context("BPF object has no .rodata")?;
         rodata.slice_ns = config.slice_us * 1000;
         rodata.starvation_ns = config.starvation_ms * 1_000_000;
+        rodata.user_dispatch = config.user_dispatch;
+        rodata.user_stall_ns = config.user_stall_ms * 1_000_000;
+        rodata.user_queue_depth = config.user_queue_depth;
         let bss = skel
             .maps
             .bss_data
@@ -87,11 +98,30 @@ impl<'obj> Scheduler<'obj> {
         bss.nr_online_cpus = online_cpus();
 
         let mut skel = scx_ops_load!(skel, pilot_ops, uei).context("loading the BPF scheduler")?;
+        // The dispatcher must run, and BPF must know its thread id, before the
+        // first task is queued for it.
+        let dispatcher = if config.user_dispatch {
+            let handle = |map| MapHandle::try_from(map).context("duplicating a ring map fd");
+            let dispatcher = Dispatcher::start(
+                handle(&skel.maps.queued)?,
+                handle(&skel.maps.dispatched)?,
+                online_cpus(),
+            )?;
+            skel.maps
+                .bss_data
+                .as_mut()
+                .context("BPF object has no .bss")?
+                .usersched_pid = dispatcher.tid();
+            Some(dispatcher)
+        } else {
+            None
+        };
         let struct_ops = scx_ops_attach!(skel, pilot_ops).context("attaching the BPF scheduler")?;
 
         Ok(Self {
             skel,
             struct_ops: Some(struct_ops),
+            dispatcher,
             writer: StrategyMapWriter::new(),
             config: config.clone(),
         })
@@ -128,8 +158,40 @@ impl<'obj> Scheduler<'obj> {
         let sample = bss::sample(bss);
         log::trace!("sample: {:?}", sample.bss);
         ch.metrics.push(sample);
-        ch.status
-            .update(|s| s.last_sample_at = Some(sample.timestamp));
+        let dispatcher = self.dispatcher.as_ref().map(|d| {
+            let stats = d.stats();
+            let p = &sample.policy;
+            DispatcherStatus {
+                tid: d.tid(),
+                decisions: stats.decisions.load(Ordering::Relaxed),
+                fallbacks: p.nr_user_fallbacks,
+                recovered: p.nr_user_recovered,
+                fallback_active: bss.user_fallback_active != 0,
+                outstanding: p.nr_user_outstanding,
+                paused: stats.paused.load(Ordering::Relaxed),
+            }
+        });
+        if let Some(d) = &dispatcher {
+            let was_active = ch
+                .status
+                .get()
+                .dispatcher
+                .as_ref()
+                .is_some_and(|d| d.fallback_active);
+            if d.fallback_active && !was_active {
+                log::warn!(
+                    "the dispatcher thread holds tasks without answering: BPF dispatches directly (fallback {}, {} tasks taken back so far)",
+                    d.fallbacks,
+                    d.recovered
+                );
+            } else if was_active && !d.fallback_active {
+                log::info!("the dispatcher thread answers again: user dispatch resumed");
+            }
+        }
+        ch.status.update(|s| {
+            s.last_sample_at = Some(sample.timestamp);
+            s.dispatcher = dispatcher.clone();
+        });
     }
 
     /// One line describing how the scheduler left the kernel, from its exit info.
@@ -233,5 +295,6 @@ impl Drop for Scheduler<'_> {
             drop(link);
             log::info!("scheduler detached");
         }
+        drop(self.dispatcher.take());
     }
 }

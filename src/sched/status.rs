@@ -12,6 +12,8 @@ use serde::Serialize;
 pub enum Mode {
     /// scx_pilot's BPF scheduler decides everything in the kernel.
     Kernel,
+    /// Normal tasks are decided by the agent's dispatcher thread (--dispatch user).
+    User,
     /// No scheduler loaded: only the HTTP API runs.
     ApiOnly,
 }
@@ -30,6 +32,27 @@ pub struct SchedulerStatus {
     pub last_sample_at: Option<DateTime<Utc>>,
     /// PIDs currently in the BPF strategy map.
     pub strategy_pids: usize,
+    /// The dispatcher of --dispatch user; None in the other modes.
+    pub dispatcher: Option<DispatcherStatus>,
+}
+
+/// The user-space dispatcher as /health shows it.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct DispatcherStatus {
+    /// Thread id BPF recognises as the dispatcher (usersched_pid).
+    pub tid: u32,
+    /// Decisions it sent.
+    pub decisions: u64,
+    /// Times BPF bypassed it because it held tasks without answering.
+    pub fallbacks: u64,
+    /// Tasks BPF took back from it.
+    pub recovered: u64,
+    /// True while BPF dispatches without it.
+    pub fallback_active: bool,
+    /// Tasks in its hands at the last sample.
+    pub outstanding: u64,
+    /// True while the test hook holds it.
+    pub paused: bool,
 }
 
 impl SchedulerStatus {
@@ -43,6 +66,7 @@ impl SchedulerStatus {
             last_exit: None,
             last_sample_at: None,
             strategy_pids: 0,
+            dispatcher: None,
         }
     }
 }

@@ -1,0 +1,162 @@
+# Sourced by guest-sched.sh (same shell, same helpers) after the kernel-mode
+# checks: scx_pilot with --dispatch user. The same load and strategy checks, the
+# per-mode counters, a 30 s stress run, the dispatcher-stall fallback, and the
+# figures against kernel mode (RESULT lines and HIST blocks; report.py compares).
+
+umetric() { metric "$1"; }
+# Not api(): /health answers 503 while the dispatcher is bypassed.
+dispatcher() { curl -s -m 5 "$API/health" | jq -r ".components.scheduler.dispatcher.$1"; }
+spin_hogs() { # N: start N shell CPU hogs, their pids in $spun
+	spun=""
+	for _ in $(seq "$1"); do
+		sh -c 'while :; do :; done' &
+		spun="$spun $!"
+	done
+}
+
+say "user dispatch mode"
+start_agent --dispatch user --dispatcher-test-hooks --pods-file /tmp/pods.json
+wait_state enabled 150
+check user-attach $? "sched_ext state is '$(state)' with --dispatch user"
+wait_api
+health=$(api /health | jq -r '.status + " " + .mode')
+[ "$health" = "healthy user" ]
+check user-health $? "/health says '$health'"
+tid=$(dispatcher tid)
+upid=$(umetric data.usersched_pid)
+[ "$upid" = "$tid" ] && [ "$tid" != "$agent_pid" ] && [ -d "/proc/$agent_pid/task/$tid" ]
+check user-usersched-pid $? "usersched_pid=$upid is the dispatcher thread $tid of agent $agent_pid"
+
+# --- the same load as in kernel mode: user dispatches and the BPF fast path both count
+sleep 600 &
+pod_sleeper=$!
+echo "$pod_sleeper" >"$pod_cg/cgroup.procs"
+spin_hogs $((cpus * 3))
+hogs=$spun
+sleep 1
+ud1=$(umetric data.nr_user_dispatches)
+kd1=$(umetric data.nr_kernel_dispatches)
+max_sched=0
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+	sleep 0.2
+	s=$(umetric data.nr_queued)
+	[ "$s" -gt "$max_sched" ] && max_sched=$s
+done
+ud2=$(umetric data.nr_user_dispatches)
+kd2=$(umetric data.nr_kernel_dispatches)
+[ "$ud2" -gt "$ud1" ] && [ "$kd2" -gt "$kd1" ]
+check user-dispatches-grow $? "nr_user_dispatches $ud1 -> $ud2, nr_kernel_dispatches $kd1 -> $kd2 (max nr_queued $max_sched)"
+
+# Priority probe rounds as in kernel mode: in user mode the plain probe's
+# wakeups round-trip through the dispatcher, the priority one's stay in BPF.
+post_failed=""
+hits0=$(umetric policy.nr_strategy_hits)
+for round in 1 2; do
+	probe_round user-probe-plain false
+	probe_round user-probe-prio true
+done
+[ -z "$post_failed" ]
+check user-strategy-post $? "every strategy POST succeeded ${post_failed}"
+hits1=$(umetric policy.nr_strategy_hits)
+[ "$hits1" -gt "$hits0" ]
+check user-strategy-hits $? "nr_strategy_hits $hits0 -> $hits1 while the probe ran"
+post_strategies '{"strategies":[]}' >/dev/null
+
+# --- the dispatcher stops answering (test hook): BPF falls back, nothing stalls
+fb0=$(dispatcher fallbacks)
+kill -USR1 "$agent_pid"
+set -- $hogs
+first_hog=$1
+set -- $(schedstat "$first_hog")
+run0=$1
+sleep 3
+fb_active=$(dispatcher fallback_active)
+fb1=$(dispatcher fallbacks)
+recovered=$(dispatcher recovered)
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$API/health")
+set -- $(schedstat "$first_hog")
+run1=$1
+[ "$fb_active" = true ] && [ "$fb1" -gt "$fb0" ] && [ "$code" = 503 ] && [ "$(state)" = enabled ] && [ "$run1" -gt "$run0" ]
+check user-stall-fallback $? "dispatcher paused 3 s: fallback_active=$fb_active, fallbacks $fb0 -> $fb1, tasks taken back $recovered, /health HTTP $code, state $(state), a hog ran $(((run1 - run0) / 1000000)) ms"
+kill -USR1 "$agent_pid"
+sleep 1.5
+ud1=$(umetric data.nr_user_dispatches)
+sleep 1
+ud2=$(umetric data.nr_user_dispatches)
+fb_active=$(dispatcher fallback_active)
+[ "$fb_active" = false ] && [ "$ud2" -gt "$ud1" ] && [ "$(api /health | jq -r .status)" = healthy ]
+check user-stall-resume $? "after resuming: fallback_active=$fb_active, nr_user_dispatches $ud1 -> $ud2"
+kill $hogs $pod_sleeper
+wait $hogs $pod_sleeper 2>/dev/null
+
+# --- throughput in user mode (kernel mode's pilot_bogo_ops are from the same boot)
+user_ops=$(bogo_ops 5)
+echo "RESULT user_bogo_ops=${user_ops:-0}"
+user_ops2=$(bogo_ops 5)
+echo "RESULT user_bogo_ops_2=${user_ops2:-0}"
+stop_agent TERM
+check user-sigterm $rc "exit code $rc after SIGTERM"
+wait_state disabled 50
+check user-sigterm-disabled $? "state after SIGTERM: $(state)"
+
+# --- stress: a dispatcher queue depth of 2 far smaller than the runnable load, a fork
+# storm, pinned tasks and affinity flips, for 30 s. No watchdog ejection; the
+# counters add up.
+start_agent --dispatch user --user-queue-depth 2
+wait_state enabled 150
+wait_api
+restarts0=$(api /health | jq -r '.components.scheduler.restarts')
+spin_hogs $((cpus * 8))
+hogs=$spun
+pinned=""
+for _ in 1 2 3 4; do
+	taskset -c 0 sh -c 'while :; do :; done' &
+	pinned="$pinned $!"
+done
+stress-ng --fork 2 -t 30 >/dev/null 2>&1 &
+forker=$!
+(
+	end=$(($(date +%s) + 30))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		for p in $pinned; do taskset -p 2 "$p" >/dev/null 2>&1; done
+		sleep 0.05
+		for p in $pinned; do taskset -p 1 "$p" >/dev/null 2>&1; done
+		sleep 0.05
+	done
+) &
+flipper=$!
+sleep 30
+wait $forker $flipper 2>/dev/null
+alive=$(kill -0 "$agent_pid" 2>/dev/null && echo yes || echo no)
+[ "$(state)" = enabled ] && [ "$alive" = yes ] &&
+	[ "$(api /health | jq -r '.components.scheduler.restarts')" = "$restarts0" ]
+check user-stress-attached $? "after 30 s of $((cpus * 8)) hogs, 4 pinned hogs with affinity flips and a fork storm: state $(state), agent alive $alive, restarts $restarts0 -> $(api /health | jq -r '.components.scheduler.restarts')"
+congested=$(umetric data.nr_sched_congested)
+[ "$congested" -gt 0 ]
+check user-congested $? "nr_sched_congested=$congested with a queue depth of 2"
+kill $hogs $pinned
+wait $hogs $pinned 2>/dev/null
+sleep 1
+# Quiet now: every task sent to the dispatcher was dispatched, taken back,
+# withdrawn or is still in its hands, and each enqueue got at most one decision.
+api /api/v1/metrics >/tmp/user-metrics.json
+c() { jq -r ".metrics.$1" /tmp/user-metrics.json; }
+enq=$(c policy.nr_user_enqueues)
+ud=$(c data.nr_user_dispatches)
+rec=$(c policy.nr_user_recovered)
+wd=$(c policy.nr_user_withdrawn)
+out=$(c policy.nr_user_outstanding)
+cancel=$(c data.nr_cancel_dispatches)
+bounce=$(c data.nr_bounce_dispatches)
+failed=$(c data.nr_failed_dispatches)
+sum=$((ud + rec + wd + out))
+diff=$((enq - sum))
+[ "$enq" -gt 0 ] && [ "${diff#-}" -le 2 ] && [ $((ud + cancel)) -le $((enq + 2)) ] && [ "$bounce" -le "$ud" ] && [ "$failed" = 0 ]
+check user-counters-consistent $? "enqueues $enq = dispatches $ud + recovered $rec + withdrawn $wd + outstanding $out (off by $diff); cancels $cancel; bounces $bounce; failed $failed"
+echo "RESULT user_stress_bounces=$bounce"
+echo "RESULT user_stress_cancels=$cancel"
+echo "RESULT user_stress_congested=$congested"
+stop_agent TERM
+check user-stress-sigterm $rc "exit code $rc after SIGTERM"
+wait_state disabled 50
+check user-stress-disabled $? "state after SIGTERM: $(state)"

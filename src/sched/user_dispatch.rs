@@ -1,0 +1,342 @@
+//! The dispatcher thread of `--dispatch user`: it reads the tasks BPF queues
+//! for it, orders them with [`Policy`] and sends the decisions back.
+//!
+//! Every task this thread decides for waits until it answers, so it must never
+//! wait on any of them. How each way it could is ruled out:
+//! - Its own CPU time: BPF recognises its thread id (`usersched_pid`) and runs
+//!   it on the in-kernel priority path; it never waits for a decision.
+//! - Locks: its loop shares nothing with the HTTP, Kubernetes or sampler
+//!   threads but atomics (stop flag, counters). It does not log in the loop
+//!   (the logger takes a lock on stderr).
+//! - Allocation (glibc's arena locks can be held by a preempted thread): the
+//!   inbox is allocated once with room for more tasks than BPF can have in our
+//!   hands; libbpf reads and writes the rings in their mmapped memory; the
+//!   ordering sorts in place. Nothing in the loop allocates.
+//! - Page faults (a fault can wait for I/O that a waiting task must do): the
+//!   process's memory is locked with mlockall(MCL_CURRENT | MCL_FUTURE) before
+//!   the scheduler is attached.
+//! - Anything missed above (a bug, SIGSTOP, the test hook): BPF takes its tasks
+//!   back after `--user-stall-ms` and dispatches directly, counted in
+//!   nr_user_fallbacks, far sooner than the sched_ext watchdog would act.
+
+use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::MapHandle;
+use serde::Serialize;
+
+use super::bpf_intf::{dispatched_task, pilot_consts_MAX_USER_TASKS, queued_task};
+use super::user_policy::{heartbeat, Policy};
+
+/// How often an idle dispatcher tells BPF it is alive. Well under the
+/// default --user-stall-ms, so an idle dispatcher is never taken for a
+/// stalled one.
+const HEARTBEAT: Duration = Duration::from_millis(100);
+/// How long to wait before retrying when the decision ring is full (BPF
+/// drains it whenever a CPU looks for work).
+const RING_FULL_WAIT: Duration = Duration::from_micros(200);
+
+/// Set by the test hook (SIGUSR1 with --dispatcher-test-hooks): the
+/// dispatcher stops answering, as a hung one would.
+static PAUSED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn toggle_pause(_: libc::c_int) {
+    PAUSED.fetch_xor(true, Ordering::Relaxed);
+}
+
+/// Lets SIGUSR1 pause and resume the dispatcher, to test the BPF fallback.
+pub fn install_test_hook() -> Result<()> {
+    let handler = toggle_pause as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only flips an atomic, which is async-signal-safe.
+    if unsafe { libc::signal(libc::SIGUSR1, handler) } == libc::SIG_ERR {
+        bail!("installing the SIGUSR1 test hook failed");
+    }
+    log::warn!("test hook on: SIGUSR1 pauses and resumes the dispatcher thread");
+    Ok(())
+}
+
+/// What the dispatcher did, for /health and the logs.
+#[derive(Debug, Default, Serialize)]
+pub struct DispatcherStats {
+    /// Decisions sent to BPF.
+    pub decisions: AtomicU64,
+    /// Rounds that found the decision ring full.
+    pub ring_full: AtomicU64,
+    pub heartbeats: AtomicU64,
+    /// True while the test hook holds the thread.
+    pub paused: AtomicBool,
+}
+
+/// Tasks read from the queued ring, waiting to be decided.
+struct Inbox {
+    tasks: Vec<queued_task>,
+}
+
+/// libbpf's callback for one queued_task record.
+unsafe extern "C" fn on_queued(
+    ctx: *mut libc::c_void,
+    data: *mut libc::c_void,
+    size: libbpf_sys::size_t,
+) -> libc::c_int {
+    // SAFETY: ctx is the Inbox the ring was created with, alive as long as
+    // the ring, and no other reference to it is live during a consume call.
+    let inbox = unsafe { &mut *(ctx as *mut Inbox) };
+    if (size as usize) < size_of::<queued_task>() || inbox.tasks.len() == inbox.tasks.capacity() {
+        // Cannot happen: records have one size and the loop consumes no more
+        // than the free room. Stop rather than lose a task BPF waits on.
+        return -libc::ENOSPC;
+    }
+    // SAFETY: the record holds at least one queued_task; it may be unaligned.
+    inbox
+        .tasks
+        .push(unsafe { ptr::read_unaligned(data as *const queued_task) });
+    0
+}
+
+/// Both rings, owned by the dispatcher thread.
+struct Rings {
+    queued: NonNull<libbpf_sys::ring_buffer>,
+    decisions: NonNull<libbpf_sys::user_ring_buffer>,
+    inbox: NonNull<Inbox>,
+    epoll_fd: libc::c_int,
+    // The maps' fds must outlive the rings.
+    _maps: (MapHandle, MapHandle),
+}
+
+impl Rings {
+    fn new(queued: MapHandle, decisions: MapHandle) -> Result<Self> {
+        let inbox = Box::new(Inbox {
+            tasks: Vec::with_capacity(pilot_consts_MAX_USER_TASKS as usize),
+        });
+        let inbox = NonNull::from(Box::leak(inbox));
+        // SAFETY: valid map fds; the callback and its context outlive the ring
+        // (both are freed in Drop, the ring first).
+        let rb = unsafe {
+            libbpf_sys::ring_buffer__new(
+                queued.as_fd().as_raw_fd(),
+                Some(on_queued),
+                inbox.as_ptr() as *mut libc::c_void,
+                ptr::null(),
+            )
+        };
+        let Some(rb) = NonNull::new(rb) else {
+            // SAFETY: not shared with anything yet.
+            drop(unsafe { Box::from_raw(inbox.as_ptr()) });
+            return Err(std::io::Error::last_os_error()).context("opening the queued-task ring");
+        };
+        // SAFETY: valid map fd.
+        let urb = unsafe {
+            libbpf_sys::user_ring_buffer__new(decisions.as_fd().as_raw_fd(), ptr::null())
+        };
+        let Some(urb) = NonNull::new(urb) else {
+            let err = std::io::Error::last_os_error();
+            // SAFETY: as above.
+            unsafe {
+                libbpf_sys::ring_buffer__free(rb.as_ptr());
+                drop(Box::from_raw(inbox.as_ptr()));
+            }
+            return Err(err).context("opening the decision ring");
+        };
+        // SAFETY: rb is valid.
+        let epoll_fd = unsafe { libbpf_sys::ring_buffer__epoll_fd(rb.as_ptr()) };
+        Ok(Self {
+            queued: rb,
+            decisions: urb,
+            inbox,
+            epoll_fd,
+            _maps: (queued, decisions),
+        })
+    }
+
+    fn inbox(&mut self) -> &mut Vec<queued_task> {
+        // SAFETY: only this thread touches the inbox, and never while a
+        // consume call (the callback) runs.
+        unsafe { &mut self.inbox.as_mut().tasks }
+    }
+
+    /// Reads queued tasks into the inbox, no more than it has room for.
+    fn consume(&mut self) {
+        let room = {
+            let tasks = self.inbox();
+            tasks.capacity() - tasks.len()
+        };
+        if room > 0 {
+            // SAFETY: valid ring; see on_queued.
+            unsafe { libbpf_sys::ring_buffer__consume_n(self.queued.as_ptr(), room as _) };
+        }
+    }
+
+    /// Waits until BPF queues a task or `timeout` passes.
+    fn wait(&self, timeout: Duration) {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: one event buffer on the stack.
+        unsafe {
+            libc::epoll_wait(
+                self.epoll_fd,
+                &mut ev,
+                1,
+                timeout.as_millis() as libc::c_int,
+            )
+        };
+    }
+
+    /// Sends one decision; false when the ring is full.
+    fn send(&self, d: &dispatched_task) -> bool {
+        // SAFETY: valid ring; the reserved sample has room for one record.
+        unsafe {
+            let sample = libbpf_sys::user_ring_buffer__reserve(
+                self.decisions.as_ptr(),
+                size_of::<dispatched_task>() as u32,
+            );
+            if sample.is_null() {
+                return false;
+            }
+            ptr::write_unaligned(sample as *mut dispatched_task, *d);
+            libbpf_sys::user_ring_buffer__submit(self.decisions.as_ptr(), sample);
+        }
+        true
+    }
+}
+
+impl Drop for Rings {
+    fn drop(&mut self) {
+        // SAFETY: created in new(), freed once; the ring before its context.
+        unsafe {
+            libbpf_sys::ring_buffer__free(self.queued.as_ptr());
+            libbpf_sys::user_ring_buffer__free(self.decisions.as_ptr());
+            drop(Box::from_raw(self.inbox.as_ptr()));
+        }
+    }
+}
+
+/// The running dispatcher thread.
+pub struct Dispatcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    tid: u32,
+    stats: Arc<DispatcherStats>,
+}
+
+impl Dispatcher {
+    /// Locks the process's memory and starts the thread on the two ring maps.
+    pub fn start(queued: MapHandle, decisions: MapHandle, nr_cpus: u64) -> Result<Self> {
+        // SAFETY: no preconditions; failure is reported, not fatal to memory.
+        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .context("locking the agent's memory for the dispatcher (mlockall)");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(DispatcherStats::default());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let (stop, stats) = (stop.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("dispatcher".into())
+                .spawn(move || {
+                    let rings = match Rings::new(queued, decisions) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    // SAFETY: gettid has no preconditions.
+                    let tid = unsafe { libc::gettid() } as u32;
+                    let _ = tx.send(Ok(tid));
+                    run(rings, Policy::new(nr_cpus), &stop, &stats);
+                })
+                .context("starting the dispatcher thread")?
+        };
+        let tid = rx
+            .recv()
+            .map_err(|_| anyhow!("the dispatcher thread ended during start"))??;
+        log::info!("user dispatch: dispatcher thread {tid} started, memory locked");
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            tid,
+            stats,
+        })
+    }
+
+    /// The thread id BPF must recognise as the dispatcher.
+    pub fn tid(&self) -> u32 {
+        self.tid
+    }
+
+    pub fn stats(&self) -> &DispatcherStats {
+        &self.stats
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("the dispatcher thread panicked");
+            }
+        }
+        // SAFETY: no preconditions.
+        unsafe { libc::munlockall() };
+    }
+}
+
+/// The dispatcher loop. No allocation, no lock, no logging: see the module doc.
+fn run(mut rings: Rings, mut policy: Policy, stop: &AtomicBool, stats: &DispatcherStats) {
+    let mut last_sent = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        if PAUSED.load(Ordering::Relaxed) {
+            stats.paused.store(true, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        stats.paused.store(false, Ordering::Relaxed);
+
+        rings.consume();
+        if rings.inbox().is_empty() {
+            if last_sent.elapsed() >= HEARTBEAT && rings.send(&heartbeat(0)) {
+                stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+                last_sent = Instant::now();
+            }
+            rings.wait(HEARTBEAT);
+            continue;
+        }
+
+        let sent = decide_round(&mut rings, &mut policy);
+        if sent > 0 {
+            stats.decisions.fetch_add(sent as u64, Ordering::Relaxed);
+            last_sent = Instant::now();
+        }
+        if !rings.inbox().is_empty() {
+            stats.ring_full.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(RING_FULL_WAIT);
+        }
+    }
+}
+
+/// Orders the inbox and sends as many decisions as the ring takes; the rest
+/// stay in the inbox (nr_scheduled) for the next round.
+fn decide_round(rings: &mut Rings, policy: &mut Policy) -> usize {
+    let mut tasks = std::mem::take(rings.inbox());
+    policy.order(&mut tasks);
+    let n = tasks.len();
+    let mut sent = 0;
+    for (i, t) in tasks.iter().enumerate() {
+        let d = policy.decide(t, n - i, n - i - 1);
+        if !rings.send(&d) {
+            break;
+        }
+        sent += 1;
+    }
+    tasks.drain(..sent);
+    *rings.inbox() = tasks;
+    sent
+}
