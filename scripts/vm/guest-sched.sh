@@ -257,6 +257,27 @@ echo "RESULT slice_default_avg_us=$b_us"
 check custom-slice $? "avg timeslice with a 20 ms strategy: ${a_us} us; default: ${b_us} us"
 post_strategies '{"strategies":[]}' >/dev/null
 
+# --- run-queue wait analytics (GET /api/v1/scheduling/strategies/stats, from
+# /proc/PID/schedstat): two equal shell hogs among four more, one with a priority
+# strategy and one with a plain strategy of the default slice. The priority one
+# must wait less per timeslice.
+for i in 1 2 3 4 5 6; do
+	sh -c 'while :; do :; done' &
+	eval "whog$i=\$!"
+done
+post_strategies "{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$whog1},{\"priority\":false,\"execution_time\":5000000,\"pid\":$whog2}]}" >/dev/null
+sleep 4
+api /api/v1/scheduling/strategies/stats >/tmp/sstats.json
+wait_prio=$(jq -r '.strategies[] | select(.index == 0) | .avg_wait_us_per_timeslice' /tmp/sstats.json)
+wait_plain=$(jq -r '.strategies[] | select(.index == 1) | .avg_wait_us_per_timeslice' /tmp/sstats.json)
+kill $whog1 $whog2 $whog3 $whog4 $whog5 $whog6
+wait $whog1 $whog2 $whog3 $whog4 $whog5 $whog6 2>/dev/null
+post_strategies '{"strategies":[]}' >/dev/null
+echo "RESULT wait_prio_us_per_slice=$wait_prio"
+echo "RESULT wait_plain_us_per_slice=$wait_plain"
+awk -v a="$wait_prio" -v b="$wait_plain" 'BEGIN { exit !(a != "null" && b != "null" && a + 0 < b + 0) }'
+check strategy-stats-wait $? "avg run-queue wait per timeslice (strategies/stats): priority hog $wait_prio us, equal plain hog $wait_plain us (need lower)"
+
 # --- starvation guard: priority CPU hogs on every vCPU, and normal hogs beside
 # them, for longer than the sched_ext watchdog's 30 s: the scheduler must stay
 # attached and every normal task must get CPU time.

@@ -68,43 +68,42 @@ def main():
             figures[f"{name}_p{int(q * 100)}_us"] = percentile(h, q)
         figures[f"{name}_samples"] = sum(h["buckets"].values()) + h["overflows"]
 
-    plain, prio = hists.get("probe-plain"), hists.get("probe-prio")
-    if plain and prio:
-        p_plain, p_prio = percentile(plain, 0.99), percentile(prio, 0.99)
-        # The emulating host's own scheduling noise (its vCPU threads share two
-        # cores with whatever else runs) lands on both kinds of rounds alike,
-        # since they alternate, and it dominates the last percent. So: p99 must
-        # be lower, and p90 at most half, for the effect to count as clear. The
-        # stricter targets against EEVDF and the peers are benchmarks, not tests.
-        ok = p_plain is not None and p_prio is not None and p_prio < p_plain
-        checks.append((ok, "priority-latency-p99",
-                       f"probe p99 with a priority strategy {p_prio} us vs without {p_plain} us (need lower)"))
-        n_plain, n_prio = percentile(plain, 0.9), percentile(prio, 0.9)
-        ok = n_plain is not None and n_prio is not None and n_prio * 2 <= n_plain
-        checks.append((ok, "priority-latency-p90",
-                       f"probe p90 with a priority strategy {n_prio} us vs without {n_plain} us (need <= 0.5x)"))
-        m_plain, m_prio = percentile(plain, 0.5), percentile(prio, 0.5)
-        ok = m_plain is not None and m_prio is not None and m_prio < m_plain
-        checks.append((ok, "priority-latency-p50",
-                       f"probe p50 with a priority strategy {m_prio} us vs without {m_plain} us (need lower)"))
-        for name, h in (("probe-plain", plain), ("probe-prio", prio)):
+    def prio_vs_plain(prefix, q, factor, need):
+        """Check that the priority probe's percentile q is below factor x the plain one's."""
+        plain, prio = hists[f"{prefix}probe-plain"], hists[f"{prefix}probe-prio"]
+        a, b = percentile(prio, q), percentile(plain, q)
+        ok = a is not None and b is not None and (a * factor <= b if factor > 1 else a < b)
+        mode = "user mode: " if prefix else ""
+        checks.append((ok, f"{prefix}priority-latency-p{int(q * 100)}",
+                       f"{mode}probe p{int(q * 100)} with a priority strategy {a} us vs without {b} us (need {need})"))
+
+    # The emulating host's own scheduling noise (its vCPU threads share two
+    # cores with whatever else runs) lands on both kinds of rounds alike,
+    # since they alternate, and it dominates the last percent. So: p99 must
+    # be lower, and p90 at most half, for the effect to count as clear. The
+    # stricter targets against EEVDF and the peers are benchmarks, not tests.
+    if "probe-plain" in hists and "probe-prio" in hists:
+        prio_vs_plain("", 0.99, 1, "lower")
+        prio_vs_plain("", 0.9, 2, "<= 0.5x")
+        prio_vs_plain("", 0.5, 1, "lower")
+        for name in ("probe-plain", "probe-prio"):
             n = figures[f"{name}_samples"]
             checks.append((n >= 2000, f"{name}-samples", f"{n} wakeups measured"))
     else:
         checks.append((False, "priority-latency", "cyclictest histograms missing from the guest log"))
 
     # User dispatch mode: the priority probe stays on the BPF path there, so it
-    # must beat the plain one as clearly as in kernel mode (p99 lower). How the
-    # plain probe's wakeups compare with kernel mode is a figure, not a check.
-    uplain, uprio = hists.get("user-probe-plain"), hists.get("user-probe-prio")
-    if uplain and uprio:
-        u_plain, u_prio = percentile(uplain, 0.99), percentile(uprio, 0.99)
-        ok = u_plain is not None and u_prio is not None and u_prio < u_plain
-        checks.append((ok, "user-priority-latency-p99",
-                       f"user mode: probe p99 with a priority strategy {u_prio} us vs without {u_plain} us (need lower)"))
-        k_plain = percentile(plain, 0.99) if plain else None
-        if k_plain and u_plain is not None:
-            figures["user_vs_kernel_wakeup_p99"] = round(u_plain / k_plain, 3)
+    # must beat the plain one. Two rounds each, not three, so p99 rests on 20
+    # wakeups and an overloaded emulating host pushes both past the histogram
+    # (30 ms): p50 and p90 are the checks. How the plain probe's wakeups
+    # compare with kernel mode is a figure (target: within 2x), not a check.
+    if "user-probe-plain" in hists and "user-probe-prio" in hists:
+        prio_vs_plain("user-", 0.5, 1, "lower")
+        prio_vs_plain("user-", 0.9, 1, "lower")
+        for q in ("p50", "p90", "p99"):
+            u, k = figures[f"user-probe-plain_{q}_us"], figures.get(f"probe-plain_{q}_us")
+            if u is not None and k and u != float("inf") and k != float("inf"):
+                figures[f"user_vs_kernel_wakeup_{q}"] = round(u / k, 3)
     else:
         checks.append((False, "user-priority-latency", "user-mode cyclictest histograms missing from the guest log"))
 
