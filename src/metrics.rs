@@ -161,6 +161,13 @@ impl MetricsStore {
         self.latest.load_full()
     }
 
+    /// The latest sample without taking a reference count: for readers that
+    /// only compare it with one they keep, on every request (an `Arc` clone
+    /// is an atomic on a cache line every HTTP worker then writes).
+    pub fn latest_guard(&self) -> arc_swap::Guard<Option<Arc<Latest>>> {
+        self.latest.load()
+    }
+
     /// Samples no older than `seconds` before the newest one, oldest first.
     pub fn history(&self, seconds: u64) -> Vec<Sample> {
         let history = self.history.lock().unwrap_or_else(|e| e.into_inner());

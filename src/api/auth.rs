@@ -19,11 +19,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::future::{ready, Ready};
+use std::rc::Rc;
+
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::{header, Method};
-use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse, ResponseError};
+use futures_util::future::{Either, LocalBoxFuture};
+use futures_util::{future::MapOk, TryFutureExt};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
@@ -269,22 +273,77 @@ fn client(addr: Option<SocketAddr>) -> String {
 }
 
 /// The middleware: lets reads through untouched, checks and logs writes.
-pub async fn guard(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
-    if is_read(req.method()) {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+///
+/// A plain `Service` rather than `middleware::from_fn`: a read then costs a
+/// method check and no boxed future (from_fn boxes one per request), which
+/// matters for the polled read endpoints; writes take the boxed path below.
+pub struct Guard;
+
+impl<S, B> Transform<S, ServiceRequest> for Guard
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B, BoxBody>>;
+    type Error = actix_web::Error;
+    type Transform = GuardService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(GuardService {
+            service: Rc::new(service),
+        }))
     }
-    let Some(guard) = req.app_data::<web::Data<WriteGuard>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    };
+}
+
+/// [`Guard`] around one worker's service.
+pub struct GuardService<S> {
+    service: Rc<S>,
+}
+
+type LeftBody<B> = fn(ServiceResponse<B>) -> ServiceResponse<EitherBody<B, BoxBody>>;
+
+impl<S, B> Service<ServiceRequest> for GuardService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B, BoxBody>>;
+    type Error = actix_web::Error;
+    type Future = Either<
+        MapOk<S::Future, LeftBody<B>>,
+        LocalBoxFuture<'static, Result<Self::Response, Self::Error>>,
+    >;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let guard = if is_read(req.method()) {
+            None
+        } else {
+            req.app_data::<web::Data<WriteGuard>>().cloned()
+        };
+        match guard {
+            Some(guard) => Either::Right(Box::pin(check_write(self.service.clone(), guard, req))),
+            None => {
+                let left: LeftBody<B> = ServiceResponse::map_into_left_body;
+                Either::Left(self.service.call(req).map_ok(left))
+            }
+        }
+    }
+}
+
+/// Check a write, pass it on when allowed, and log the outcome.
+async fn check_write<S, B>(
+    service: Rc<S>,
+    guard: web::Data<WriteGuard>,
+    req: ServiceRequest,
+) -> Result<ServiceResponse<EitherBody<B, BoxBody>>, actix_web::Error>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
     let method = req.method().clone();
     let path = req.path().to_string();
     let from = client(req.peer_addr());
@@ -296,7 +355,7 @@ pub async fn guard(
         let res = e.error_response();
         return Ok(req.into_response(res).map_into_right_body());
     }
-    let res = next.call(req).await?;
+    let res = service.call(req).await?;
     let status = res.status();
     let what = res
         .response()

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -172,10 +172,18 @@ pub const DEFAULT_HISTORY_SECONDS: u64 = 300;
         (status = 405, description = "Wrong method", body = ErrorBody),
     )
 )]
-pub async fn get_metrics(state: web::Data<ApiState>) -> HttpResponse {
+pub async fn get_metrics(req: HttpRequest) -> HttpResponse {
+    // The state by reference: extracting `web::Data` would clone its `Arc`.
+    let Some(state) = req.app_data::<web::Data<ApiState>>() else {
+        return ApiError::Other {
+            status: actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            message: "the API state is missing".into(),
+        }
+        .error_response();
+    };
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(state.metrics_body.get(&state))
+        .body(state.metrics_body.get(state))
 }
 
 /// The serialized `GET /api/v1/metrics` body, rebuilt only when its inputs
@@ -196,20 +204,23 @@ struct CachedBody {
 
 impl MetricsBody {
     fn get(&self, state: &ApiState) -> web::Bytes {
-        let latest = state.metrics.latest();
         let external_version = state.external.version();
         let now = Utc::now();
         let second = now.timestamp();
-        if let Some(c) = self.cached.load().as_deref() {
-            let same_sample = match (&c.latest, &latest) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if same_sample && c.external_version == external_version && c.second == second {
-                return c.body.clone();
+        {
+            let latest = state.metrics.latest_guard();
+            if let Some(c) = self.cached.load().as_deref() {
+                let same_sample = match (&c.latest, &*latest) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if same_sample && c.external_version == external_version && c.second == second {
+                    return c.body.clone();
+                }
             }
         }
+        let latest = state.metrics.latest();
         let metrics = latest.as_ref().map(|l| SchedulerMetrics {
             source: "scheduler",
             timestamp: rfc3339_ms(l.sample.timestamp),

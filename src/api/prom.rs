@@ -24,6 +24,7 @@
 //! `Collector`); only the HTTP counters live in the registry between scrapes.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -104,12 +105,31 @@ struct RouteLabels {
     route: &'static str,
 }
 
+/// The index in [`ENDPOINTS`] of the first route with this pattern.
+pub fn route_index(pattern: &str) -> Option<usize> {
+    ENDPOINTS.iter().position(|e| e.path == pattern)
+}
+
 /// The metrics that live between scrapes (HTTP requests) and the registry
 /// they are encoded from.
 pub struct PromMetrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
+    /// Per route (index into [`ENDPOINTS`], then one for `unmatched`): the
+    /// family members most requests update, looked up once. A family lookup
+    /// hashes the labels under the family's lock; the polled `GET` answers
+    /// then cost two of those per request where a handle costs an atomic add.
+    handles: Box<[RouteHandles]>,
+}
+
+/// Handles into the families for one route, made on first use (so a series
+/// still appears only once a request has been counted in it). The families
+/// are never cleared, so a handle stays the series the registry encodes.
+#[derive(Default)]
+struct RouteHandles {
+    get_ok: OnceLock<Counter>,
+    duration: OnceLock<Histogram>,
 }
 
 impl Default for PromMetrics {
@@ -168,28 +188,48 @@ impl PromMetrics {
             registry,
             requests,
             durations,
+            handles: (0..=ENDPOINTS.len()).map(|_| Default::default()).collect(),
         }
     }
 
     /// Count one answered request. `pattern` is the matched route pattern
     /// (None for unknown paths); raw paths never become labels.
     pub fn observe(&self, pattern: Option<&str>, method: &str, status: u16, elapsed: Duration) {
-        let route = pattern
-            .and_then(|p| ENDPOINTS.iter().find(|e| e.path == p).map(|e| e.path))
-            .unwrap_or("unmatched");
+        let route = pattern.and_then(route_index);
+        self.observe_route(route, method, status, elapsed);
+    }
+
+    /// [`Self::observe`] with the route as an index into [`ENDPOINTS`] (see
+    /// [`route_index`]); None for unknown paths.
+    pub fn observe_route(
+        &self,
+        route: Option<usize>,
+        method: &str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let handles = &self.handles[route.unwrap_or(ENDPOINTS.len())];
+        let route = route.map_or("unmatched", |i| ENDPOINTS[i].path);
         let method = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
             .into_iter()
             .find(|m| *m == method)
             .unwrap_or("other");
-        self.requests
-            .get_or_create(&RequestLabels {
-                route,
-                method,
-                status,
-            })
-            .inc();
-        self.durations
-            .get_or_create(&RouteLabels { route })
+        let labels = RequestLabels {
+            route,
+            method,
+            status,
+        };
+        if method == "GET" && status == 200 {
+            handles
+                .get_ok
+                .get_or_init(|| self.requests.get_or_create(&labels).clone())
+                .inc();
+        } else {
+            self.requests.get_or_create(&labels).inc();
+        }
+        handles
+            .duration
+            .get_or_init(|| self.durations.get_or_create(&RouteLabels { route }).clone())
             .observe(elapsed.as_secs_f64());
     }
 
@@ -790,6 +830,29 @@ mod tests {
             "scx_pilot_http_requests_total{route=\"unmatched\",method=\"other\",status=\"405\"} 1"
         ));
         assert!(!out.contains("/x/"));
+        // The cached handles count into the series the families encode.
+        m.observe(
+            Some("/api/v1/metrics"),
+            "GET",
+            200,
+            Duration::from_millis(2),
+        );
+        m.observe(
+            Some("/api/v1/metrics"),
+            "POST",
+            200,
+            Duration::from_micros(50),
+        );
+        let out = m.render(&snap, Format::PrometheusText);
+        assert!(out.contains(
+            "scx_pilot_http_requests_total{route=\"/api/v1/metrics\",method=\"GET\",status=\"200\"} 2"
+        ));
+        assert!(out.contains(
+            "scx_pilot_http_requests_total{route=\"/api/v1/metrics\",method=\"POST\",status=\"200\"} 1"
+        ));
+        assert!(out.contains(
+            "scx_pilot_http_request_duration_seconds_count{route=\"/api/v1/metrics\"} 3"
+        ));
         let om = m.render(&snap, Format::OpenMetrics);
         assert!(om.ends_with("# EOF\n"));
         assert!(om.contains("# TYPE scx_pilot_build info"));
