@@ -6,12 +6,17 @@
 //!   with that name runs; both events reach a webhook receiver (a plain
 //!   TcpListener here) as JSON, and the API and `/metrics` show them;
 //! - an external scheduler's `nr_sched_congested` rate fires and resolves;
+//! - `kubernetes_disconnected` fires while a stub Kubernetes API server
+//!   (fixtures/kube_stub.rs, real list/watch) fails, and resolves after it
+//!   recovers;
 //! - a webhook that accepts and never answers, and one that refuses
 //!   connections, do not hold the API, the evaluation or the shutdown, and
 //!   failed attempts are counted.
 
 #[path = "fixtures/agent.rs"]
 mod agent;
+#[path = "fixtures/kube_stub.rs"]
+mod kube_stub;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -500,4 +505,86 @@ fn a_dead_webhook_never_holds_the_agent() {
             agent.stderr_text()
         );
     }
+}
+
+#[test]
+fn kubernetes_disconnected_fires_and_resolves() {
+    let stub = kube_stub::StubApi::start();
+    let dir = TempDir::new("alerts_kube");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: stub\n  cluster:\n    server: {}\n\
+             users:\n- name: stub\n  user:\n    token: stub-token\ncontexts:\n- name: stub\n  context:\n    \
+             cluster: stub\n    user: stub\ncurrent-context: stub\n",
+            stub.url()
+        ),
+    )
+    .unwrap();
+    let file = dir.path().join("alerts.json");
+    std::fs::write(&file, r#"{"kubernetes_disconnected": {"for_secs": 1}}"#).unwrap();
+    let agent = Agent::start_temp(
+        "alerts_kube",
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--node-name",
+            "node-a",
+            "--alerts-file",
+            file.to_str().unwrap(),
+            "--sample-interval-ms",
+            "200",
+        ],
+    );
+    let kube_status = |a: &Agent| a.get("/health")["components"]["kubernetes"]["status"].clone();
+    wait_for(Duration::from_secs(20), || {
+        (kube_status(&agent) == "ok").then_some(())
+    })
+    .expect("connected to the stub");
+    evaluated_after(&agent, chrono::Utc::now());
+    let alerts = |a: &Agent| a.get("/api/v1/alerts")["data"].clone();
+    assert_eq!(alerts(&agent)["active"], json!([]));
+
+    stub.fail(Some(500));
+    stub.drop_watches();
+    let active = wait_for(Duration::from_secs(20), || {
+        let a = alerts(&agent)["active"].as_array()?.clone();
+        (!a.is_empty()).then_some(a)
+    })
+    .unwrap_or_else(|| panic!("kubernetes_disconnected did not fire"));
+    assert_eq!(active[0]["name"], "kubernetes_disconnected", "{active:?}");
+    assert!(
+        active[0]["labels"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with(&stub.url()),
+        "{active:?}"
+    );
+    assert!(
+        active[0]["message"].as_str().unwrap().contains("500"),
+        "{active:?}"
+    );
+    let metrics = ureq::get(&agent.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(metrics.contains(
+        "scx_pilot_alert_firing{alert=\"kubernetes_disconnected\",severity=\"warning\"} 1"
+    ));
+    assert!(metrics.contains("scx_pilot_kubernetes_configured 1"));
+
+    stub.fail(None);
+    wait_for(Duration::from_secs(30), || {
+        alerts(&agent)["active"]
+            .as_array()?
+            .is_empty()
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("kubernetes_disconnected did not resolve"));
+    let recent = alerts(&agent)["recent"].clone();
+    assert_eq!(recent[0]["name"], "kubernetes_disconnected", "{recent}");
+    assert_eq!(recent[0]["state"], "resolved");
+    assert_eq!(kube_status(&agent), "ok");
 }
