@@ -176,7 +176,12 @@ impl Runner {
                 let host = host_name();
                 let mut evaluations = 0u64;
                 let mut next = Instant::now();
-                while !flag.load(Ordering::Relaxed) {
+                loop {
+                    // One more evaluation after stop() is asked: an agent
+                    // that stops because the kernel unloaded its scheduler
+                    // still reports scheduler_detached (and the webhook gets
+                    // a last chance to send it).
+                    let last = flag.load(Ordering::Relaxed);
                     let inputs = gather(&state);
                     let conditions = rules.evaluate(&inputs);
                     let events = book.update(inputs.now, conditions);
@@ -200,6 +205,9 @@ impl Runner {
                             .map(|p| (p.namespace.clone(), p.name.clone()))
                             .collect(),
                     });
+                    if last {
+                        break;
+                    }
                     next += interval;
                     let now = Instant::now();
                     if next < now {

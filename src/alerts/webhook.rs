@@ -9,6 +9,7 @@
 //! a doubling backoff between them (0.5 s up to 10 s); connection errors,
 //! timeouts, 408, 429 and 5xx are retried, other answers than 2xx are not
 //! (the receiver refused the document; sending it again would not help).
+//! At shutdown the queued events get one attempt each within 2 s.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -25,7 +26,8 @@ use utoipa::ToSchema;
 pub const QUEUE_EVENTS: usize = 256;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// How long stop() waits for an attempt in flight.
+/// How long stop() lets queued events go out (one attempt each, no retry)
+/// and waits for an attempt in flight.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Delivery counters, for `GET /api/v1/alerts` and `/metrics`.
@@ -83,7 +85,9 @@ pub struct WebhookConfig {
 struct Shared {
     queue: Mutex<VecDeque<String>>,
     cond: Condvar,
+    /// Closing: deliver what is queued (one attempt each) until `deadline`.
     stop: AtomicBool,
+    deadline: std::sync::OnceLock<std::time::Instant>,
     stats: Arc<WebhookStats>,
 }
 
@@ -156,6 +160,7 @@ impl Webhook {
             queue: Mutex::new(VecDeque::new()),
             cond: Condvar::new(),
             stop: AtomicBool::new(false),
+            deadline: std::sync::OnceLock::new(),
             stats,
         });
         let sh = shared.clone();
@@ -193,7 +198,19 @@ impl Webhook {
             let doc = {
                 let mut q = sh.queue.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
-                    if sh.stop.load(Ordering::Relaxed) {
+                    let closing = sh.stop.load(Ordering::Relaxed);
+                    let late = closing
+                        && sh
+                            .deadline
+                            .get()
+                            .is_some_and(|d| std::time::Instant::now() >= *d);
+                    if closing && (q.is_empty() || late) {
+                        if !q.is_empty() {
+                            log::info!(
+                                "alert webhook: {} queued events not delivered at exit",
+                                q.len()
+                            );
+                        }
                         return;
                     }
                     if let Some(d) = q.pop_front() {
@@ -234,25 +251,33 @@ impl Webhook {
                     "alert webhook: attempt {tries} failed ({why}); retrying in {backoff:?}"
                 );
                 if !Self::pause(sh, backoff) {
-                    return;
+                    // Closing: no retries; the next queued event gets its attempt.
+                    sh.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    break;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
 
-    /// Stop delivering (events still queued are dropped, and said so); waits
-    /// at most [`STOP_TIMEOUT`] for an attempt in flight.
+    /// Stop: events still queued get one attempt each (so an alert that fired
+    /// as the agent stops, such as the scheduler being unloaded, still goes
+    /// out) for at most [`STOP_TIMEOUT`]; the rest are dropped and said so. A
+    /// hung attempt is left behind after that time.
     pub fn stop(mut self) {
         {
-            let q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let _q = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = self
+                .shared
+                .deadline
+                .set(std::time::Instant::now() + STOP_TIMEOUT);
             self.shared.stop.store(true, Ordering::Relaxed);
-            if !q.is_empty() {
-                log::info!("alert webhook: {} queued events not delivered", q.len());
-            }
             self.shared.cond.notify_all();
         }
-        match self.done.recv_timeout(STOP_TIMEOUT) {
+        match self
+            .done
+            .recv_timeout(STOP_TIMEOUT + Duration::from_millis(200))
+        {
             Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                 if let Some(t) = self.thread.take() {
                     let _ = t.join();
@@ -336,6 +361,25 @@ mod tests {
         let v = stats.view();
         assert_eq!((v.delivered, v.failed, v.attempt_failures), (1, 1, 2));
         w.stop();
+    }
+
+    #[test]
+    fn stopping_delivers_what_is_queued() {
+        let (url, rx) = receiver(vec![]);
+        let stats = Arc::new(WebhookStats::default());
+        let w = Webhook::spawn(config(url, 3), stats.clone()).unwrap();
+        w.queue().push(r#"{"last":1}"#.into());
+        w.queue().push(r#"{"last":2}"#.into());
+        w.stop();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            r#"{"last":1}"#
+        );
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            r#"{"last":2}"#
+        );
+        assert_eq!(stats.view().delivered, 2);
     }
 
     #[test]
