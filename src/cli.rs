@@ -215,6 +215,40 @@ pub struct Opts {
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
 
+    /// Thresholds of the built-in alert rules, a JSON file (format in the
+    /// README; every field optional, unknown fields and out-of-range values
+    /// stop the agent at start with the field named). Without it the
+    /// defaults apply. Rules are evaluated once per --sample-interval-ms.
+    #[arg(long, value_name = "FILE")]
+    pub alerts_file: Option<PathBuf>,
+
+    /// POST each alert fire and resolve event as JSON to this http:// or
+    /// https:// URL. Delivery runs on its own thread with a bounded queue
+    /// (256 events, the oldest dropped and counted when full), so a slow or
+    /// dead receiver delays only other deliveries, never the scheduler or the
+    /// API; the price is that events can be lost when the receiver is down
+    /// longer than the retries last.
+    #[arg(long, value_name = "URL")]
+    pub alert_webhook: Option<String>,
+
+    /// Longest time one webhook attempt may take, in milliseconds (connect,
+    /// send and answer). Shorter gives up on a hung receiver sooner (and
+    /// frees the queue); longer tolerates slow receivers.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub alert_webhook_timeout_ms: u64,
+
+    /// Extra attempts for an event whose delivery failed (connection error,
+    /// timeout, 408, 429 or 5xx), 0.5 s apart doubling up to 10 s. More
+    /// retries ride out longer receiver outages; while one event is retried
+    /// the others wait in the queue.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub alert_webhook_retries: u32,
+
+    /// Trust this PEM CA certificate for an https:// --alert-webhook instead
+    /// of the system's public roots (a private receiver's own CA).
+    #[arg(long, value_name = "FILE", requires = "alert_webhook")]
+    pub alert_webhook_ca_cert: Option<PathBuf>,
+
     /// More log output: -v for debug, -vv for trace.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -269,6 +303,18 @@ impl Opts {
         self.token_file
             .clone()
             .unwrap_or_else(|| crate::auth::default_token_file(&self.state_dir))
+    }
+
+    /// The webhook's settings, when --alert-webhook is set.
+    pub fn webhook_config(&self) -> Option<crate::alerts::webhook::WebhookConfig> {
+        self.alert_webhook
+            .as_ref()
+            .map(|url| crate::alerts::webhook::WebhookConfig {
+                url: url.clone(),
+                timeout: Duration::from_millis(self.alert_webhook_timeout_ms),
+                retries: self.alert_webhook_retries,
+                ca_cert: self.alert_webhook_ca_cert.clone(),
+            })
     }
 
     pub fn static_strategies(&self) -> DesiredStrategies {

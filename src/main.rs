@@ -11,7 +11,7 @@ use scx_pilot::api::{self, ApiState};
 use scx_pilot::cli::{Dispatch, Opts};
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
-use scx_pilot::{agent, logging, notify, resolver};
+use scx_pilot::{agent, alerts, logging, notify, resolver};
 
 /// Start the HTTP API and (unless --api-only) the scheduler thread; on
 /// SIGINT/SIGTERM stop the HTTP server first (no new connections, in-flight
@@ -46,12 +46,21 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     let status = StatusCell::new(mode);
     let (strategies_tx, strategies_rx) = crossbeam_channel::bounded(16);
 
+    // A bad alerts file or webhook URL stops the agent before anything runs.
+    let alerts_config = alerts::config::load(opts.alerts_file.as_deref())?;
+    let alerts_handle = alerts::AlertsHandle::new(&alerts_config);
+    let webhook = opts
+        .webhook_config()
+        .map(|c| alerts::Webhook::spawn(c, alerts_handle.webhook.clone()))
+        .transpose()?;
+
     let startup = resolver::prepare(&opts);
     let mut state = ApiState::new(metrics.clone(), status.clone())
         .with_proc_root(&opts.proc_root)
         .with_pods_cache(opts.pods_cache())
         .with_pod_meta(startup.pod_meta.clone())
-        .with_sampling(opts.sample_interval(), opts.history_seconds);
+        .with_sampling(opts.sample_interval(), opts.history_seconds)
+        .with_alerts(alerts_handle);
     if let Some(store) = &startup.store {
         state = state.with_state_store(store.clone());
     }
@@ -79,6 +88,12 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     let server = api::start(state.clone(), api_config)?;
     let stats = scx_pilot::stats::Sampler::spawn(state.clone(), opts.stats_interval())
         .context("starting the pod stats thread")?;
+    let alerts = alerts::Running::start(
+        state.clone(),
+        alerts_config,
+        opts.sample_interval(),
+        webhook,
+    )?;
     let resolver = resolver::Resolver::spawn(
         state,
         opts.rescan_interval(),
@@ -163,6 +178,7 @@ fn run(opts: Opts) -> anyhow::Result<()> {
 
     let api_result = server.stop();
     resolver.stop();
+    alerts.stop();
     if let Some(stats) = stats {
         stats.stop();
     }

@@ -312,6 +312,8 @@ pub struct SamplingInfo {
 #[derive(Debug, Default)]
 struct PodTrack {
     processes: usize,
+    /// The pod's processes at the last round (for the priority-pod alert).
+    pids: Vec<u32>,
     threads: usize,
     last: Option<Figures>,
     history: VecDeque<HistoryPoint>,
@@ -416,6 +418,7 @@ impl StatsStore {
         for (uid, list) in pod_pids.iter().take(MAX_PODS) {
             let track = pods.entry(uid.to_string()).or_default();
             track.processes = list.len();
+            track.pids.clone_from(list);
             track.threads = list
                 .iter()
                 .filter_map(|p| readings.get(p))
@@ -507,6 +510,20 @@ impl StatsStore {
             measured,
             figures: Some(figures(&sum, g.last_interval, clock_ticks())),
         }
+    }
+
+    /// Tracked pods with a process in `pids`: UID and last figures (None
+    /// until two rounds saw the pod).
+    pub fn pods_with_any(
+        &self,
+        pids: &std::collections::HashSet<u32>,
+    ) -> Vec<(String, Option<Figures>)> {
+        let g = self.lock();
+        g.pods
+            .iter()
+            .filter(|(_, t)| t.pids.iter().any(|p| pids.contains(p)))
+            .map(|(uid, t)| (uid.clone(), t.last))
+            .collect()
     }
 
     /// `(namespace, pod, figures)` of every named pod with figures, for `/metrics`.

@@ -2,8 +2,11 @@
 //! driven by playwright-core from npm) loads the page from the real agent,
 //! waits for live data, sees the charts grow as new reports arrive, posts a
 //! strategy from the page's editor (refused without the token, saved with it)
-//! and checks that the API's answer changed. Screenshots (laptop and phone
-//! width) are kept in target/dashboard-test/ as artifacts.
+//! and checks that the API's answer changed; the alerts, pod stats and
+//! strategy stats panels show a firing alert, a pod (a sleeping process in a
+//! pod-like cgroup named by a --pods-file, so this test needs root) and both
+//! strategies with figures. Screenshots (laptop and phone width) are kept in
+//! target/dashboard-test/ as artifacts.
 //!
 //! chromium comes from `scripts/deps.sh vm`; playwright-core (1.65.1, no
 //! browser download) is installed into target/tmp/npm when missing.
@@ -16,13 +19,22 @@ use serde_json::Value;
 #[path = "fixtures/agent.rs"]
 mod agent;
 
-use agent::Agent;
+use agent::{hierarchies, ids, kubelet_path, write_pods_file, Agent, PodCgroup, TempDir};
 
 const PLAYWRIGHT: &str = "playwright-core@1.65.1";
 
-/// The agent with write tokens on (the default), in its own state dir.
-fn start_agent() -> Agent {
-    Agent::start_temp("dash", &[])
+/// The agent with write tokens on (the default), in its own state dir, with
+/// pod names from `pods_file` and strategy_no_pids firing at once.
+fn start_agent(pods_file: &Path, alerts_file: &Path) -> Agent {
+    Agent::start_temp(
+        "dash",
+        &[
+            "--pods-file",
+            pods_file.to_str().unwrap(),
+            "--alerts-file",
+            alerts_file.to_str().unwrap(),
+        ],
+    )
 }
 
 fn run(cmd: &mut Command) {
@@ -78,7 +90,27 @@ fn dashboard_shows_live_data_and_posts_strategies_in_chromium() {
         .join("dashboard-test");
     std::fs::create_dir_all(&out_dir).unwrap();
 
-    let agent = start_agent();
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test creates a pod cgroup and must run as root (make test does)"
+    );
+    let files = TempDir::new("dash_files");
+    let h = hierarchies()
+        .into_iter()
+        .next()
+        .expect("a cgroup hierarchy");
+    let (uid, cid) = ids(91);
+    let mut pod = PodCgroup::create(&h, "dash", &kubelet_path(&h, &uid, &cid));
+    pod.spawn(Path::new("/bin/sleep"), &["600"]);
+    let pods_file = files.path().join("pods.json");
+    write_pods_file(
+        &pods_file,
+        &[(&uid, "dash-pod", "demo", &[("app", "dash")])],
+    );
+    let alerts_file = files.path().join("alerts.json");
+    std::fs::write(&alerts_file, r#"{"strategy_no_pids": {"for_secs": 0}}"#).unwrap();
+    let agent = start_agent(&pods_file, &alerts_file);
     let token = std::fs::read_to_string(agent.state_dir.join("token"))
         .expect("the agent wrote its token file")
         .trim()
@@ -90,6 +122,7 @@ fn dashboard_shows_live_data_and_posts_strategies_in_chromium() {
         .args([&agent.base, &token])
         .arg(&out_dir)
         .arg(&pid)
+        .arg("demo/dash-pod")
         .output()
         .expect("run node (Node.js 18+)");
     let stdout = String::from_utf8_lossy(&out.stdout);

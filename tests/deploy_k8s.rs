@@ -258,3 +258,84 @@ fn dockerfile_builds_the_binary_the_runtime_runs() {
     let ignore = read(".dockerignore");
     assert!(ignore.lines().any(|l| l == "target/"), "{ignore}");
 }
+
+/// promtool from Debian's `prometheus` package (scripts/deps.sh vm installs it).
+fn promtool() -> &'static str {
+    const PROMTOOL: &str = "/usr/bin/promtool";
+    if !Path::new(PROMTOOL).exists() {
+        let deps = Path::new(ROOT).join("scripts/deps.sh");
+        let status = Command::new("bash").arg(deps).arg("vm").status().unwrap();
+        assert!(status.success(), "scripts/deps.sh vm: {status}");
+    }
+    assert!(
+        Path::new(PROMTOOL).exists(),
+        "no {PROMTOOL} after scripts/deps.sh vm"
+    );
+    PROMTOOL
+}
+
+fn run_promtool(args: &[&str]) -> (bool, String) {
+    let out = Command::new(promtool())
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn prometheus_rules_pass_promtool_check_and_unit_tests() {
+    let (ok, out) = run_promtool(&["check", "rules", "k8s/prometheus-rules.yaml"]);
+    assert!(ok, "promtool check rules:\n{out}");
+    // The synthetic series of the test file make rules fire (and not fire).
+    let (ok, out) = run_promtool(&["test", "rules", "k8s/prometheus-rules.test.yaml"]);
+    assert!(ok, "promtool test rules:\n{out}");
+
+    // promtool must also refuse a broken file, or the checks above prove nothing.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("prom-rules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = dir.join("broken.yaml");
+    std::fs::write(
+        &broken,
+        read("k8s/prometheus-rules.yaml")
+            .replace("scx_pilot_strategy_pids == 0", "scx_pilot_strategy_pids =="),
+    )
+    .unwrap();
+    let (ok, _) = run_promtool(&["check", "rules", broken.to_str().unwrap()]);
+    assert!(!ok, "promtool accepted a rule with a broken expression");
+}
+
+#[test]
+fn prometheus_rules_use_series_the_agent_exports() {
+    let rules = read("k8s/prometheus-rules.yaml");
+    let prom = read("src/api/prom.rs");
+    let mut names: Vec<&str> = Vec::new();
+    for (i, _) in rules.match_indices("scx_pilot_") {
+        let name: &str = rules[i..]
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()
+            .unwrap();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    assert!(names.len() >= 8, "{names:?}");
+    for name in names {
+        // Counters get `_total` and info metrics `_info` when encoded.
+        let base = name
+            .strip_suffix("_total")
+            .or_else(|| name.strip_suffix("_info"))
+            .unwrap_or(name);
+        assert!(
+            prom.contains(&format!("\"{base}\"")),
+            "k8s/prometheus-rules.yaml uses {name}, which src/api/prom.rs does not export"
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! table [`ENDPOINTS`] feeds `GET /`, the `Allow` header of 405 answers and a
 //! test that checks the router and the OpenAPI document against each other.
 
+mod alerts;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
@@ -117,6 +118,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "GET",
+        path: "/api/v1/alerts",
+        description: "Active alerts and recently resolved ones, with webhook delivery counters",
+    },
+    Endpoint {
+        method: "GET",
         path: "/api/v1/openapi.json",
         description: "OpenAPI 3 description of this API",
     },
@@ -193,6 +199,8 @@ pub struct ApiState {
     pub started_at: DateTime<Utc>,
     /// HTTP request counters and the `/metrics` registry.
     pub prom: prom::PromMetrics,
+    /// What the alerts thread last published (nothing without one).
+    pub alerts: Arc<crate::alerts::AlertsHandle>,
 }
 
 impl ApiState {
@@ -217,7 +225,14 @@ impl ApiState {
             history_seconds: 3600,
             started_at: Utc::now(),
             prom: prom::PromMetrics::new(),
+            alerts: Arc::new(crate::alerts::AlertsHandle::default()),
         }
+    }
+
+    /// Publish alerts here (the handle the alerts thread writes).
+    pub fn with_alerts(mut self, alerts: Arc<crate::alerts::AlertsHandle>) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     /// Send accepted strategy sets to the scheduler thread. The receiver is
@@ -363,6 +378,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/v1/scheduling/strategies/stats")
                 .route(web::get().to(stats::get_strategy_stats)),
         )
+        .service(resource("/api/v1/alerts").route(web::get().to(alerts::get_alerts)))
         .service(resource("/api/v1/openapi.json").route(web::get().to(openapi::get_openapi)))
         .service(resource("/metrics").route(web::get().to(prom::get_prometheus)))
         .service(resource("/dashboard").route(web::get().to(dashboard::get_dashboard)));

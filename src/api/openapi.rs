@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
-use super::{info, metrics, pods, stats, strategies};
+use super::{alerts, info, metrics, pods, stats, strategies};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,7 @@ use super::{info, metrics, pods, stats, strategies};
         strategies::get_config,
         stats::get_pod_stats,
         stats::get_strategy_stats,
+        alerts::get_alerts,
         get_openapi,
         super::prom::get_prometheus,
         super::dashboard::get_dashboard,
@@ -56,11 +57,16 @@ use super::{info, metrics, pods, stats, strategies};
         crate::stats::Figures,
         crate::stats::SamplingInfo,
         stats::StrategyStats,
+        crate::alerts::Alert,
+        crate::alerts::AlertState,
+        crate::alerts::Severity,
+        crate::alerts::webhook::WebhookStatsView,
     )),
     tags(
         (name = "metrics", description = "Scheduler counters"),
         (name = "pods", description = "Pod-to-PID mappings"),
         (name = "strategies", description = "Scheduling strategies"),
+        (name = "alerts", description = "Built-in alert rules: active and recent alerts"),
         (name = "info", description = "Health and API information"),
     )
 )]

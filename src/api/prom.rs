@@ -303,6 +303,58 @@ pub struct Snapshot {
     /// Per-pod figures of the last stats round: (namespace, pod name,
     /// figures), named pods only (no UID or PID label).
     pub pod_stats: Vec<(String, String, crate::stats::Figures)>,
+    /// PIDs each configured strategy resolves to, in posted order.
+    pub strategy_pids: Vec<usize>,
+    /// The Kubernetes API is the pod metadata source.
+    pub kubernetes_configured: bool,
+    pub alerts: AlertsSnapshot,
+}
+
+/// The alerts' part of `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct AlertsSnapshot {
+    /// Per enabled rule: name, severity, firing now, fired since start.
+    pub rules: Vec<(&'static str, &'static str, bool, u64)>,
+    /// Firing pod-level alerts of named pods: rule, severity, namespace, pod.
+    pub pods: Vec<(&'static str, &'static str, String, String)>,
+    /// (namespace, pod) of named pods under a priority strategy.
+    pub priority_pods: Vec<(String, String)>,
+    /// Webhook counters when one is configured.
+    pub webhook: Option<crate::alerts::webhook::WebhookStatsView>,
+}
+
+impl AlertsSnapshot {
+    pub fn collect(handle: &crate::alerts::AlertsHandle) -> Self {
+        let p = handle.get();
+        let rules = handle
+            .rules
+            .iter()
+            .map(|(name, sev)| {
+                (
+                    *name,
+                    sev.as_str(),
+                    p.active.iter().any(|a| a.name == *name),
+                    p.fired_total.get(name).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        let pods = p
+            .active
+            .iter()
+            .filter_map(|a| {
+                let ns = a.labels.get("namespace")?;
+                let pod = a.labels.get("pod").filter(|p| !p.is_empty())?;
+                Some((a.name, a.severity.as_str(), ns.clone(), pod.clone()))
+            })
+            .collect();
+        let webhook = handle.webhook.view();
+        Self {
+            rules,
+            pods,
+            priority_pods: p.priority_pods.clone(),
+            webhook: webhook.configured.then_some(webhook),
+        }
+    }
 }
 
 fn unix_seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {
@@ -321,8 +373,17 @@ impl Snapshot {
             )
         });
         let external_list = state.external.list();
-        let (strategies_by_target, resolved_priority, resolved_normal) = {
+        let (strategies_by_target, resolved_priority, resolved_normal, strategy_pids) = {
             let current = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+            let strategy_pids = (0..current.strategies.len())
+                .map(|i| {
+                    current
+                        .resolved
+                        .per_strategy
+                        .get(i)
+                        .map_or(0, |r| r.pids.len())
+                })
+                .collect::<Vec<_>>();
             let (mut pid, mut regex, mut selectors, mut other) = (0, 0, 0, 0);
             for s in &current.strategies {
                 match (&s.pid, &s.command_regex, &s.selectors) {
@@ -347,8 +408,10 @@ impl Snapshot {
                 ],
                 prio,
                 current.resolved.desired.len() - prio,
+                strategy_pids,
             )
         };
+        let kube = state.pod_meta.status();
         Snapshot {
             mode: status.mode,
             attached: status.attached,
@@ -363,7 +426,10 @@ impl Snapshot {
             resolved_normal,
             map_pids: status.strategy_pids,
             pods: pods.map(PodCounts::of),
-            kubernetes_connected: state.pod_meta.status().connected,
+            kubernetes_connected: kube.connected,
+            kubernetes_configured: kube.source == crate::kube::MetaSource::Kubernetes,
+            strategy_pids,
+            alerts: AlertsSnapshot::collect(&state.alerts),
             start_time: unix_seconds(state.started_at),
             pod_stats: crate::stats::global()
                 .named_pod_figures(state.pod_meta.directory().as_deref()),
@@ -469,6 +535,84 @@ fn pod_figures(
                 ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The alerts: per rule firing (0/1) and fired since start; per firing
+/// pod-level alert of a named pod (namespace and pod labels, never a PID or
+/// UID); pods under a priority strategy; webhook delivery counters.
+fn alert_series(enc: &mut DescriptorEncoder, a: &AlertsSnapshot) -> Fmt {
+    if !a.rules.is_empty() {
+        let mut m = enc.encode_descriptor(
+            "scx_pilot_alert_firing",
+            "1 while an alert of this built-in rule fires (GET /api/v1/alerts has the details)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (name, sev, firing, _) in &a.rules {
+            let labels = [("alert", *name), ("severity", *sev)];
+            ConstGauge::new(*firing as i64).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "scx_pilot_alerts_fired",
+            "Alerts of this built-in rule fired since the agent started",
+            None,
+            MetricType::Counter,
+        )?;
+        for (name, sev, _, fired) in &a.rules {
+            let labels = [("alert", *name), ("severity", *sev)];
+            ConstCounter::new(*fired).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    if !a.pods.is_empty() {
+        let mut m = enc.encode_descriptor(
+            "scx_pilot_pod_alert_firing",
+            "1 for each firing pod-level alert, by rule and pod",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (name, sev, ns, pod) in &a.pods {
+            let labels = [
+                ("alert", *name),
+                ("severity", *sev),
+                ("namespace", ns.as_str()),
+                ("pod", pod.as_str()),
+            ];
+            ConstGauge::new(1i64).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    if !a.priority_pods.is_empty() {
+        let mut m = enc.encode_descriptor(
+            "scx_pilot_pod_priority",
+            "1 for each pod with a process under a priority strategy",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (ns, pod) in &a.priority_pods {
+            let labels = [("namespace", ns.as_str()), ("pod", pod.as_str())];
+            ConstGauge::new(1i64).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    if let Some(w) = &a.webhook {
+        labelled(
+            enc,
+            "scx_pilot_alert_webhook_events",
+            "Alert events by webhook delivery result: delivered, failed (every attempt failed or refused), dropped (queue full)",
+            MetricType::Counter,
+            "result",
+            &[
+                ("delivered", w.delivered),
+                ("failed", w.failed),
+                ("dropped", w.dropped),
+            ],
+        )?;
+        counter(
+            enc,
+            "scx_pilot_alert_webhook_attempt_failures",
+            "Single webhook delivery attempts that failed (each retry counts)",
+            w.attempt_failures,
+        )?;
     }
     Ok(())
 }
@@ -682,6 +826,21 @@ impl Collector for Snapshot {
                 ("false", self.resolved_normal),
             ],
         )?;
+        let by_index: Vec<(String, usize)> = self
+            .strategy_pids
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i.to_string(), *n))
+            .collect();
+        let by_index: Vec<(&str, usize)> = by_index.iter().map(|(i, n)| (i.as_str(), *n)).collect();
+        labelled(
+            e,
+            "scx_pilot_strategy_pids",
+            "PIDs each configured strategy resolves to now, by its index in the posted set",
+            MetricType::Gauge,
+            "index",
+            &by_index,
+        )?;
         gauge(
             e,
             "scx_pilot_strategy_map_pids",
@@ -724,11 +883,19 @@ impl Collector for Snapshot {
         pod_figures(e, &self.pod_stats)?;
         gauge(
             e,
+            "scx_pilot_kubernetes_configured",
+            "1 when the agent takes pod metadata from the Kubernetes API",
+            None,
+            self.kubernetes_configured as i64,
+        )?;
+        gauge(
+            e,
             "scx_pilot_kubernetes_connected",
             "1 when the agent is connected to the Kubernetes API",
             None,
             self.kubernetes_connected as i64,
         )?;
+        alert_series(e, &self.alerts)?;
         gauge(
             e,
             "scx_pilot_start_time",
@@ -821,6 +988,14 @@ mod tests {
             kubernetes_connected: false,
             start_time: 0.0,
             pod_stats: vec![],
+            strategy_pids: vec![0, 3],
+            kubernetes_configured: false,
+            alerts: AlertsSnapshot {
+                rules: vec![("strategy_no_pids", "warning", true, 2)],
+                pods: vec![("priority_pod_wait", "warning", "5g".into(), "upf-0".into())],
+                priority_pods: vec![("5g".into(), "upf-0".into())],
+                webhook: None,
+            },
         };
         let out = m.render(&snap, Format::PrometheusText);
         assert!(out.contains(
@@ -830,6 +1005,17 @@ mod tests {
             "scx_pilot_http_requests_total{route=\"unmatched\",method=\"other\",status=\"405\"} 1"
         ));
         assert!(!out.contains("/x/"));
+        assert!(out
+            .contains("scx_pilot_alert_firing{alert=\"strategy_no_pids\",severity=\"warning\"} 1"));
+        assert!(out.contains(
+            "scx_pilot_alerts_fired_total{alert=\"strategy_no_pids\",severity=\"warning\"} 2"
+        ));
+        assert!(out.contains(
+            "scx_pilot_pod_alert_firing{alert=\"priority_pod_wait\",severity=\"warning\",namespace=\"5g\",pod=\"upf-0\"} 1"
+        ));
+        assert!(out.contains("scx_pilot_strategy_pids{index=\"1\"} 3"));
+        assert!(out.contains("scx_pilot_pod_priority{namespace=\"5g\",pod=\"upf-0\"} 1"));
+        assert!(!out.contains("scx_pilot_alert_webhook"));
         // The cached handles count into the series the families encode.
         m.observe(
             Some("/api/v1/metrics"),

@@ -18,6 +18,13 @@ pub enum Mode {
     ApiOnly,
 }
 
+impl Mode {
+    /// Whether this mode loads scx_pilot's own scheduler.
+    pub fn runs_scheduler(self) -> bool {
+        self != Mode::ApiOnly
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SchedulerStatus {
     pub mode: Mode,

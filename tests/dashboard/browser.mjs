@@ -1,9 +1,10 @@
 // Drives the dashboard in headless Chromium (playwright-core, the system's
-// /usr/bin/chromium). Usage: node browser.mjs BASE_URL TOKEN OUT_DIR PID
+// /usr/bin/chromium). Usage: node browser.mjs BASE_URL TOKEN OUT_DIR PID POD
+// (POD: namespace/name of a pod with a process, for the pod stats panel).
 // Exits non-zero with a message on the first failed check.
 import { chromium } from "playwright-core";
 
-const [base, token, outDir, pid] = process.argv.slice(2);
+const [base, token, outDir, pid, podName] = process.argv.slice(2);
 const fail = (msg) => { console.error("FAIL: " + msg); process.exit(1); };
 const auth = { "Content-Type": "application/json", Authorization: "Bearer " + token };
 const report = (kernel) => fetch(base + "/api/v1/metrics", {
@@ -81,6 +82,22 @@ try {
   if (!hit || hit.priority !== true || hit.execution_time !== 3000000) fail("the API does not show the posted strategy: " + JSON.stringify(api));
   await page.waitForSelector(`#resolved tr[data-pid="${pid}"]`, { timeout: 10000 });
 
+  // A second strategy that matches no pod: the agent's strategy_no_pids
+  // rule (for_secs 0 in the test's alerts file) fires and the alerts panel
+  // shows it; the strategy panel shows both strategies, the PID one with
+  // measured figures; the pod panel shows the test pod with figures.
+  const two = { strategies: [{ priority: true, execution_time: 3000000, pid: Number(pid) },
+    { priority: true, execution_time: 2000000, selectors: [{ key: "no", value: "such-pod" }] }] };
+  const posted = await fetch(base + "/api/v1/scheduling/strategies", { method: "POST", headers: auth, body: JSON.stringify(two) });
+  if (!posted.ok) fail("POST two strategies " + posted.status);
+  await page.waitForSelector('#alerts tr[data-alert="strategy_no_pids"]', { timeout: 15000 });
+  const alertText = await page.textContent('#alerts tr[data-alert="strategy_no_pids"]');
+  if (!/strategy_index=1/.test(alertText) || !/no=such-pod/.test(alertText)) fail("the alert row lacks its labels: " + alertText);
+  const number = (sel) => page.waitForFunction((s) => /^[0-9.]+$/.test(document.querySelector(s)?.textContent || ""), sel, { timeout: 15000 });
+  await page.waitForSelector('#strategy-stats tr[data-index="1"]', { timeout: 15000 });
+  await number('#strategy-stats tr[data-index="0"] td.cpu');
+  await number(`#pod-stats tr[data-pod="${podName}"] td.cpu`);
+
   await page.screenshot({ path: outDir + "/dashboard.png", fullPage: true });
   // Phone width: nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
@@ -89,7 +106,7 @@ try {
   await page.screenshot({ path: outDir + "/dashboard-phone.png", fullPage: true });
   if (overflow > 1) fail("the page is " + overflow + " px wider than a 390 px phone");
   if (errors.length) fail("page errors: " + errors.join(" | "));
-  console.log(JSON.stringify({ first_load_bytes: transfer.page, first_load_with_first_poll_bytes: transfer.with_first_poll, chart_points: p1, overflow_px: overflow }));
+  console.log(JSON.stringify({ alert_row: alertText, first_load_bytes: transfer.page, first_load_with_first_poll_bytes: transfer.with_first_poll, chart_points: p1, overflow_px: overflow }));
 } finally {
   clearTimeout(timer);
   await browser.close();
