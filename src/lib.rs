@@ -13,5 +13,6 @@ pub mod resolver;
 pub mod sched;
 pub mod stats;
 pub mod strategy;
+pub mod ticker;
 pub mod tls;
 pub mod top;

@@ -29,9 +29,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -40,6 +39,7 @@ use utoipa::ToSchema;
 
 use crate::kube::PodDirectory;
 use crate::pods::ProcSnapshot;
+use crate::ticker;
 
 /// History points kept per pod.
 pub const HISTORY_POINTS: usize = 300;
@@ -556,10 +556,7 @@ fn has_strategy_pids(state: &crate::api::ApiState) -> bool {
 }
 
 /// The sampler thread: one round every interval.
-pub struct Sampler {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Sampler(ticker::Worker);
 
 impl Sampler {
     /// Start sampling `state` into [`global`] every `interval` (None when zero).
@@ -575,75 +572,51 @@ impl Sampler {
             log::info!("pod stats sampling disabled (--stats-interval-ms 0)");
             return Ok(None);
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("pod-stats".into())
-            .spawn(move || {
-                let proc_root: PathBuf = state.proc_root.clone();
-                let mut next = Instant::now();
-                while !flag.load(Ordering::Relaxed) {
-                    // Share a scan the resolver or the pods API made within
-                    // half an interval.
-                    let t = Instant::now();
-                    let snap = match state.pods.get_within(interval / 2) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            log::warn!("pod stats: scanning {}: {e}", proc_root.display());
-                            Arc::new(ProcSnapshot::empty())
-                        }
-                    };
-                    let scan_ms = if snap.taken_at >= t {
-                        snap.scan_time.as_secs_f64() * 1e3
-                    } else {
-                        0.0
-                    };
-                    let extra: Vec<u32> = {
-                        let s = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
-                        s.resolved.desired.keys().copied().collect()
-                    };
-                    global().round(&proc_root, &snap, &extra);
-                    global().lock().info.last_scan_ms = scan_ms;
-                    // A node without pods and strategies (bare metal) has
-                    // nothing to measure: look again less often, so the /proc
-                    // walk does not cost a busy host CPU every interval.
-                    let idle = extra.is_empty() && !snap.processes.iter().any(|p| p.pod.is_some());
-                    let step = if idle {
-                        (interval * IDLE_BACKOFF).clamp(interval, MAX_IDLE_INTERVAL)
-                    } else {
-                        interval
-                    };
-                    next += step;
-                    let now = Instant::now();
-                    if next < now {
-                        next = now + step;
+        let worker = ticker::Worker::spawn("pod-stats", move |flag| {
+            let proc_root: PathBuf = state.proc_root.clone();
+            let mut next = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                // Share a scan the resolver or the pods API made within
+                // half an interval.
+                let t = Instant::now();
+                let snap = match state.pods.get_within(interval / 2) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        log::warn!("pod stats: scanning {}: {e}", proc_root.display());
+                        Arc::new(ProcSnapshot::empty())
                     }
-                    // Sleep in short steps so stop() returns quickly, and a
-                    // new strategy set ends an idle back-off at once.
-                    while !flag.load(Ordering::Relaxed) {
-                        let left = next.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        if idle && has_strategy_pids(&state) {
-                            break;
-                        }
-                        std::thread::sleep(left.min(Duration::from_millis(100)));
-                    }
-                }
-            })?;
-        Ok(Some(Self {
-            stop,
-            thread: Some(thread),
-        }))
+                };
+                let scan_ms = if snap.taken_at >= t {
+                    snap.scan_time.as_secs_f64() * 1e3
+                } else {
+                    0.0
+                };
+                let extra: Vec<u32> = {
+                    let s = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+                    s.resolved.desired.keys().copied().collect()
+                };
+                global().round(&proc_root, &snap, &extra);
+                global().lock().info.last_scan_ms = scan_ms;
+                // A node without pods and strategies (bare metal) has
+                // nothing to measure: look again less often, so the /proc
+                // walk does not cost a busy host CPU every interval.
+                let idle = extra.is_empty() && !snap.processes.iter().any(|p| p.pod.is_some());
+                let step = if idle {
+                    (interval * IDLE_BACKOFF).clamp(interval, MAX_IDLE_INTERVAL)
+                } else {
+                    interval
+                };
+                // Sleep in short steps so stop() returns quickly, and a
+                // new strategy set ends an idle back-off at once.
+                ticker::wait_next(&mut next, step, &flag, || idle && has_strategy_pids(&state));
+            }
+        })?;
+        Ok(Some(Self(worker)))
     }
 
     /// Stop and join the thread.
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 

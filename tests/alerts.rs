@@ -62,6 +62,26 @@ fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
     (code, stderr)
 }
 
+/// Write the rules `rules` (an `--alerts-file`'s JSON) to `dir/alerts.json`
+/// and start an agent (temporary state directory `tag`) with that file and
+/// `extra` arguments.
+fn start_with_rules(dir: &TempDir, tag: &str, rules: &str, extra: &[&str]) -> Agent {
+    let file = dir.path().join("alerts.json");
+    std::fs::write(&file, rules).unwrap();
+    let mut args = vec!["--alerts-file", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Agent::start_temp(tag, &args)
+}
+
+/// The agent's Prometheus text (`GET /metrics`).
+fn metrics_text(agent: &Agent) -> String {
+    ureq::get(&agent.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap()
+}
+
 #[test]
 fn alerts_file_is_checked_at_start() {
     let dir = TempDir::new("alerts_file");
@@ -127,11 +147,7 @@ fn alerts_file_is_checked_at_start() {
     assert_eq!(body["data"]["active"], json!([]));
     assert_eq!(body["data"]["recent"], json!([]));
     // The disabled rule has no series; the others carry the file's severities.
-    let metrics = ureq::get(&agent.url("/metrics"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = metrics_text(&agent);
     assert!(
         !metrics.contains("alert=\"failed_dispatches\""),
         "{metrics}"
@@ -215,13 +231,11 @@ fn next_event(rx: &crossbeam_channel::Receiver<Value>, name: &str) -> Value {
 fn strategy_without_pids_fires_and_resolves_through_the_webhook() {
     let (url, events) = receiver();
     let dir = TempDir::new("alerts_hook");
-    let file = dir.path().join("alerts.json");
-    std::fs::write(&file, r#"{"strategy_no_pids": {"for_secs": 1}}"#).unwrap();
-    let agent = Agent::start_temp(
+    let agent = start_with_rules(
+        &dir,
         "alerts_hook",
+        r#"{"strategy_no_pids": {"for_secs": 1}}"#,
         &[
-            "--alerts-file",
-            file.to_str().unwrap(),
             "--alert-webhook",
             &url,
             "--sample-interval-ms",
@@ -267,11 +281,7 @@ fn strategy_without_pids_fires_and_resolves_through_the_webhook() {
     let active = body["data"]["active"].as_array().unwrap();
     assert_eq!(active.len(), 1, "{body}");
     assert_eq!(active[0]["name"], "strategy_no_pids");
-    let metrics = ureq::get(&agent.url("/metrics"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = metrics_text(&agent);
     assert!(
         metrics
             .contains("scx_pilot_alert_firing{alert=\"strategy_no_pids\",severity=\"warning\"} 1"),
@@ -328,20 +338,11 @@ fn evaluated_after(agent: &Agent, t: chrono::DateTime<chrono::Utc>) {
 #[test]
 fn external_congestion_rate_fires_and_resolves() {
     let dir = TempDir::new("alerts_ext");
-    let file = dir.path().join("alerts.json");
-    std::fs::write(
-        &file,
-        r#"{"sched_congested": {"max_per_s": 10, "for_secs": 0}}"#,
-    )
-    .unwrap();
-    let agent = Agent::start_temp(
+    let agent = start_with_rules(
+        &dir,
         "alerts_ext",
-        &[
-            "--alerts-file",
-            file.to_str().unwrap(),
-            "--sample-interval-ms",
-            "200",
-        ],
+        r#"{"sched_congested": {"max_per_s": 10, "for_secs": 0}}"#,
+        &["--sample-interval-ms", "200"],
     );
     let firing = |agent: &Agent| -> Vec<Value> {
         agent.get("/api/v1/alerts")["data"]["active"]
@@ -396,19 +397,17 @@ fn refusing_url() -> String {
 #[test]
 fn a_dead_webhook_never_holds_the_agent() {
     let dir = TempDir::new("alerts_dead");
-    let file = dir.path().join("alerts.json");
-    std::fs::write(&file, r#"{"strategy_no_pids": {"for_secs": 0}}"#).unwrap();
     // The silent receiver keeps each attempt for the longest timeout (60 s):
     // an agent that waited for it would not answer within the clients' 10 s.
     for (kind, url, timeout_ms) in [
         ("silent", silent_receiver(), "60000"),
         ("refused", refusing_url(), "1000"),
     ] {
-        let mut agent = Agent::start_temp(
+        let mut agent = start_with_rules(
+            &dir,
             "alerts_dead",
+            r#"{"strategy_no_pids": {"for_secs": 0}}"#,
             &[
-                "--alerts-file",
-                file.to_str().unwrap(),
                 "--alert-webhook",
                 &url,
                 "--alert-webhook-timeout-ms",
@@ -442,23 +441,20 @@ fn a_dead_webhook_never_holds_the_agent() {
         let client = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(10))
             .build();
+        let get = |path: &str| -> Value {
+            client
+                .get(&agent.url(path))
+                .call()
+                .unwrap_or_else(|e| panic!("{kind}: GET {path}: {e}"))
+                .into_json()
+                .unwrap()
+        };
         let first = agent.get("/api/v1/alerts")["data"]["evaluations"]
             .as_u64()
             .unwrap();
         for _ in 0..20 {
-            let h: Value = client
-                .get(&agent.url("/health"))
-                .call()
-                .unwrap_or_else(|e| panic!("{kind}: GET /health: {e}"))
-                .into_json()
-                .unwrap();
-            assert_eq!(h["status"], "healthy");
-            let a: Value = client
-                .get(&agent.url("/api/v1/alerts"))
-                .call()
-                .unwrap_or_else(|e| panic!("{kind}: GET /api/v1/alerts: {e}"))
-                .into_json()
-                .unwrap();
+            assert_eq!(get("/health")["status"], "healthy");
+            let a = get("/api/v1/alerts");
             assert_eq!(a["data"]["active"].as_array().unwrap().len(), 2);
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -511,28 +507,16 @@ fn a_dead_webhook_never_holds_the_agent() {
 fn kubernetes_disconnected_fires_and_resolves() {
     let stub = kube_stub::StubApi::start();
     let dir = TempDir::new("alerts_kube");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: stub\n  cluster:\n    server: {}\n\
-             users:\n- name: stub\n  user:\n    token: stub-token\ncontexts:\n- name: stub\n  context:\n    \
-             cluster: stub\n    user: stub\ncurrent-context: stub\n",
-            stub.url()
-        ),
-    )
-    .unwrap();
-    let file = dir.path().join("alerts.json");
-    std::fs::write(&file, r#"{"kubernetes_disconnected": {"for_secs": 1}}"#).unwrap();
-    let agent = Agent::start_temp(
+    let kubeconfig = stub.write_kubeconfig(dir.path());
+    let agent = start_with_rules(
+        &dir,
         "alerts_kube",
+        r#"{"kubernetes_disconnected": {"for_secs": 1}}"#,
         &[
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
             "--node-name",
             "node-a",
-            "--alerts-file",
-            file.to_str().unwrap(),
             "--sample-interval-ms",
             "200",
         ],
@@ -565,11 +549,7 @@ fn kubernetes_disconnected_fires_and_resolves() {
         active[0]["message"].as_str().unwrap().contains("500"),
         "{active:?}"
     );
-    let metrics = ureq::get(&agent.url("/metrics"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = metrics_text(&agent);
     assert!(metrics.contains(
         "scx_pilot_alert_firing{alert=\"kubernetes_disconnected\",severity=\"warning\"} 1"
     ));

@@ -123,17 +123,7 @@ fn pods_from_a_watched_api_server_drive_selectors_and_survive_failures() {
     stub.add(pod(&other_uid, "upf-9", "5g", "node-b", &[("nf", "upf")]));
 
     let state = TempDir::new("kube_watch");
-    let kubeconfig = state.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: stub\n  cluster:\n    server: {}\n\
-             users:\n- name: stub\n  user:\n    token: stub-token\ncontexts:\n- name: stub\n  context:\n    \
-             cluster: stub\n    user: stub\ncurrent-context: stub\n",
-            stub.url()
-        ),
-    )
-    .unwrap();
+    let kubeconfig = stub.write_kubeconfig(state.path());
     let t_start = Instant::now();
     let a = Agent::start(
         state.path(),

@@ -7,9 +7,7 @@
 //! run in `--api-only` mode (external reports, strategies, pods, Kubernetes).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -21,6 +19,7 @@ use super::webhook::WebhookQueue;
 use super::{Event, EventKind, Published};
 use crate::api::ApiState;
 use crate::strategy::Strategy;
+use crate::ticker;
 
 /// What a strategy targets, in words, for labels and messages.
 pub fn describe_target(s: &Strategy) -> String {
@@ -153,10 +152,7 @@ fn log_event(e: &Event) {
 }
 
 /// The evaluator thread.
-pub struct Runner {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Runner(ticker::Worker);
 
 impl Runner {
     /// Evaluate `rules` on `state` every `interval` (the sample interval),
@@ -167,72 +163,51 @@ impl Runner {
         interval: Duration,
         webhook: Option<WebhookQueue>,
     ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("alerts".into())
-            .spawn(move || {
-                let mut book = AlertBook::new(rules.config().recent_max);
-                let host = host_name();
-                let mut evaluations = 0u64;
-                let mut next = Instant::now();
-                loop {
-                    // One more evaluation after stop() is asked: an agent
-                    // that stops because the kernel unloaded its scheduler
-                    // still reports scheduler_detached (and the webhook gets
-                    // a last chance to send it).
-                    let last = flag.load(Ordering::Relaxed);
-                    let inputs = gather(&state);
-                    let conditions = rules.evaluate(&inputs);
-                    let events = book.update(inputs.now, conditions);
-                    evaluations += 1;
-                    for e in &events {
-                        log_event(e);
-                        if let Some(q) = &webhook {
-                            q.push(event_document(e, &host));
-                        }
-                    }
-                    state.alerts.publish(Published {
-                        active: book.active(),
-                        recent: book.recent(),
-                        fired_total: book.fired_total.clone(),
-                        evaluated_at: Some(inputs.now),
-                        evaluations,
-                        priority_pods: inputs
-                            .priority_pods
-                            .iter()
-                            .filter(|p| !p.name.is_empty())
-                            .map(|p| (p.namespace.clone(), p.name.clone()))
-                            .collect(),
-                    });
-                    if last {
-                        break;
-                    }
-                    next += interval;
-                    let now = Instant::now();
-                    if next < now {
-                        next = now + interval;
-                    }
-                    // Short sleeps so stop() returns promptly.
-                    while !flag.load(Ordering::Relaxed) {
-                        let left = next.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        std::thread::sleep(left.min(Duration::from_millis(100)));
+        let worker = ticker::Worker::spawn("alerts", move |flag| {
+            let mut book = AlertBook::new(rules.config().recent_max);
+            let host = host_name();
+            let mut evaluations = 0u64;
+            let mut next = Instant::now();
+            loop {
+                // One more evaluation after stop() is asked: an agent
+                // that stops because the kernel unloaded its scheduler
+                // still reports scheduler_detached (and the webhook gets
+                // a last chance to send it).
+                let last = flag.load(Ordering::Relaxed);
+                let inputs = gather(&state);
+                let conditions = rules.evaluate(&inputs);
+                let events = book.update(inputs.now, conditions);
+                evaluations += 1;
+                for e in &events {
+                    log_event(e);
+                    if let Some(q) = &webhook {
+                        q.push(event_document(e, &host));
                     }
                 }
-            })?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
+                state.alerts.publish(Published {
+                    active: book.active(),
+                    recent: book.recent(),
+                    fired_total: book.fired_total.clone(),
+                    evaluated_at: Some(inputs.now),
+                    evaluations,
+                    priority_pods: inputs
+                        .priority_pods
+                        .iter()
+                        .filter(|p| !p.name.is_empty())
+                        .map(|p| (p.namespace.clone(), p.name.clone()))
+                        .collect(),
+                });
+                if last {
+                    break;
+                }
+                // Short sleeps so stop() returns promptly.
+                ticker::wait_next(&mut next, interval, &flag, || false);
+            }
+        })?;
+        Ok(Self(worker))
     }
 
-    pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) {
+        self.0.stop();
     }
 }

@@ -328,6 +328,12 @@ mod tests {
         (url, rx)
     }
 
+    /// The next body the receiver got is `want` (waiting up to `within`).
+    #[track_caller]
+    fn expect_body(rx: &crossbeam_channel::Receiver<String>, want: &str, within: Duration) {
+        assert_eq!(rx.recv_timeout(within).unwrap(), want);
+    }
+
     fn config(url: String, retries: u32) -> WebhookConfig {
         WebhookConfig {
             url,
@@ -343,19 +349,10 @@ mod tests {
         let stats = Arc::new(WebhookStats::default());
         let w = Webhook::spawn(config(url, 3), stats.clone()).unwrap();
         w.queue().push(r#"{"n":1}"#.into());
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            r#"{"n":1}"#
-        );
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            r#"{"n":1}"#
-        );
+        expect_body(&rx, r#"{"n":1}"#, Duration::from_secs(10));
+        expect_body(&rx, r#"{"n":1}"#, Duration::from_secs(10));
         w.queue().push(r#"{"n":2}"#.into());
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-            r#"{"n":2}"#
-        );
+        expect_body(&rx, r#"{"n":2}"#, Duration::from_secs(10));
         // 400: not retried.
         assert!(rx.recv_timeout(Duration::from_millis(1500)).is_err());
         let v = stats.view();
@@ -371,14 +368,8 @@ mod tests {
         w.queue().push(r#"{"last":1}"#.into());
         w.queue().push(r#"{"last":2}"#.into());
         w.stop();
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
-            r#"{"last":1}"#
-        );
-        assert_eq!(
-            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
-            r#"{"last":2}"#
-        );
+        expect_body(&rx, r#"{"last":1}"#, Duration::from_secs(5));
+        expect_body(&rx, r#"{"last":2}"#, Duration::from_secs(5));
         assert_eq!(stats.view().delivered, 2);
     }
 
