@@ -41,7 +41,8 @@ const SLEEP_STEP: Duration = Duration::from_millis(100);
 /// Move `next` on by `step` (when that is already past, to `step` from now:
 /// late ticks are not caught up one after another), then sleep until it in
 /// steps of at most 100 ms. Returns early once `stop` is set, or when
-/// `wake_early()` is true (asked before each sleep, after the stop flag).
+/// `wake_early()` is true (asked before each sleep, after the stop flag);
+/// then the next step counts from now.
 pub fn wait_next(
     next: &mut Instant,
     step: Duration,
@@ -55,7 +56,13 @@ pub fn wait_next(
     }
     while !stop.load(Ordering::Relaxed) {
         let left = next.saturating_duration_since(Instant::now());
-        if left.is_zero() || wake_early() {
+        if left.is_zero() {
+            break;
+        }
+        if wake_early() {
+            // The schedule restarts from this wake, not from the tick it
+            // replaces (which may be a long back-off away).
+            *next = Instant::now();
             break;
         }
         std::thread::sleep(left.min(SLEEP_STEP));
@@ -74,6 +81,14 @@ mod tests {
         wait_next(&mut next, Duration::from_millis(150), &stop, || false);
         assert_eq!(next, start + Duration::from_millis(150));
         assert!(Instant::now() >= next);
+    }
+
+    #[test]
+    fn an_early_wake_counts_the_next_step_from_now() {
+        let stop = AtomicBool::new(false);
+        let mut next = Instant::now();
+        wait_next(&mut next, Duration::from_secs(10), &stop, || true);
+        assert!(next <= Instant::now());
     }
 
     #[test]

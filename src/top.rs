@@ -124,6 +124,14 @@ const POLICY_FIELDS: &[&str] = &[
     "nr_starvation_guards",
     "nr_strategy_hits",
 ];
+/// Policy fields of --dispatch user, shown once the dispatcher got work: (field, counter?).
+const USER_FIELDS: &[(&str, bool)] = &[
+    ("nr_user_enqueues", true),
+    ("nr_user_fallbacks", true),
+    ("nr_user_recovered", true),
+    ("nr_user_withdrawn", true),
+    ("nr_user_outstanding", false),
+];
 
 /// The agent's own rate field for a counter, when it computes one.
 fn server_rate_field(name: &str) -> Option<&'static str> {
@@ -252,6 +260,11 @@ fn fetch(client: &Client, opts: &TopOpts, prev: &mut Previous) -> Result<Snapsho
         if let Some(policy) = policy {
             for name in POLICY_FIELDS {
                 row(name, policy[name].as_u64().unwrap_or(0), true);
+            }
+            if policy["nr_user_enqueues"].as_u64().unwrap_or(0) > 0 {
+                for (name, counter) in USER_FIELDS {
+                    row(name, policy[name].as_u64().unwrap_or(0), *counter);
+                }
             }
         }
     }

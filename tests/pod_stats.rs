@@ -249,3 +249,37 @@ fn zero_interval_disables_sampling() {
     let st = a.get("/api/v1/scheduling/strategies/stats");
     assert_eq!(st["strategies"], json!([]));
 }
+
+/// A strategy posted while the sampler backs off on a node without pods is
+/// measured from the next interval, not after the backed-off one (10 x 1 s
+/// here). Run alone (other tests in this file create pods, which end the
+/// back-off by themselves): cargo test --test pod_stats strategy_ends
+#[test]
+fn strategy_ends_idle_back_off_at_once() {
+    let state = TempDir::new("pod_stats_backoff");
+    let a = Agent::start(state.path(), &["--stats-interval-ms", "1000"]);
+    // Let the sampler find nothing to measure and back off.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut hog = std::process::Command::new("sh")
+        .args(["-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    let body =
+        json!({"strategies": [{"priority": false, "execution_time": 5000000, "pid": hog.id()}]});
+    let (code, resp) = a.post("/api/v1/scheduling/strategies", &body);
+    // Two rounds one interval apart give the first figures; the backed-off
+    // round would come about 10 s after the idle one.
+    let measured = (code == 200).then(|| {
+        wait_for(Duration::from_secs(6), || {
+            let st = a.get("/api/v1/scheduling/strategies/stats");
+            (st["strategies"][0]["pids_measured"] == 1).then_some(st)
+        })
+    });
+    let _ = hog.kill();
+    let _ = hog.wait();
+    assert_eq!(code, 200, "{resp}");
+    let st = measured
+        .flatten()
+        .expect("no figures for the strategy within 6 s of the POST");
+    assert!(f(&st["strategies"][0]["cpu_usage"]) > 0.0, "{st}");
+}

@@ -266,7 +266,7 @@ for i in 1 2 3 4 5 6; do
 	eval "whog$i=\$!"
 done
 post_strategies "{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$whog1},{\"priority\":false,\"execution_time\":5000000,\"pid\":$whog2}]}" >/dev/null
-sleep 4
+sleep 5
 api /api/v1/scheduling/strategies/stats >/tmp/sstats.json
 wait_prio=$(jq -r '.strategies[] | select(.index == 0) | .avg_wait_us_per_timeslice' /tmp/sstats.json)
 wait_plain=$(jq -r '.strategies[] | select(.index == 1) | .avg_wait_us_per_timeslice' /tmp/sstats.json)
