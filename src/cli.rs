@@ -42,9 +42,10 @@ pub struct Opts {
 
     /// Where tasks without a priority strategy are decided: `kernel` (in BPF,
     /// the fastest path) or `user` (the agent's dispatcher thread orders them
-    /// with a policy written in Rust; every task round-trips through user space,
-    /// which costs some throughput and latency). Priority-strategy tasks and
-    /// per-CPU kthreads stay in BPF either way.
+    /// with a policy written in Rust; each queued task round-trips through user
+    /// space, which costs some throughput and latency). Priority-strategy
+    /// tasks, per-CPU kthreads and waking tasks that find an idle CPU stay in
+    /// BPF either way.
     #[arg(long, value_enum, default_value_t = Dispatch::Kernel)]
     pub dispatch: Dispatch,
 

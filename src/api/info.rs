@@ -94,10 +94,11 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
     let stale = stale_after(state.sample_interval);
     let mut problems = Vec::new();
 
-    let scheduler_status = match st.mode {
-        Mode::ApiOnly => "disabled",
-        Mode::Kernel | Mode::User if st.attached => "ok",
-        Mode::Kernel | Mode::User => {
+    let runs = st.mode.runs_scheduler();
+    let scheduler_status = match (runs, st.attached) {
+        (false, _) => "disabled",
+        (true, true) => "ok",
+        (true, false) => {
             problems.push(match &st.last_exit {
                 Some(exit) => format!("scheduler is not attached (last exit: {exit})"),
                 None => "scheduler is not attached".to_string(),
@@ -112,13 +113,13 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
         ));
     }
     let age = st.last_sample_at.map(|t| now_t - t);
-    let sampler_status = match (st.mode, age) {
-        (Mode::ApiOnly, _) => "disabled",
-        (Mode::Kernel | Mode::User, None) => {
+    let sampler_status = match (runs, age) {
+        (false, _) => "disabled",
+        (true, None) => {
             problems.push("no sample of the scheduler's counters yet".into());
             "waiting"
         }
-        (Mode::Kernel | Mode::User, Some(a)) if a > stale => {
+        (true, Some(a)) if a > stale => {
             problems.push(format!(
                 "last sample is {:.1} s old (limit {:.1} s)",
                 a.num_milliseconds() as f64 / 1e3,
@@ -126,7 +127,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
             ));
             "stale"
         }
-        (Mode::Kernel | Mode::User, Some(_)) => "ok",
+        (true, Some(_)) => "ok",
     };
     let healthy = problems.is_empty();
     let body = HealthResponse {

@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::MapHandle;
-use serde::Serialize;
 
 use super::bpf_intf::{dispatched_task, pilot_consts_MAX_USER_TASKS, queued_task};
 use super::user_policy::{heartbeat, Policy};
@@ -62,14 +61,11 @@ pub fn install_test_hook() -> Result<()> {
     Ok(())
 }
 
-/// What the dispatcher did, for /health and the logs.
-#[derive(Debug, Default, Serialize)]
+/// What the dispatcher did, for /health.
+#[derive(Debug, Default)]
 pub struct DispatcherStats {
     /// Decisions sent to BPF.
     pub decisions: AtomicU64,
-    /// Rounds that found the decision ring full.
-    pub ring_full: AtomicU64,
-    pub heartbeats: AtomicU64,
     /// True while the test hook holds the thread.
     pub paused: AtomicBool,
 }
@@ -303,7 +299,6 @@ fn run(mut rings: Rings, mut policy: Policy, stop: &AtomicBool, stats: &Dispatch
         rings.consume();
         if rings.inbox().is_empty() {
             if last_sent.elapsed() >= HEARTBEAT && rings.send(&heartbeat(0)) {
-                stats.heartbeats.fetch_add(1, Ordering::Relaxed);
                 last_sent = Instant::now();
             }
             rings.wait(HEARTBEAT);
@@ -316,7 +311,6 @@ fn run(mut rings: Rings, mut policy: Policy, stop: &AtomicBool, stats: &Dispatch
             last_sent = Instant::now();
         }
         if !rings.inbox().is_empty() {
-            stats.ring_full.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(RING_FULL_WAIT);
         }
     }
