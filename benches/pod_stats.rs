@@ -1,6 +1,6 @@
-//! Cost of one pod-stats reading round (issue 9) on a busy node.
+//! Cost of one pod-stats reading round on a busy node.
 //!
-//! - `stats_round_5000`: one round of [`StatsStore::round`] against a scan of
+//! - `stats_round_5000`: one round of [`PodFigures::round`] against a scan of
 //!   the real `/proc` with at least 5,000 live processes, 500 of them in
 //!   kubelet-style pod cgroups (the same set-up as `benches/pods.rs`: as root
 //!   the bench creates them under `<cgroup2>/kubepods.slice/scx_pilot_stats_bench.slice`),
@@ -19,8 +19,8 @@ use std::path::Path;
 use busy::Busy;
 
 use criterion::Criterion;
+use scx_pilot::pod_figures::PodFigures;
 use scx_pilot::pods::scan_all;
-use scx_pilot::stats::StatsStore;
 
 fn bench_round(c: &mut Criterion) {
     let busy = Busy::start("scx_pilot_stats_bench.slice");
@@ -39,7 +39,7 @@ fn bench_round(c: &mut Criterion) {
         snap.processes.len(),
         extra.len()
     );
-    let store = StatsStore::default();
+    let store = PodFigures::default();
     store.round(proc_root, &snap, &extra);
     store.round(proc_root, &snap, &extra);
     let info = store.info();

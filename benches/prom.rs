@@ -13,6 +13,7 @@ use scx_pilot::api::ApiState;
 use scx_pilot::metrics::{BssData, MetricsStore, PolicyCounters, Sample};
 use scx_pilot::pods::{PodInfo, PodProcess};
 use scx_pilot::sched::{Mode, StatusCell};
+use scx_pilot::state::AgentState;
 use scx_pilot::strategy::StrategyRequest;
 
 fn pods(n: usize) -> Vec<PodInfo> {
@@ -61,8 +62,9 @@ fn state() -> ApiState {
         .collect();
     let req: StrategyRequest =
         serde_json::from_value(serde_json::json!({ "strategies": strategies })).unwrap();
-    let state =
-        ApiState::new(metrics, StatusCell::new(Mode::Kernel)).with_strategies(req.strategies);
+    let state = ApiState::from(
+        AgentState::new(metrics, StatusCell::new(Mode::Kernel)).with_strategies(req.strategies),
+    );
     state.external.insert(
         Utc::now(),
         BssData {

@@ -40,7 +40,7 @@ pub enum AlertState {
 }
 
 fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::api::rfc3339(*t))
+    s.serialize_str(&crate::timefmt::rfc3339(*t))
 }
 
 fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
@@ -216,7 +216,7 @@ impl Running {
     /// `webhook` (started already, so a bad URL fails before the API binds)
     /// receives the events.
     pub fn start(
-        state: actix_web::web::Data<crate::api::ApiState>,
+        state: Arc<crate::state::AgentState>,
         config: AlertsConfig,
         interval: std::time::Duration,
         webhook: Option<Webhook>,

@@ -146,50 +146,6 @@ pub fn read(path: &Path) -> Result<Token> {
     Token::new(&text).map_err(|e| anyhow!("the token file {}: {e}", path.display()))
 }
 
-/// The write policy the command line asks for: the token loaded or created
-/// (unless `--auth none`), the Host check for the listen address, the rate
-/// limit. Logs the warnings an operator must see; never the token.
-pub fn write_policy(opts: &crate::cli::Opts) -> Result<crate::api::auth::WritePolicy> {
-    use crate::api::auth::{HostCheck, WritePolicy};
-    use crate::cli::AuthMode;
-
-    let listen = opts.listen.ip();
-    let token = match opts.auth {
-        AuthMode::None => {
-            log::warn!(
-                "--auth none: anyone who can reach {} may change how every process is scheduled",
-                opts.listen
-            );
-            if !listen.is_loopback() {
-                log::warn!(
-                    "writes are open on a non-loopback address ({listen}) without a token: \
-                     any host on the network may post strategies"
-                );
-            }
-            None
-        }
-        AuthMode::Token => {
-            let path = opts.token_file();
-            let (token, origin) = load_or_create(&path)?;
-            match origin {
-                TokenOrigin::Created => log::info!(
-                    "writes need the bearer token in {} (created now, mode 0600)",
-                    path.display()
-                ),
-                TokenOrigin::Existing => {
-                    log::info!("writes need the bearer token in {}", path.display())
-                }
-            }
-            Some(token)
-        }
-    };
-    Ok(WritePolicy {
-        token,
-        hosts: Some(HostCheck::for_listen(listen, &opts.allowed_hosts)),
-        rate_per_s: (opts.write_rate_limit > 0).then_some(opts.write_rate_limit),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

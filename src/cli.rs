@@ -288,6 +288,50 @@ impl Opts {
         (self.history_seconds * 1000).div_ceil(self.sample_interval_ms) as usize
     }
 
+    /// The write policy the command line asks for: the token loaded or created
+    /// (unless `--auth none`), the Host check for the listen address, the rate
+    /// limit. Logs the warnings an operator must see; never the token.
+    pub fn write_policy(&self) -> anyhow::Result<crate::api::auth::WritePolicy> {
+        use crate::api::auth::{HostCheck, WritePolicy};
+        use crate::auth::{load_or_create, TokenOrigin};
+
+        let listen = self.listen.ip();
+        let token = match self.auth {
+            AuthMode::None => {
+                log::warn!(
+                    "--auth none: anyone who can reach {} may change how every process is scheduled",
+                    self.listen
+                );
+                if !listen.is_loopback() {
+                    log::warn!(
+                        "writes are open on a non-loopback address ({listen}) without a token: \
+                         any host on the network may post strategies"
+                    );
+                }
+                None
+            }
+            AuthMode::Token => {
+                let path = self.token_file();
+                let (token, origin) = load_or_create(&path)?;
+                match origin {
+                    TokenOrigin::Created => log::info!(
+                        "writes need the bearer token in {} (created now, mode 0600)",
+                        path.display()
+                    ),
+                    TokenOrigin::Existing => {
+                        log::info!("writes need the bearer token in {}", path.display())
+                    }
+                }
+                Some(token)
+            }
+        };
+        Ok(WritePolicy {
+            token,
+            hosts: Some(HostCheck::for_listen(listen, &self.allowed_hosts)),
+            rate_per_s: (self.write_rate_limit > 0).then_some(self.write_rate_limit),
+        })
+    }
+
     pub fn api_config(&self) -> crate::api::ApiConfig {
         crate::api::ApiConfig {
             listen: self.listen,

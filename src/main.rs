@@ -11,6 +11,7 @@ use scx_pilot::api::{self, ApiState};
 use scx_pilot::cli::{Dispatch, Opts};
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
+use scx_pilot::state::AgentState;
 use scx_pilot::{agent, alerts, logging, notify, resolver};
 
 /// Start the HTTP API and (unless --api-only) the scheduler thread; on
@@ -55,7 +56,7 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         .transpose()?;
 
     let startup = resolver::prepare(&opts);
-    let mut state = ApiState::new(metrics.clone(), status.clone())
+    let mut state = AgentState::new(metrics.clone(), status.clone())
         .with_proc_root(&opts.proc_root)
         .with_pods_cache(opts.pods_cache())
         .with_pod_meta(startup.pod_meta.clone())
@@ -79,14 +80,12 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     } else {
         "http"
     };
-    api_config.writes = Arc::new(api::auth::WriteGuard::new(scx_pilot::auth::write_policy(
-        &opts,
-    )?));
+    api_config.writes = Arc::new(api::auth::WriteGuard::new(opts.write_policy()?));
 
     // Bind before loading the scheduler: a port in use fails fast.
-    let state = web::Data::new(state);
-    let server = api::start(state.clone(), api_config)?;
-    let stats = scx_pilot::stats::Sampler::spawn(state.clone(), opts.stats_interval())
+    let state = Arc::new(state);
+    let server = api::start(web::Data::new(ApiState::new(state.clone())), api_config)?;
+    let stats = scx_pilot::pod_figures::Sampler::spawn(state.clone(), opts.stats_interval())
         .context("starting the pod stats thread")?;
     let alerts = alerts::Running::start(
         state.clone(),

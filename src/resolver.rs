@@ -12,20 +12,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use chrono::Utc;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::api::ApiState;
 use crate::kube::PodsFile;
+use crate::state::AgentState;
 use crate::strategy::{self, ResolveInput, Resolved};
 
 /// Resolve the set stored in `state` now, from a scan no older than
 /// `max_scan_age`, and store (and send) the result unless the set was
 /// replaced meanwhile. Returns whether the desired set changed.
-pub fn resolve_once(state: &ApiState, max_scan_age: Duration) -> bool {
+pub fn resolve_once(state: &AgentState, max_scan_age: Duration) -> bool {
     let (set, generation) = {
-        let cur = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+        let cur = state.lock_strategies();
         (cur.set.clone(), cur.generation)
     };
     let snapshot = if set.needs_scan() {
@@ -52,8 +51,8 @@ pub fn resolve_once(state: &ApiState, max_scan_age: Duration) -> bool {
     store(state, generation, resolved)
 }
 
-fn store(state: &ApiState, generation: u64, resolved: Resolved) -> bool {
-    let mut cur = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+fn store(state: &AgentState, generation: u64, resolved: Resolved) -> bool {
+    let mut cur = state.lock_strategies();
     if cur.generation != generation {
         // A POST replaced the set while this one was being resolved; it
         // resolved its own set already.
@@ -87,7 +86,7 @@ impl Resolver {
     /// (also fed by pod metadata changes) delivers. A pods file, if given, is
     /// re-read on each round when it changed.
     pub fn spawn(
-        state: web::Data<ApiState>,
+        state: Arc<AgentState>,
         interval: Duration,
         wake: (crossbeam_channel::Sender<()>, Receiver<()>),
         mut pods_file: Option<PodsFile>,

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use scx_pilot::api::{self, ApiConfig, ApiState, ENDPOINTS};
 use scx_pilot::metrics::{BssData, MetricsStore, PolicyCounters, Sample};
 use scx_pilot::sched::{DesiredStrategies, Mode, PidStrategy, StatusCell};
+use scx_pilot::state::AgentState;
 
 const SEED_METRICS: &str = r#"{
     "usersched_pid": 1234,
@@ -65,12 +66,12 @@ fn fixture(mode: Mode) -> Fixture {
     let status = StatusCell::new(mode);
     let (tx, rx) = crossbeam_channel::bounded(4);
     let mut state =
-        ApiState::new(metrics.clone(), status.clone()).with_sampling(Duration::from_secs(1), 100);
+        AgentState::new(metrics.clone(), status.clone()).with_sampling(Duration::from_secs(1), 100);
     if mode == Mode::Kernel {
         state = state.with_scheduler_channel(tx, rx.clone());
     }
     Fixture {
-        state: web::Data::new(state),
+        state: web::Data::new(ApiState::from(state)),
         metrics,
         status,
         rx,
@@ -378,16 +379,19 @@ async fn metrics_batch_bad_input_stores_nothing() {
 async fn external_reporters_are_bounded() {
     let f = fixture(Mode::ApiOnly);
     let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
-    for pid in 1..=(api::MAX_EXTERNAL_REPORTERS as u32 + 5) {
+    for pid in 1..=(scx_pilot::external::MAX_EXTERNAL_REPORTERS as u32 + 5) {
         let body = SEED_METRICS.replace("1234", &pid.to_string());
         let (status, _, _) = send(&app, post_json("/api/v1/metrics", &body)).await;
         assert_eq!(status, StatusCode::OK);
     }
-    assert_eq!(f.state.external.len(), api::MAX_EXTERNAL_REPORTERS);
+    assert_eq!(
+        f.state.external.len(),
+        scx_pilot::external::MAX_EXTERNAL_REPORTERS
+    );
     let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
     assert_eq!(
         body["external"].as_array().unwrap().len(),
-        api::MAX_EXTERNAL_REPORTERS
+        scx_pilot::external::MAX_EXTERNAL_REPORTERS
     );
 }
 
@@ -939,8 +943,9 @@ fn fake_proc(name: &str) -> PathBuf {
 async fn pods_pids_seed_shape_from_a_proc_root() {
     let root = fake_proc("pods");
     let f = fixture(Mode::ApiOnly);
-    let state =
-        web::Data::new(ApiState::new(f.metrics.clone(), f.status.clone()).with_proc_root(&root));
+    let state = web::Data::new(ApiState::from(
+        AgentState::new(f.metrics.clone(), f.status.clone()).with_proc_root(&root),
+    ));
     let app = test::init_service(api::app(state, &ApiConfig::default())).await;
     let (status, _, body) = send(&app, get("/api/v1/pods/pids")).await;
     std::fs::remove_dir_all(&root).unwrap();
@@ -971,18 +976,19 @@ async fn pods_pids_empty_is_a_list_and_unreadable_proc_is_the_seed_error() {
     let empty = std::env::temp_dir().join(format!("scx_pilot_empty_{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
     let f = fixture(Mode::ApiOnly);
-    let state =
-        web::Data::new(ApiState::new(f.metrics.clone(), f.status.clone()).with_proc_root(&empty));
+    let state = web::Data::new(ApiState::from(
+        AgentState::new(f.metrics.clone(), f.status.clone()).with_proc_root(&empty),
+    ));
     let app = test::init_service(api::app(state, &ApiConfig::default())).await;
     let (status, _, body) = send(&app, get("/api/v1/pods/pids")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["pods"], json!([]));
     std::fs::remove_dir_all(&empty).unwrap();
 
-    let state = web::Data::new(
-        ApiState::new(f.metrics.clone(), f.status.clone())
+    let state = web::Data::new(ApiState::from(
+        AgentState::new(f.metrics.clone(), f.status.clone())
             .with_proc_root(Path::new("/nonexistent/proc")),
-    );
+    ));
     let app = test::init_service(api::app(state, &ApiConfig::default())).await;
     let (status, _, body) = send(&app, get("/api/v1/pods/pids")).await;
     assert_error(

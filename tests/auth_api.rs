@@ -17,6 +17,7 @@ use scx_pilot::api::{self, ApiConfig, ApiState};
 use scx_pilot::auth::Token;
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
+use scx_pilot::state::AgentState;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const METRICS: &str = r#"{"usersched_pid": 1234, "nr_queued": 10, "nr_scheduled": 5, "nr_running": 2,
@@ -39,10 +40,10 @@ fn sleeper() -> std::process::Child {
 }
 
 fn state() -> web::Data<ApiState> {
-    web::Data::new(
-        ApiState::new(MetricsStore::new(10), StatusCell::new(Mode::ApiOnly))
+    web::Data::new(ApiState::from(
+        AgentState::new(MetricsStore::new(10), StatusCell::new(Mode::ApiOnly))
             .with_sampling(Duration::from_secs(1), 10),
-    )
+    ))
 }
 
 fn config(policy: WritePolicy) -> ApiConfig {

@@ -10,8 +10,8 @@ use super::config::{AlertsConfig, RateRule};
 use super::Condition;
 use crate::kube::{KubeStatus, MetaSource};
 use crate::metrics::{BssData, Rates};
+use crate::pod_figures::Figures;
 use crate::sched::Mode;
-use crate::stats::Figures;
 
 pub const SCHEDULER_DETACHED: &str = "scheduler_detached";
 pub const SCHEDULER_RESTARTED: &str = "scheduler_restarted";
@@ -158,7 +158,7 @@ impl Rules {
                         "the kernel restarted the scheduler ({} restarts since start, last at \
                          {}; exit: {})",
                         inp.restarts,
-                        crate::api::rfc3339(last),
+                        crate::timefmt::rfc3339(last),
                         inp.last_exit.as_deref().unwrap_or("unknown")
                     ),
                     for_secs: 0,

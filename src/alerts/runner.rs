@@ -8,16 +8,16 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use chrono::Utc;
 
 use super::book::AlertBook;
 use super::rules::{Inputs, PriorityPod, Rules, StrategyPids};
 use super::webhook::WebhookQueue;
 use super::{Event, EventKind, Published};
-use crate::api::ApiState;
+use crate::state::AgentState;
 use crate::strategy::Strategy;
 use crate::ticker;
 
@@ -45,10 +45,10 @@ pub fn describe_target(s: &Strategy) -> String {
 }
 
 /// One snapshot of everything the rules look at.
-pub fn gather(state: &ApiState) -> Inputs {
+pub fn gather(state: &AgentState) -> Inputs {
     let st = state.status.get();
     let (strategies, priority_pids) = {
-        let s = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+        let s = state.lock_strategies();
         let list: Vec<StrategyPids> = s
             .strategies
             .iter()
@@ -76,7 +76,8 @@ pub fn gather(state: &ApiState) -> Inputs {
     let priority_pods = if priority_pids.is_empty() {
         Vec::new()
     } else {
-        crate::stats::global()
+        state
+            .pod_figures
             .pods_with_any(&priority_pids)
             .into_iter()
             .map(|(uid, figures)| {
@@ -125,7 +126,7 @@ pub fn event_document(e: &Event, host: &str) -> String {
             "version": env!("CARGO_PKG_VERSION"),
             "host": host,
         },
-        "timestamp": crate::api::rfc3339(Utc::now()),
+        "timestamp": crate::timefmt::rfc3339(Utc::now()),
     })
     .to_string()
 }
@@ -146,7 +147,7 @@ fn log_event(e: &Event) {
             a.name,
             a.severity.as_str(),
             labels.join(", "),
-            crate::api::rfc3339(a.fired_at)
+            crate::timefmt::rfc3339(a.fired_at)
         ),
     }
 }
@@ -158,7 +159,7 @@ impl Runner {
     /// Evaluate `rules` on `state` every `interval` (the sample interval),
     /// publishing into `state.alerts` and queueing events on `webhook`.
     pub fn spawn(
-        state: web::Data<ApiState>,
+        state: Arc<AgentState>,
         mut rules: Rules,
         interval: Duration,
         webhook: Option<WebhookQueue>,

@@ -6,9 +6,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::{now, rfc3339_ms, ApiState};
+use super::ApiState;
 use crate::alerts::webhook::WebhookStatsView;
 use crate::alerts::Alert;
+use crate::timefmt::{now, rfc3339_ms};
 
 #[derive(Serialize, ToSchema)]
 pub struct AlertsData {

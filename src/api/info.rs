@@ -7,8 +7,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::{now, rfc3339, rfc3339_ms, ApiState, Endpoint, ENDPOINTS, SERVICE_NAME};
+use super::{ApiState, Endpoint, ENDPOINTS, SERVICE_NAME};
 use crate::sched::{DispatcherStatus, Mode};
+use crate::timefmt::{now, rfc3339, rfc3339_ms};
 
 #[derive(Serialize, ToSchema)]
 pub struct SchedulerHealth {

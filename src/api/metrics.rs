@@ -1,8 +1,6 @@
 //! `GET|POST /api/v1/metrics` and `GET /api/v1/metrics/history`.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
@@ -12,75 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, JsonBody};
-use super::{now, rfc3339, rfc3339_ms, ApiState};
+use super::ApiState;
 use crate::metrics::{BssData, Latest, PolicyCounters, Rates, Sample};
-
-/// Most external reporters (distinct `usersched_pid`s) kept; the one that
-/// reported least recently is dropped first.
-pub const MAX_EXTERNAL_REPORTERS: usize = 64;
-
-/// Latest BssData reported by each external scheduler.
-#[derive(Default)]
-pub struct ExternalReports {
-    reports: Mutex<HashMap<u32, (DateTime<Utc>, BssData)>>,
-    /// Bumped on every insert, so readers can tell whether the list changed.
-    version: AtomicU64,
-}
-
-impl ExternalReports {
-    pub fn insert(&self, at: DateTime<Utc>, data: BssData) {
-        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
-        self.version.fetch_add(1, Ordering::Release);
-        if !reports.contains_key(&data.usersched_pid) && reports.len() >= MAX_EXTERNAL_REPORTERS {
-            if let Some(oldest) = reports
-                .iter()
-                .min_by_key(|(pid, (t, _))| (*t, **pid))
-                .map(|(pid, _)| *pid)
-            {
-                reports.remove(&oldest);
-            }
-        }
-        reports.insert(data.usersched_pid, (at, data));
-    }
-
-    /// Store `data` as its reporter's latest unless a newer report is kept
-    /// (batches may carry older reports). Returns whether it was stored.
-    pub fn insert_if_newer(&self, at: DateTime<Utc>, data: BssData) -> bool {
-        let newer = self
-            .reports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&data.usersched_pid)
-            .is_none_or(|(kept, _)| *kept <= at);
-        if newer {
-            self.insert(at, data);
-        }
-        newer
-    }
-
-    /// Every report, most recent first.
-    pub fn list(&self) -> Vec<(DateTime<Utc>, BssData)> {
-        let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
-        let mut list: Vec<_> = reports.values().copied().collect();
-        list.sort_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then(a.1.usersched_pid.cmp(&b.1.usersched_pid))
-        });
-        list
-    }
-
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
-    }
-
-    pub fn len(&self) -> usize {
-        self.reports.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+use crate::timefmt::{now, rfc3339, rfc3339_ms};
 
 /// The latest reading of scx_pilot's own scheduler.
 #[derive(Serialize, ToSchema)]

@@ -20,27 +20,22 @@ mod strategies;
 
 use std::future::{ready, Future, Ready};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_cors::Cors;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::{header, Method};
 use actix_web::{web, App, HttpRequest, HttpResponse, ResponseError};
-use chrono::{DateTime, SecondsFormat, Utc};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::metrics::MetricsStore;
-use crate::sched::{DesiredStrategies, StatusCell};
-use crate::strategy::StrategyState;
+use crate::state::AgentState;
 
 pub use error::{ApiError, BodyLimit, ErrorBody, DEFAULT_BODY_LIMIT};
-pub use metrics::{ExternalReports, MetricsBody, MAX_BATCH_REPORTS, MAX_EXTERNAL_REPORTERS};
+pub use metrics::{MetricsBody, MAX_BATCH_REPORTS};
 pub use server::{start, ApiServer};
 
 /// The seed's service name, kept for clients that check it.
@@ -176,168 +171,46 @@ impl Default for ApiConfig {
     }
 }
 
-/// Everything the handlers read and write.
+/// What the handlers read: the agent's state, plus what only the HTTP layer
+/// keeps (serialized-body caches, request counters).
 pub struct ApiState {
-    pub metrics: Arc<MetricsStore>,
-    pub status: StatusCell,
-    pub external: ExternalReports,
+    agent: Arc<AgentState>,
     metrics_body: MetricsBody,
-    pub strategies: Mutex<StrategyState>,
-    strategies_tx: Option<(Sender<DesiredStrategies>, Receiver<DesiredStrategies>)>,
-    pub proc_root: PathBuf,
-    /// The shared `/proc` scan (pods API and resolver).
-    pub pods: Arc<crate::pods::ScanCache>,
     /// The pods API's serialized list for the current scan and pod metadata.
     pub pods_body: pods::PodsBodyCache,
-    /// Pod names, namespaces and labels (Kubernetes or `--pods-file`).
-    pub pod_meta: Arc<crate::kube::PodMetaHandle>,
-    /// Where accepted strategy sets are saved (None: not persisted).
-    pub state_store: Option<crate::strategy::StateStore>,
-    pub agent_pid: u32,
-    pub sample_interval: Duration,
-    pub history_seconds: u64,
-    pub started_at: DateTime<Utc>,
     /// HTTP request counters and the `/metrics` registry.
     pub prom: prom::PromMetrics,
-    /// What the alerts thread last published (nothing without one).
-    pub alerts: Arc<crate::alerts::AlertsHandle>,
 }
 
 impl ApiState {
-    /// State with defaults: `/proc`, this process's PID, 1 s samples, one hour
-    /// of history, no strategies and no scheduler to send them to.
-    pub fn new(metrics: Arc<MetricsStore>, status: StatusCell) -> Self {
-        let proc_root = PathBuf::from("/proc");
+    pub fn new(agent: Arc<AgentState>) -> Self {
         Self {
-            metrics,
-            status,
-            external: ExternalReports::default(),
+            agent,
             metrics_body: MetricsBody::default(),
-            strategies: Mutex::new(StrategyState::new(Vec::new(), &proc_root)),
-            strategies_tx: None,
-            pods: Arc::new(crate::pods::ScanCache::new(&proc_root, Duration::ZERO)),
             pods_body: Default::default(),
-            pod_meta: crate::kube::PodMetaHandle::new(),
-            state_store: None,
-            proc_root,
-            agent_pid: std::process::id(),
-            sample_interval: Duration::from_secs(1),
-            history_seconds: 3600,
-            started_at: Utc::now(),
             prom: prom::PromMetrics::new(),
-            alerts: Arc::new(crate::alerts::AlertsHandle::default()),
         }
     }
 
-    /// Publish alerts here (the handle the alerts thread writes).
-    pub fn with_alerts(mut self, alerts: Arc<crate::alerts::AlertsHandle>) -> Self {
-        self.alerts = alerts;
-        self
-    }
-
-    /// Send accepted strategy sets to the scheduler thread. The receiver is
-    /// used only to drop a stale set when the channel is full.
-    pub fn with_scheduler_channel(
-        mut self,
-        tx: Sender<DesiredStrategies>,
-        rx: Receiver<DesiredStrategies>,
-    ) -> Self {
-        self.strategies_tx = Some((tx, rx));
-        self
-    }
-
-    pub fn with_proc_root(mut self, proc_root: impl Into<PathBuf>) -> Self {
-        self.proc_root = proc_root.into();
-        self.pods = Arc::new(crate::pods::ScanCache::new(
-            &self.proc_root,
-            self.pods.ttl(),
-        ));
-        let set = self.strategies_snapshot().set;
-        self.strategies = Mutex::new(StrategyState::new(set, &self.proc_root));
-        self
-    }
-
-    /// Reuse a `/proc` scan for the pods API while it is younger than `ttl`.
-    pub fn with_pods_cache(mut self, ttl: Duration) -> Self {
-        self.pods = Arc::new(crate::pods::ScanCache::new(&self.proc_root, ttl));
-        self
-    }
-
-    /// Pod metadata from this source (Kubernetes or `--pods-file`).
-    pub fn with_pod_meta(mut self, pod_meta: Arc<crate::kube::PodMetaHandle>) -> Self {
-        self.pod_meta = pod_meta;
-        self
-    }
-
-    /// Save every accepted strategy set here.
-    pub fn with_state_store(mut self, store: crate::strategy::StateStore) -> Self {
-        self.state_store = Some(store);
-        self
-    }
-
-    pub fn with_sampling(mut self, interval: Duration, history_seconds: u64) -> Self {
-        self.sample_interval = interval;
-        self.history_seconds = history_seconds.max(1);
-        self
-    }
-
-    /// Start with these strategies (e.g. from `--strategy` flags).
-    pub fn with_strategies(self, set: impl Into<crate::strategy::StrategySet>) -> Self {
-        *self.lock_strategies() = StrategyState::new(set, &self.proc_root);
-        self
-    }
-
-    /// Whether strategy sets go to a scheduler (false in `--api-only` mode).
-    pub fn has_scheduler(&self) -> bool {
-        self.strategies_tx.is_some()
-    }
-
-    fn lock_strategies(&self) -> std::sync::MutexGuard<'_, StrategyState> {
-        self.strategies.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn strategies_snapshot(&self) -> StrategyState {
-        self.lock_strategies().clone()
-    }
-
-    /// The `pid -> strategy` set currently accepted.
-    pub fn desired(&self) -> DesiredStrategies {
-        self.lock_strategies().resolved.desired.clone()
-    }
-
-    /// Hand a new set to the scheduler thread; only the newest set matters, so
-    /// a full channel drops its oldest set. False when there is no scheduler.
-    pub(crate) fn send_desired(&self, desired: DesiredStrategies) -> bool {
-        let Some((tx, rx)) = &self.strategies_tx else {
-            return false;
-        };
-        let mut desired = desired;
-        for _ in 0..4 {
-            match tx.try_send(desired) {
-                Ok(()) => return true,
-                Err(TrySendError::Full(d)) => {
-                    let _ = rx.try_recv();
-                    desired = d;
-                }
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-        }
-        false
+    /// The shared state, for the threads that run beside the server.
+    pub fn agent(&self) -> &Arc<AgentState> {
+        &self.agent
     }
 }
 
-/// RFC3339 UTC with seconds, as the seed writes its timestamps.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+impl From<AgentState> for ApiState {
+    fn from(agent: AgentState) -> Self {
+        Self::new(Arc::new(agent))
+    }
 }
 
-/// RFC3339 UTC with milliseconds, for sample times.
-pub fn rfc3339_ms(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+/// Handlers read the agent's state through the API state.
+impl std::ops::Deref for ApiState {
+    type Target = AgentState;
 
-fn now() -> String {
-    rfc3339(Utc::now())
+    fn deref(&self) -> &AgentState {
+        &self.agent
+    }
 }
 
 fn resource(path: &'static str) -> actix_web::Resource {

@@ -7,9 +7,10 @@ use utoipa::ToSchema;
 use std::sync::{Arc, Mutex};
 
 use super::error::{ApiError, ErrorBody};
-use super::{now, ApiState};
+use super::ApiState;
 use crate::kube::PodDirectory;
 use crate::pods::{PodInfo, ProcSnapshot};
+use crate::timefmt::now;
 
 /// The answer's shape (built by hand in [`get_pods`] around a cached list).
 #[derive(Serialize, ToSchema)]

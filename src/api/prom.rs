@@ -302,7 +302,7 @@ pub struct Snapshot {
     pub start_time: f64,
     /// Per-pod figures of the last stats round: (namespace, pod name,
     /// figures), named pods only (no UID or PID label).
-    pub pod_stats: Vec<(String, String, crate::stats::Figures)>,
+    pub pod_stats: Vec<(String, String, crate::pod_figures::Figures)>,
     /// PIDs each configured strategy resolves to, in posted order.
     pub strategy_pids: Vec<usize>,
     /// The Kubernetes API is the pod metadata source.
@@ -374,7 +374,7 @@ impl Snapshot {
         });
         let external_list = state.external.list();
         let (strategies_by_target, resolved_priority, resolved_normal, strategy_pids) = {
-            let current = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+            let current = state.lock_strategies();
             let strategy_pids = (0..current.strategies.len())
                 .map(|i| {
                     current
@@ -431,7 +431,8 @@ impl Snapshot {
             strategy_pids,
             alerts: AlertsSnapshot::collect(&state.alerts),
             start_time: unix_seconds(state.started_at),
-            pod_stats: crate::stats::global()
+            pod_stats: state
+                .pod_figures
                 .named_pod_figures(state.pod_meta.directory().as_deref()),
         }
     }
@@ -499,9 +500,9 @@ fn info(enc: &mut DescriptorEncoder, name: &str, help: &str, labels: &[(&str, &s
 /// Per-pod scheduling figures, one gauge per figure with namespace and pod labels.
 fn pod_figures(
     enc: &mut DescriptorEncoder,
-    pods: &[(String, String, crate::stats::Figures)],
+    pods: &[(String, String, crate::pod_figures::Figures)],
 ) -> Fmt {
-    type Get = fn(&crate::stats::Figures) -> Option<f64>;
+    type Get = fn(&crate::pod_figures::Figures) -> Option<f64>;
     const FIGURES: &[(&str, &str, Get)] = &[
         (
             "scx_pilot_pod_cpu_usage_ratio",

@@ -1,15 +1,16 @@
 //! `GET /api/v1/pods/stats` and `GET /api/v1/scheduling/strategies/stats`:
 //! per-pod and per-strategy scheduling figures from the pod-stats sampler
-//! ([`crate::stats`]). Both only read what the sampler's last round stored.
+//! ([`crate::pod_figures`]). Both only read what the sampler's last round stored.
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::{now, ApiState};
-use crate::stats::{self, PodStats, SamplingInfo};
+use super::ApiState;
+use crate::pod_figures::{self, PodStats, SamplingInfo};
 use crate::strategy::Strategy;
+use crate::timefmt::now;
 
 /// Default number of history points per pod in a response.
 const DEFAULT_POINTS: usize = 60;
@@ -80,8 +81,8 @@ pub async fn get_pod_stats(
     let points = query
         .points
         .unwrap_or(DEFAULT_POINTS)
-        .min(stats::HISTORY_POINTS);
-    let store = stats::global();
+        .min(pod_figures::HISTORY_POINTS);
+    let store = &state.pod_figures;
     let pods = store.pods(state.pod_meta.directory().as_deref(), points);
     Ok(HttpResponse::Ok().json(PodStatsResponse {
         success: true,
@@ -103,10 +104,10 @@ pub async fn get_pod_stats(
 )]
 pub async fn get_strategy_stats(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let (list, per) = {
-        let s = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+        let s = state.lock_strategies();
         (s.strategies.clone(), s.resolved.per_strategy.clone())
     };
-    let store = stats::global();
+    let store = &state.pod_figures;
     let strategies = list
         .into_iter()
         .enumerate()

@@ -6,7 +6,8 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::metrics::SuccessResponse;
-use super::{now, rfc3339, ApiState};
+use super::ApiState;
+use crate::timefmt::{now, rfc3339};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -68,13 +69,7 @@ pub struct StrategyConfigResponse {
     )
 )]
 pub async fn get_strategies(state: web::Data<ApiState>) -> HttpResponse {
-    let scheduling = state
-        .strategies
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .resolved
-        .list
-        .clone();
+    let scheduling = state.lock_strategies().resolved.list.clone();
     HttpResponse::Ok().json(StrategiesResponse {
         success: true,
         message: "Scheduling strategies retrieved successfully",
@@ -176,7 +171,7 @@ fn replace_set(
     let posted = serde_json::to_string(&set.strategies).unwrap_or_default();
     // Held across save and send so the file and the scheduler see sets in the
     // order they are stored.
-    let mut current = state.strategies.lock().unwrap_or_else(|e| e.into_inner());
+    let mut current = state.lock_strategies();
     if let Some(store) = &state.state_store {
         store.save(&set).map_err(|e| ApiError::Other {
             status: StatusCode::INTERNAL_SERVER_ERROR,

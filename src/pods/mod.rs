@@ -18,6 +18,8 @@
 //! exit while being read are skipped; processes outside pods are kept in the
 //! snapshot (command-regex strategies need them) but not listed as pods.
 
+pub mod schedstat;
+
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
