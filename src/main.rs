@@ -3,9 +3,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix_web::web;
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use clap::Parser;
-use crossbeam_channel::select;
+use crossbeam_channel::{select, Receiver};
 
 use scx_pilot::api::{self, ApiState};
 use scx_pilot::cli::{Dispatch, Opts};
@@ -14,40 +14,79 @@ use scx_pilot::sched::{Mode, StatusCell};
 use scx_pilot::state::AgentState;
 use scx_pilot::{agent, alerts, logging, notify, resolver};
 
+/// Why the agent stops.
+enum StopCause {
+    Signal,
+    SchedulerEnded,
+}
+
+/// The parts of a running agent, stopped in reverse order of their start.
+struct Running {
+    server: api::ApiServer,
+    resolver: resolver::Resolver,
+    alerts: alerts::Running,
+    pod_figures: Option<scx_pilot::pod_figures::Sampler>,
+    kube: Option<scx_pilot::kube::KubeWatcher>,
+    /// The scheduler's status (attached or not), for READY=1.
+    status: StatusCell,
+    scheduler: Option<agent::SchedulerThread>,
+}
+
 /// Start the HTTP API and (unless --api-only) the scheduler thread; on
 /// SIGINT/SIGTERM stop the HTTP server first (no new connections, in-flight
 /// requests finish), then let the scheduler detach.
 fn run(opts: Opts) -> anyhow::Result<()> {
-    // The one owner of SIGINT/SIGTERM (actix's own handling is disabled). A
-    // second signal while stopping exits at once; the kernel then detaches the
-    // scheduler as the process's BPF links close.
+    let signal_rx = install_signal_handler()?;
+    let running = start(&opts)?;
+    let cause = wait(&opts, &running, &signal_rx);
+    notify::stopping();
+    match cause {
+        StopCause::Signal => log::info!("stopping: HTTP server first, then the scheduler"),
+        StopCause::SchedulerEnded => log::warn!("the scheduler stopped; stopping the HTTP server"),
+    }
+    running.stop()?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// The one owner of SIGINT/SIGTERM (actix's own handling is disabled). A
+/// second signal while stopping exits at once; the kernel then detaches the
+/// scheduler as the process's BPF links close.
+fn install_signal_handler() -> anyhow::Result<Receiver<()>> {
     let (signal_tx, signal_rx) = crossbeam_channel::bounded::<()>(1);
-    let signalled = Arc::new(AtomicBool::new(false));
-    let flag = signalled.clone();
+    let signalled = AtomicBool::new(false);
     ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
+        if signalled.swap(true, Ordering::SeqCst) {
             eprintln!("scx_pilot: second signal while stopping, exiting now");
             std::process::exit(1);
         }
         let _ = signal_tx.try_send(());
     })
     .context("installing the SIGINT/SIGTERM handler")?;
+    Ok(signal_rx)
+}
 
-    let mode = if opts.api_only {
+fn mode(opts: &Opts) -> Mode {
+    if opts.api_only {
         Mode::ApiOnly
     } else if opts.dispatch == Dispatch::User {
         Mode::User
     } else {
         Mode::Kernel
-    };
+    }
+}
+
+/// Start every part: bad configuration (alerts file, webhook URL, TLS files,
+/// token) fails before anything runs, and the API binds before the scheduler
+/// loads, so a port in use fails fast.
+fn start(opts: &Opts) -> anyhow::Result<Running> {
     if opts.dispatcher_test_hooks {
         scx_pilot::sched::user_dispatch::install_test_hook()?;
     }
     let metrics = MetricsStore::new(opts.history_capacity());
-    let status = StatusCell::new(mode);
+    let status = StatusCell::new(mode(opts));
     let (strategies_tx, strategies_rx) = crossbeam_channel::bounded(16);
 
-    // A bad alerts file or webhook URL stops the agent before anything runs.
     let alerts_config = alerts::config::load(opts.alerts_file.as_deref())?;
     let alerts_handle = alerts::AlertsHandle::new(&alerts_config);
     let webhook = opts
@@ -55,7 +94,7 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         .map(|c| alerts::Webhook::spawn(c, alerts_handle.webhook.clone()))
         .transpose()?;
 
-    let startup = resolver::prepare(&opts);
+    let startup = resolver::prepare(opts);
     let mut state = AgentState::new(metrics.clone(), status.clone())
         .with_proc_root(&opts.proc_root)
         .with_pods_cache(opts.pods_cache())
@@ -70,22 +109,13 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         state = state.with_scheduler_channel(strategies_tx, strategies_rx.clone());
     }
     let desired = state.desired();
-
-    let mut api_config = opts.api_config();
-    if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
-        api_config.tls = Some(Arc::new(scx_pilot::tls::server_config(cert, key)?));
-    }
-    let scheme = if api_config.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    api_config.writes = Arc::new(api::auth::WriteGuard::new(opts.write_policy()?));
-
-    // Bind before loading the scheduler: a port in use fails fast.
     let state = Arc::new(state);
-    let server = api::start(web::Data::new(ApiState::new(state.clone())), api_config)?;
-    let stats = scx_pilot::pod_figures::Sampler::spawn(state.clone(), opts.stats_interval())
+
+    let server = api::start(
+        web::Data::new(ApiState::new(state.clone())),
+        api_config(opts)?,
+    )?;
+    let pod_figures = scx_pilot::pod_figures::Sampler::spawn(state.clone(), opts.stats_interval())
         .context("starting the pod stats thread")?;
     let alerts = alerts::Running::start(
         state.clone(),
@@ -100,58 +130,71 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         startup.pods_file,
     )
     .context("starting the resolver thread")?;
+    let scheme = if opts.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     for addr in server.addrs() {
         log::info!("HTTP API listening on {scheme}://{addr}");
     }
-
-    // For READY=1 to systemd once the scheduler is attached.
-    let attached = status.clone();
-    let api_addrs: Vec<String> = server.addrs().iter().map(|a| a.to_string()).collect();
-    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-    let sched_stop = Arc::new(AtomicBool::new(false));
-    let scheduler = if opts.api_only {
+    let mut running = Running {
+        server,
+        resolver,
+        alerts,
+        pod_figures,
+        kube: startup.kube,
+        status: status.clone(),
+        scheduler: None,
+    };
+    if opts.api_only {
         log::info!("api-only mode: no scheduler is loaded");
-        None
     } else {
-        let config = opts.sched_config();
-        let stop = sched_stop.clone();
-        let spawned = std::thread::Builder::new()
-            .name("scheduler".into())
-            .spawn(move || {
-                let result = agent::run_scheduler(
-                    &config,
-                    &stop,
-                    &strategies_rx,
-                    &metrics,
-                    &status,
-                    desired,
-                );
-                let _ = done_tx.send(());
-                result
-            });
-        match spawned {
-            Ok(thread) => Some(thread),
+        match agent::SchedulerThread::spawn(
+            opts.sched_config(),
+            strategies_rx,
+            metrics,
+            status,
+            desired,
+        ) {
+            Ok(thread) => running.scheduler = Some(thread),
             Err(e) => {
-                let _ = server.stop();
-                return Err(e).context("starting the scheduler thread");
+                let _ = running.stop();
+                return Err(e);
             }
         }
-    };
-    let never = crossbeam_channel::never();
-    let done_rx = if scheduler.is_some() {
-        &done_rx
-    } else {
-        &never
-    };
+    }
+    Ok(running)
+}
 
-    // READY=1 (Type=notify) once the listener is bound and, unless api-only,
-    // the scheduler is attached: a unit ordered after this one starts with
-    // both in place.
+/// The HTTP server's configuration: listen address, TLS, who may write.
+fn api_config(opts: &Opts) -> anyhow::Result<api::ApiConfig> {
+    let mut config = opts.api_config();
+    if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
+        config.tls = Some(Arc::new(scx_pilot::tls::server_config(cert, key)?));
+    }
+    config.writes = Arc::new(api::auth::WriteGuard::new(opts.write_policy()?));
+    Ok(config)
+}
+
+/// Wait for a signal or the scheduler's end. READY=1 (Type=notify) goes out
+/// once the listener is bound and, unless api-only, the scheduler is attached:
+/// a unit ordered after this one starts with both in place.
+fn wait(opts: &Opts, running: &Running, signal_rx: &Receiver<()>) -> StopCause {
+    let never = crossbeam_channel::never();
+    let done_rx = running.scheduler.as_ref().map_or(&never, |s| &s.done);
+    let api_addrs: Vec<String> = running
+        .server
+        .addrs()
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    let status = &running.status;
     let mut ready = false;
     let poll = crossbeam_channel::tick(std::time::Duration::from_millis(20));
     let no_poll = crossbeam_channel::never();
     loop {
-        if !ready && (opts.api_only || attached.get().attached) {
+        if !ready && (opts.api_only || status.get().attached) {
             ready = true;
             let what = if opts.api_only {
                 "api-only (no scheduler)"
@@ -162,39 +205,29 @@ fn run(opts: Opts) -> anyhow::Result<()> {
         }
         let poll = if ready { &no_poll } else { &poll };
         select! {
-            recv(signal_rx) -> _ => {
-                log::info!("stopping: HTTP server first, then the scheduler");
-                break;
-            }
-            recv(done_rx) -> _ => {
-                log::warn!("the scheduler stopped; stopping the HTTP server");
-                break;
-            }
+            recv(signal_rx) -> _ => return StopCause::Signal,
+            recv(done_rx) -> _ => return StopCause::SchedulerEnded,
             recv(poll) -> _ => {}
         }
     }
-    notify::stopping();
+}
 
-    let api_result = server.stop();
-    resolver.stop();
-    alerts.stop();
-    if let Some(stats) = stats {
-        stats.stop();
+impl Running {
+    fn stop(self) -> anyhow::Result<()> {
+        let api_result = self.server.stop();
+        self.resolver.stop();
+        self.alerts.stop();
+        if let Some(p) = self.pod_figures {
+            p.stop();
+        }
+        if let Some(kube) = self.kube {
+            kube.stop();
+        }
+        if let Some(s) = self.scheduler {
+            s.stop()?;
+        }
+        api_result
     }
-    if let Some(kube) = startup.kube {
-        kube.stop();
-    }
-    sched_stop.store(true, Ordering::Relaxed);
-    let sched_result = match scheduler {
-        Some(thread) => thread
-            .join()
-            .unwrap_or_else(|_| Err(anyhow!("the scheduler thread panicked"))),
-        None => Ok(()),
-    };
-    sched_result?;
-    api_result?;
-    log::info!("stopped");
-    Ok(())
 }
 
 fn main() -> ExitCode {
