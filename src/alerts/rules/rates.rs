@@ -17,10 +17,11 @@ pub const FAILED_DISPATCHES: &str = "failed_dispatches";
 /// than this: a reporter that stopped reporting says nothing about now.
 pub const EXTERNAL_STALE_SECS: i64 = 300;
 
-/// The rates of one source, per second.
+/// The two counters' rates of one source.
+#[derive(Debug, Clone, Copy)]
 struct SourceRates {
-    sched_congested: f64,
-    failed_dispatches: f64,
+    sched_congested_per_s: f64,
+    failed_dispatches_per_s: f64,
 }
 
 fn rate_condition(
@@ -55,7 +56,7 @@ fn source_conditions(
         SCHED_CONGESTED,
         &c.sched_congested,
         "nr_sched_congested",
-        rates.sched_congested,
+        rates.sched_congested_per_s,
         source.clone(),
         whose,
     );
@@ -63,7 +64,7 @@ fn source_conditions(
         FAILED_DISPATCHES,
         &c.failed_dispatches,
         "nr_failed_dispatches",
-        rates.failed_dispatches,
+        rates.failed_dispatches_per_s,
         source,
         whose,
     );
@@ -76,8 +77,8 @@ pub fn of_scheduler(c: &AlertsConfig, inp: &Inputs) -> Vec<Condition> {
         return Vec::new();
     };
     let rates = SourceRates {
-        sched_congested: rates.sched_congested_per_s,
-        failed_dispatches: rates.failed_dispatches_per_s,
+        sched_congested_per_s: rates.sched_congested_per_s,
+        failed_dispatches_per_s: rates.failed_dispatches_per_s,
     };
     let source = labels([("source", "scheduler".to_string())]);
     source_conditions(c, rates, source, "this agent's scheduler").collect()
@@ -87,7 +88,7 @@ struct ExternalTrack {
     last_at: DateTime<Utc>,
     last: BssData,
     /// The rates between the last two reports.
-    rates: Option<(f64, f64)>,
+    rates: Option<SourceRates>,
 }
 
 /// The rates of external reporters. A report carries counter totals only, so
@@ -109,12 +110,8 @@ impl ExternalRates {
             if (inp.now - t.last_at).num_seconds() > EXTERNAL_STALE_SECS {
                 continue;
             }
-            let Some((sched_congested, failed_dispatches)) = t.rates else {
+            let Some(rates) = t.rates else {
                 continue;
-            };
-            let rates = SourceRates {
-                sched_congested,
-                failed_dispatches,
             };
             let source = labels([
                 ("source", "external".to_string()),
@@ -141,10 +138,13 @@ impl ExternalRates {
             let secs = (at - t.last_at).num_milliseconds() as f64 / 1e3;
             // A counter that went backwards (a restarted reporter) counts from zero.
             let rate = |a: u64, b: u64| (if b >= a { b - a } else { b }) as f64 / secs;
-            t.rates = Some((
-                rate(t.last.nr_sched_congested, data.nr_sched_congested),
-                rate(t.last.nr_failed_dispatches, data.nr_failed_dispatches),
-            ));
+            t.rates = Some(SourceRates {
+                sched_congested_per_s: rate(t.last.nr_sched_congested, data.nr_sched_congested),
+                failed_dispatches_per_s: rate(
+                    t.last.nr_failed_dispatches,
+                    data.nr_failed_dispatches,
+                ),
+            });
             t.last_at = at;
             t.last = *data;
         }
