@@ -1,4 +1,4 @@
-//! Alerts (issue 9): built-in rules evaluated on the agent's own state once
+//! Alerts: built-in rules evaluated on the agent's own state once
 //! per sample interval, with thresholds from `--alerts-file`.
 //!
 //! - [`config`]: the file format, defaults and validation;
@@ -146,48 +146,7 @@ pub struct AlertsHandle {
 
 impl AlertsHandle {
     pub fn new(config: &AlertsConfig) -> Arc<Self> {
-        let c = config;
-        let rules = [
-            (
-                rules::SCHEDULER_DETACHED,
-                c.scheduler_detached.enabled,
-                c.scheduler_detached.severity,
-            ),
-            (
-                rules::SCHEDULER_RESTARTED,
-                c.scheduler_restarted.enabled,
-                c.scheduler_restarted.severity,
-            ),
-            (
-                rules::SCHED_CONGESTED,
-                c.sched_congested.enabled,
-                c.sched_congested.severity,
-            ),
-            (
-                rules::FAILED_DISPATCHES,
-                c.failed_dispatches.enabled,
-                c.failed_dispatches.severity,
-            ),
-            (
-                rules::STRATEGY_NO_PIDS,
-                c.strategy_no_pids.enabled,
-                c.strategy_no_pids.severity,
-            ),
-            (
-                rules::PRIORITY_POD_WAIT,
-                c.priority_pod_wait.enabled,
-                c.priority_pod_wait.severity,
-            ),
-            (
-                rules::KUBERNETES_DISCONNECTED,
-                c.kubernetes_disconnected.enabled,
-                c.kubernetes_disconnected.severity,
-            ),
-        ]
-        .into_iter()
-        .filter(|(_, enabled, _)| *enabled)
-        .map(|(n, _, s)| (n, s))
-        .collect();
+        let rules = rules::enabled(config);
         Arc::new(Self {
             published: ArcSwap::from_pointee(Published::default()),
             rules,

@@ -1,0 +1,153 @@
+//! `sched_congested` and `failed_dispatches`: per-second rates of two BPF
+//! counters, for this agent's scheduler and for each external reporter.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::{labels, Inputs};
+use crate::alerts::config::{AlertsConfig, RateRule};
+use crate::alerts::Condition;
+use crate::metrics::BssData;
+
+pub const SCHED_CONGESTED: &str = "sched_congested";
+pub const FAILED_DISPATCHES: &str = "failed_dispatches";
+
+/// An external reporter's rate holds until its next report, but no longer
+/// than this: a reporter that stopped reporting says nothing about now.
+pub const EXTERNAL_STALE_SECS: i64 = 300;
+
+/// The two counters' rates of one source.
+#[derive(Debug, Clone, Copy)]
+struct SourceRates {
+    sched_congested_per_s: f64,
+    failed_dispatches_per_s: f64,
+}
+
+fn rate_condition(
+    name: &'static str,
+    rule: &RateRule,
+    counter: &str,
+    rate: f64,
+    source: BTreeMap<String, String>,
+    whose: &str,
+) -> Option<Condition> {
+    (rule.enabled && rate > rule.max_per_s).then(|| Condition {
+        name,
+        severity: rule.severity,
+        labels: source,
+        message: format!(
+            "{counter} rises {rate:.1}/s on {whose} (threshold {}/s)",
+            rule.max_per_s
+        ),
+        for_secs: rule.for_secs,
+        value: Some(rate),
+    })
+}
+
+/// Both rate rules for one source, congestion first.
+fn source_conditions(
+    c: &AlertsConfig,
+    rates: SourceRates,
+    source: BTreeMap<String, String>,
+    whose: &str,
+) -> impl Iterator<Item = Condition> {
+    let congested = rate_condition(
+        SCHED_CONGESTED,
+        &c.sched_congested,
+        "nr_sched_congested",
+        rates.sched_congested_per_s,
+        source.clone(),
+        whose,
+    );
+    let failed = rate_condition(
+        FAILED_DISPATCHES,
+        &c.failed_dispatches,
+        "nr_failed_dispatches",
+        rates.failed_dispatches_per_s,
+        source,
+        whose,
+    );
+    congested.into_iter().chain(failed)
+}
+
+/// The rates of this agent's scheduler over its last sample interval.
+pub fn of_scheduler(c: &AlertsConfig, inp: &Inputs) -> Vec<Condition> {
+    let Some(rates) = &inp.scheduler_rates else {
+        return Vec::new();
+    };
+    let rates = SourceRates {
+        sched_congested_per_s: rates.sched_congested_per_s,
+        failed_dispatches_per_s: rates.failed_dispatches_per_s,
+    };
+    let source = labels([("source", "scheduler".to_string())]);
+    source_conditions(c, rates, source, "this agent's scheduler").collect()
+}
+
+struct ExternalTrack {
+    last_at: DateTime<Utc>,
+    last: BssData,
+    /// The rates between the last two reports.
+    rates: Option<SourceRates>,
+}
+
+/// The rates of external reporters. A report carries counter totals only, so
+/// each reporter's last report is kept to take the rate between two.
+#[derive(Default)]
+pub struct ExternalRates {
+    by_pid: HashMap<u32, ExternalTrack>,
+}
+
+impl ExternalRates {
+    pub fn evaluate(&mut self, c: &AlertsConfig, inp: &Inputs) -> Vec<Condition> {
+        // Reporters that are gone take their memory with them.
+        self.by_pid
+            .retain(|pid, _| inp.external.iter().any(|(_, d)| d.usersched_pid == *pid));
+        let mut out = Vec::new();
+        for (at, data) in &inp.external {
+            let pid = data.usersched_pid;
+            let t = self.track(*at, data);
+            if (inp.now - t.last_at).num_seconds() > EXTERNAL_STALE_SECS {
+                continue;
+            }
+            let Some(rates) = t.rates else {
+                continue;
+            };
+            let source = labels([
+                ("source", "external".to_string()),
+                ("usersched_pid", pid.to_string()),
+            ]);
+            let whose = format!("external scheduler {pid}");
+            out.extend(source_conditions(c, rates, source, &whose));
+        }
+        out
+    }
+
+    /// Take in a reporter's newest report (`data`, received `at`); a report
+    /// seen already changes nothing.
+    fn track(&mut self, at: DateTime<Utc>, data: &BssData) -> &ExternalTrack {
+        let t = self
+            .by_pid
+            .entry(data.usersched_pid)
+            .or_insert(ExternalTrack {
+                last_at: at,
+                last: *data,
+                rates: None,
+            });
+        if at > t.last_at {
+            let secs = (at - t.last_at).num_milliseconds() as f64 / 1e3;
+            // A counter that went backwards (a restarted reporter) counts from zero.
+            let rate = |a: u64, b: u64| (if b >= a { b - a } else { b }) as f64 / secs;
+            t.rates = Some(SourceRates {
+                sched_congested_per_s: rate(t.last.nr_sched_congested, data.nr_sched_congested),
+                failed_dispatches_per_s: rate(
+                    t.last.nr_failed_dispatches,
+                    data.nr_failed_dispatches,
+                ),
+            });
+            t.last_at = at;
+            t.last = *data;
+        }
+        t
+    }
+}
