@@ -84,6 +84,9 @@ pub fn of_scheduler(c: &AlertsConfig, inp: &Inputs) -> Vec<Condition> {
     source_conditions(c, rates, source, "this agent's scheduler").collect()
 }
 
+/// The shortest gap between two reports that a rate is taken over.
+pub const MIN_RATE_GAP_NS: i64 = 100_000_000;
+
 struct ExternalTrack {
     last_at: DateTime<Utc>,
     last: BssData,
@@ -134,8 +137,11 @@ impl ExternalRates {
                 last: *data,
                 rates: None,
             });
-        if at > t.last_at {
-            let secs = (at - t.last_at).num_milliseconds() as f64 / 1e3;
+        let gap_ns = (at - t.last_at).num_nanoseconds().unwrap_or(i64::MAX);
+        // Reports closer than this keep the older baseline: a rate over a few
+        // microseconds is noise, and over zero it is infinite.
+        if gap_ns >= MIN_RATE_GAP_NS {
+            let secs = gap_ns as f64 / 1e9;
             // A counter that went backwards (a restarted reporter) counts from zero.
             let rate = |a: u64, b: u64| (if b >= a { b - a } else { b }) as f64 / secs;
             t.rates = Some(SourceRates {
@@ -149,5 +155,33 @@ impl ExternalRates {
             t.last = *data;
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(failed: u64) -> BssData {
+        BssData {
+            usersched_pid: 9,
+            nr_failed_dispatches: failed,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reports_close_together_give_finite_rates() {
+        let mut r = ExternalRates::default();
+        let t0 = Utc::now();
+        r.track(t0, &report(0));
+        // 300 µs later: too close to take a rate over; the baseline stays.
+        let t1 = t0 + chrono::Duration::microseconds(300);
+        assert!(r.track(t1, &report(5)).rates.is_none());
+        // 1 s after the baseline: 10 failures over 1 s.
+        let t2 = t0 + chrono::Duration::seconds(1);
+        let rates = r.track(t2, &report(10)).rates.expect("a rate over 1 s");
+        assert!(rates.failed_dispatches_per_s.is_finite());
+        assert!((rates.failed_dispatches_per_s - 10.0).abs() < 1e-9);
     }
 }
