@@ -12,15 +12,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-#[path = "fixtures/temp.rs"]
-mod temp;
+#[path = "fixtures/agent.rs"]
+mod agent;
 #[path = "fixtures/tools.rs"]
 mod tools;
 
-use temp::TempDir;
+use agent::{TempDir, BIN};
 
 fn unit() -> String {
     std::fs::read_to_string(Path::new(ROOT).join("systemd/scx_pilot.service")).unwrap()
@@ -136,7 +135,7 @@ fn notify_ready_only_when_the_api_answers_and_stopping_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(BIN)
+    let mut child = agent::command(&dir.join("state"))
         .args(["--api-only", "--auth", "none", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .env("NOTIFY_SOCKET", &sock_path)
@@ -178,7 +177,7 @@ fn log_lines_carry_syslog_priorities_when_stderr_is_the_journal() {
     // --auth none (a warning) and a port in use (an error) give one line of
     // each priority, then exit.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let out = Command::new(BIN)
+    let out = agent::command(&dir.join("state"))
         .args(["--api-only", "--auth", "none", "--listen"])
         .arg(taken.local_addr().unwrap().to_string())
         .env("JOURNAL_STREAM", &stream)
@@ -211,7 +210,7 @@ fn log_lines_carry_syslog_priorities_when_stderr_is_the_journal() {
     );
 
     // Without JOURNAL_STREAM the plain format stays.
-    let out = Command::new(BIN)
+    let out = agent::command(&dir.join("state"))
         .args(["--api-only", "--auth", "none", "--listen"])
         .arg(taken.local_addr().unwrap().to_string())
         .output()
