@@ -49,6 +49,7 @@ test:
 	@echo "make test: all tests passed"
 
 test-host:
+	@scripts/deps.sh test
 	$(AS_ROOT) $(CARGO) test --release --locked
 
 test-vm:

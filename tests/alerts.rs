@@ -23,19 +23,16 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent::{wait_for, Agent, TempDir, BIN};
+use agent::{wait_for, Agent, TempDir};
 use serde_json::{json, Value};
 
 /// Run the agent with `args` until it exits (killed after 20 s: then it
 /// accepted what it should have refused). Returns (exit code, stderr).
 fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
     let state = TempDir::new("alerts_exit");
-    let mut child = Command::new(BIN)
-        .args(["--api-only", "--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(state.path())
+    let mut child = agent::command(state.path())
+        .args(["--api-only", "--listen", "127.0.0.1:0"])
         .args(args)
-        .env_remove("KUBECONFIG")
-        .env("HOME", state.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -1,7 +1,7 @@
 //! The HTTP API's contract, in process (actix_web::test): every endpoint and
 //! every error class, with status codes and bodies.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,39 +20,12 @@ use scx_pilot::metrics::{BssData, MetricsStore, PolicyCounters, Sample};
 use scx_pilot::sched::{DesiredStrategies, Mode, PidStrategy, StatusCell};
 use scx_pilot::state::AgentState;
 
-const SEED_METRICS: &str = r#"{
-    "usersched_pid": 1234,
-    "nr_queued": 10,
-    "nr_scheduled": 5,
-    "nr_running": 2,
-    "nr_online_cpus": 8,
-    "nr_user_dispatches": 100,
-    "nr_kernel_dispatches": 50,
-    "nr_cancel_dispatches": 2,
-    "nr_bounce_dispatches": 1,
-    "nr_failed_dispatches": 0,
-    "nr_sched_congested": 3
-  }"#;
-
-const SEED_STRATEGIES: &str = r#"{
-    "strategies": [
-      {
-        "priority": true,
-        "execution_time": 20000000,
-        "selectors": [
-          {
-            "key": "nf",
-            "value": "upf"
-          }
-        ]
-      },
-      {
-        "priority": false,
-        "execution_time": 10000000,
-        "pid": 717720
-      }
-    ]
-  }"#;
+#[path = "fixtures/samples.rs"]
+mod samples;
+#[path = "fixtures/temp.rs"]
+mod temp;
+use samples::METRICS;
+use temp::TempDir;
 
 struct Fixture {
     state: web::Data<ApiState>,
@@ -165,11 +138,11 @@ impl Drop for Sleeper {
 }
 
 #[actix_web::test]
-async fn post_metrics_seed_example_and_get_shows_it_as_external() {
+async fn post_metrics_documented_example_and_get_shows_it_as_external() {
     let f = fixture(Mode::ApiOnly);
     let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
 
-    let (status, _, body) = send(&app, post_json("/api/v1/metrics", SEED_METRICS)).await;
+    let (status, _, body) = send(&app, post_json("/api/v1/metrics", METRICS)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["success"], json!(true));
     assert_eq!(body["message"], json!("Metrics received successfully"));
@@ -177,13 +150,13 @@ async fn post_metrics_seed_example_and_get_shows_it_as_external() {
     assert_eq!(body.as_object().unwrap().len(), 3);
 
     // A newer report of the same reporter replaces it; extras are ignored.
-    let newer = SEED_METRICS.replace(
+    let newer = METRICS.replace(
         "\"nr_queued\": 10",
         "\"nr_queued\": 11, \"usersched_last_run_at\": 99",
     );
     let (status, _, _) = send(&app, post_json("/api/v1/metrics", &newer)).await;
     assert_eq!(status, StatusCode::OK);
-    let other = SEED_METRICS.replace("1234", "4321");
+    let other = METRICS.replace("1234", "4321");
     send(&app, post_json("/api/v1/metrics", &other)).await;
 
     let (status, _, body) = send(&app, get("/api/v1/metrics")).await;
@@ -205,9 +178,9 @@ async fn post_metrics_seed_example_and_get_shows_it_as_external() {
     assert_rfc3339_utc(&mine["received_at"]);
 }
 
-/// The seed's BssData for `pid` with `nr_queued`, as a JSON value.
+/// The documented `BssData` for `pid` with `nr_queued`, as a JSON value.
 fn report(pid: u32, nr_queued: u64) -> Value {
-    let mut v: Value = serde_json::from_str(SEED_METRICS).unwrap();
+    let mut v: Value = serde_json::from_str(METRICS).unwrap();
     v["usersched_pid"] = json!(pid);
     v["nr_queued"] = json!(nr_queued);
     v
@@ -333,7 +306,7 @@ async fn metrics_batch_bad_input_stores_nothing() {
             "a batch holds 1..=1000 reports, got 0",
         ),
         (
-            SEED_METRICS.into(),
+            METRICS.into(),
             StatusCode::BAD_REQUEST,
             "Invalid JSON format",
         ),
@@ -380,7 +353,7 @@ async fn external_reporters_are_bounded() {
     let f = fixture(Mode::ApiOnly);
     let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
     for pid in 1..=(scx_pilot::external::MAX_EXTERNAL_REPORTERS as u32 + 5) {
-        let body = SEED_METRICS.replace("1234", &pid.to_string());
+        let body = METRICS.replace("1234", &pid.to_string());
         let (status, _, _) = send(&app, post_json("/api/v1/metrics", &body)).await;
         assert_eq!(status, StatusCode::OK);
     }
@@ -415,7 +388,7 @@ async fn get_metrics_serves_the_scheduler_sample_with_rates() {
     );
     assert_eq!(m["data"]["nr_kernel_dispatches"], json!(3000));
     assert_eq!(m["data"]["usersched_pid"], json!(77));
-    // Every seed field is there.
+    // Every documented field is there.
     for field in [
         "usersched_pid",
         "nr_queued",
@@ -508,49 +481,49 @@ async fn post_metrics_bad_input_classes() {
         ),
         (
             "trailing",
-            format!("{SEED_METRICS} x"),
+            format!("{METRICS} x"),
             StatusCode::BAD_REQUEST,
             "trailing",
         ),
         (
             "wrong type",
-            SEED_METRICS.replace("\"nr_queued\": 10", "\"nr_queued\": \"ten\""),
+            METRICS.replace("\"nr_queued\": 10", "\"nr_queued\": \"ten\""),
             StatusCode::BAD_REQUEST,
             "nr_queued: invalid type",
         ),
         (
             "negative",
-            SEED_METRICS.replace("\"nr_running\": 2", "\"nr_running\": -2"),
+            METRICS.replace("\"nr_running\": 2", "\"nr_running\": -2"),
             StatusCode::BAD_REQUEST,
             "nr_running",
         ),
         (
             "float",
-            SEED_METRICS.replace("\"nr_running\": 2", "\"nr_running\": 2.5"),
+            METRICS.replace("\"nr_running\": 2", "\"nr_running\": 2.5"),
             StatusCode::BAD_REQUEST,
             "nr_running",
         ),
         (
             "u32 overflow",
-            SEED_METRICS.replace("1234", "4294967296"),
+            METRICS.replace("1234", "4294967296"),
             StatusCode::BAD_REQUEST,
             "usersched_pid",
         ),
         (
             "u64 overflow",
-            SEED_METRICS.replace("\"nr_queued\": 10", "\"nr_queued\": 18446744073709551616"),
+            METRICS.replace("\"nr_queued\": 10", "\"nr_queued\": 18446744073709551616"),
             StatusCode::BAD_REQUEST,
             "nr_queued",
         ),
         (
             "missing field",
-            SEED_METRICS.replace("\"nr_queued\": 10,", ""),
+            METRICS.replace("\"nr_queued\": 10,", ""),
             StatusCode::BAD_REQUEST,
             "missing field `nr_queued`",
         ),
         (
             "pid zero",
-            SEED_METRICS.replace("1234", "0"),
+            METRICS.replace("1234", "0"),
             StatusCode::BAD_REQUEST,
             "Invalid metrics data: usersched_pid must be greater than 0",
         ),
@@ -576,7 +549,7 @@ async fn post_metrics_bad_input_classes() {
     ] {
         let mut req = test::TestRequest::post()
             .uri("/api/v1/metrics")
-            .set_payload(SEED_METRICS);
+            .set_payload(METRICS);
         if let Some(ct) = ct {
             req = req.insert_header((header::CONTENT_TYPE, ct));
         }
@@ -592,7 +565,7 @@ async fn post_metrics_bad_input_classes() {
     let req = test::TestRequest::post()
         .uri("/api/v1/metrics")
         .insert_header((header::CONTENT_TYPE, "application/json; charset=utf-8"))
-        .set_payload(SEED_METRICS)
+        .set_payload(METRICS)
         .to_request();
     let (status, _, _) = send(&app, req).await;
     assert_eq!(status, StatusCode::OK);
@@ -624,7 +597,7 @@ async fn body_limit_applies_without_content_length() {
 }
 
 #[actix_web::test]
-async fn strategies_seed_example_round_trip() {
+async fn strategies_documented_example_round_trip() {
     let f = fixture(Mode::Kernel);
     let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
 
@@ -636,10 +609,10 @@ async fn strategies_seed_example_round_trip() {
     );
     assert_eq!(body["scheduling"], json!([]), "empty is [] not null");
 
-    // The seed's request, for a process that exists here.
+    // The documented request, for a process that exists here.
     let sleeper = Sleeper::new();
-    let seed = SEED_STRATEGIES.replace("717720", &sleeper.pid().to_string());
-    let (status, _, body) = send(&app, post_json("/api/v1/scheduling/strategies", &seed)).await;
+    let request = samples::strategies_for(sleeper.pid());
+    let (status, _, body) = send(&app, post_json("/api/v1/scheduling/strategies", &request)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["success"], json!(true));
     assert_eq!(
@@ -879,12 +852,13 @@ async fn strategies_invalid_requests_change_nothing() {
 
 #[actix_web::test]
 async fn kernel_threads_are_refused() {
-    // PID 2 is kthreadd on Linux.
+    // PID 2 is kthreadd on Linux, seen from the host's PID namespace (in a
+    // container's own namespace no kernel thread is visible to test with).
     let stat = std::fs::read_to_string("/proc/2/stat").unwrap_or_default();
-    if !stat.contains("(kthreadd)") {
-        eprintln!("skipped: PID 2 is not kthreadd here");
-        return;
-    }
+    assert!(
+        stat.contains("(kthreadd)"),
+        "this test needs the host's PID namespace, where PID 2 is kthreadd; /proc/2/stat: {stat:?}"
+    );
     let f = fixture(Mode::Kernel);
     let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
     let body = json!({"strategies": [{"execution_time": 1_000_000, "pid": 2}]});
@@ -916,9 +890,10 @@ async fn scheduler_channel_full_keeps_the_newest_set() {
     assert_eq!(sets.last().unwrap()[&s.pid()].slice_ns, 600_000);
 }
 
-fn fake_proc(name: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("scx_pilot_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+/// A /proc with two processes of one pod and one outside pods.
+fn fake_proc(name: &str) -> TempDir {
+    let dir = TempDir::new(name);
+    let root = dir.path();
     let uid = "65979e01-4cb1-4d08-9dba-45530253ff00";
     let cid = "5148a146ffbbe8672f11494843d54b8769d2eccc677c02027fc09aba192e3c67";
     let add = |pid: u32, comm: &str, ppid: u32, cgroup: String| {
@@ -936,19 +911,19 @@ fn fake_proc(name: &str) -> PathBuf {
     add(717720, "pause", 717576, format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_us}.slice/cri-containerd-{cid}.scope\n"));
     add(718001, "loki", 717576, format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_us}.slice/cri-containerd-{cid}.scope\n"));
     add(900, "sshd", 1, "0::/system.slice/ssh.service\n".into());
-    root
+    dir
 }
 
 #[actix_web::test]
-async fn pods_pids_seed_shape_from_a_proc_root() {
-    let root = fake_proc("pods");
+async fn pods_pids_documented_shape_from_a_proc_root() {
+    let proc_dir = fake_proc("pods");
+    let root = proc_dir.path().to_path_buf();
     let f = fixture(Mode::ApiOnly);
     let state = web::Data::new(ApiState::from(
         AgentState::new(f.metrics.clone(), f.status.clone()).with_proc_root(&root),
     ));
     let app = test::init_service(api::app(state, &ApiConfig::default())).await;
     let (status, _, body) = send(&app, get("/api/v1/pods/pids")).await;
-    std::fs::remove_dir_all(&root).unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["success"], json!(true));
     assert_eq!(
@@ -972,9 +947,9 @@ async fn pods_pids_seed_shape_from_a_proc_root() {
 }
 
 #[actix_web::test]
-async fn pods_pids_empty_is_a_list_and_unreadable_proc_is_the_seed_error() {
-    let empty = std::env::temp_dir().join(format!("scx_pilot_empty_{}", std::process::id()));
-    std::fs::create_dir_all(&empty).unwrap();
+async fn pods_pids_empty_is_a_list_and_unreadable_proc_is_the_documented_error() {
+    let empty_dir = TempDir::new("empty_proc");
+    let empty = empty_dir.path().to_path_buf();
     let f = fixture(Mode::ApiOnly);
     let state = web::Data::new(ApiState::from(
         AgentState::new(f.metrics.clone(), f.status.clone()).with_proc_root(&empty),
@@ -983,7 +958,6 @@ async fn pods_pids_empty_is_a_list_and_unreadable_proc_is_the_seed_error() {
     let (status, _, body) = send(&app, get("/api/v1/pods/pids")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["pods"], json!([]));
-    std::fs::remove_dir_all(&empty).unwrap();
 
     let state = web::Data::new(ApiState::from(
         AgentState::new(f.metrics.clone(), f.status.clone())
@@ -1165,7 +1139,7 @@ async fn cors_is_for_reads_only() {
         .uri("/api/v1/metrics")
         .insert_header((header::ORIGIN, "http://dashboard.example"))
         .insert_header((header::CONTENT_TYPE, "application/json"))
-        .set_payload(SEED_METRICS)
+        .set_payload(METRICS)
         .to_request();
     let (status, headers, _) = send(&app, req).await;
     assert_eq!(status, StatusCode::OK);
@@ -1370,10 +1344,10 @@ async fn metrics_body_cache_follows_new_samples_and_reports() {
         let (_, _, again) = send(&app, get("/api/v1/metrics")).await;
         assert_eq!(again["metrics"], body["metrics"]);
     }
-    send(&app, post_json("/api/v1/metrics", SEED_METRICS)).await;
+    send(&app, post_json("/api/v1/metrics", METRICS)).await;
     let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
     assert_eq!(body["external"][0]["data"]["usersched_pid"], json!(1234));
-    let newer = SEED_METRICS.replace("\"nr_queued\": 10", "\"nr_queued\": 12");
+    let newer = METRICS.replace("\"nr_queued\": 10", "\"nr_queued\": 12");
     send(&app, post_json("/api/v1/metrics", &newer)).await;
     let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
     assert_eq!(body["external"][0]["data"]["nr_queued"], json!(12));

@@ -1,112 +1,28 @@
 //! End to end: the real binary in `--api-only` mode on a free port, driven by a
-//! real HTTP client (ureq) and by the seed document's own curl commands.
+//! real HTTP client (ureq) and by the original server's documented curl
+//! commands (curl and jq are required: `scripts/deps.sh test` installs them).
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
+#[path = "fixtures/agent.rs"]
+mod agent;
+#[path = "fixtures/samples.rs"]
+mod samples;
+#[path = "fixtures/tools.rs"]
+mod tools;
 
-/// The agent under test; killed on drop if still running.
-struct Agent {
-    child: Child,
-    base: String,
-    stderr: Arc<Mutex<Vec<String>>>,
-    /// Its own --state-dir, so the host's /var/lib/scx_pilot is never touched.
-    state_dir: std::path::PathBuf,
-}
+use agent::{Agent, TempDir};
 
-impl Agent {
-    fn start(extra: &[&str]) -> Agent {
-        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let state_dir = std::env::temp_dir().join(format!(
-            "scx_pilot_e2e_{}_{}",
-            std::process::id(),
-            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let mut child = Command::new(BIN)
-            // Writes without a token, as the seed's curl commands make them
-            // (tests/auth_e2e.rs covers the token).
-            .args(["--api-only", "--listen", "127.0.0.1:0", "--auth", "none"])
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start scx_pilot");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("HTTP API listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("no listening line; stderr: {:?}", stderr.lock().unwrap());
-            }
-        };
-        Agent {
-            child,
-            base: format!("http://{addr}"),
-            stderr,
-            state_dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    fn port(&self) -> &str {
-        self.base.rsplit(':').next().unwrap()
-    }
-
-    /// SIGTERM, then wait (bounded) for the exit code.
-    fn terminate(&mut self) -> Option<i32> {
-        // SAFETY: kill(2) on our own child's PID.
-        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        assert_eq!(rc, 0);
-        self.terminate_wait()
-    }
-
-    /// Wait (bounded) for the exit code after a signal.
-    fn terminate_wait(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.state_dir);
-    }
+/// The agent under test, writes open without a token, as the documented curl
+/// commands make them (tests/auth_e2e.rs covers the token).
+fn start(extra: &[&str]) -> Agent {
+    let mut args = vec!["--auth", "none"];
+    args.extend_from_slice(extra);
+    Agent::start_temp("e2e", &args)
 }
 
 /// One request: status, Allow header, JSON body.
@@ -147,59 +63,24 @@ fn is_rfc3339_utc(v: &Value) -> bool {
         .is_some_and(|s| s.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(s).is_ok())
 }
 
-/// The seed document's curl commands, verbatim except for the port.
-const SEED_CURL_POST_METRICS: &str = r#"curl -X POST http://localhost:8080/api/v1/metrics \
-  -H "Content-Type: application/json" \
-  -d '{
-    "usersched_pid": 1234,
-    "nr_queued": 10,
-    "nr_scheduled": 5,
-    "nr_running": 2,
-    "nr_online_cpus": 8,
-    "nr_user_dispatches": 100,
-    "nr_kernel_dispatches": 50,
-    "nr_cancel_dispatches": 2,
-    "nr_bounce_dispatches": 1,
-    "nr_failed_dispatches": 0,
-    "nr_sched_congested": 3
-  }'"#;
-const SEED_CURL_HEALTH: &str = "curl http://localhost:8080/health";
-const SEED_CURL_PODS: &str = "curl -X GET http://localhost:8080/api/v1/pods/pids";
-const SEED_CURL_PODS_JQ: &str = "curl -s -X GET http://localhost:8080/api/v1/pods/pids | jq '.'";
-const SEED_CURL_PODS_JQ_COUNT: &str = "curl -s -X GET http://localhost:8080/api/v1/pods/pids | jq '.pods[] | {pod_uid: .pod_uid, process_count: (.processes | length)}'";
-const SEED_CURL_GET_STRATEGIES: &str =
-    "curl -X GET http://localhost:8080/api/v1/scheduling/strategies";
-const SEED_CURL_POST_STRATEGIES: &str = r#"curl -X POST http://localhost:8080/api/v1/scheduling/strategies \
-  -H "Content-Type: application/json" \
-  -d '{
-    "strategies": [
-      {
-        "priority": true,
-        "execution_time": 20000000,
-        "selectors": [
-          {
-            "key": "nf",
-            "value": "upf"
-          }
-        ]
-      },
-      {
-        "priority": false,
-        "execution_time": 10000000,
-        "pid": 717720
-      }
-    ]
-  }'"#;
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// A documented `curl -X POST` of `body` (a multi-line JSON text) to `path`.
+fn curl_post(path: &str, body: &str) -> String {
+    format!(
+        "curl -X POST http://localhost:8080{path} \\\n  -H \"Content-Type: application/json\" \\\n  -d '{body}'"
+    )
 }
 
-fn run_seed(agent: &Agent, cmd: &str) -> String {
-    let cmd = cmd.replace("localhost:8080", &format!("127.0.0.1:{}", agent.port()));
+/// The original server's documented curl commands, verbatim except for the
+/// port (and the posted PID, which must be a live process here).
+const CURL_HEALTH: &str = "curl http://localhost:8080/health";
+const CURL_PODS: &str = "curl -X GET http://localhost:8080/api/v1/pods/pids";
+const CURL_PODS_JQ: &str = "curl -s -X GET http://localhost:8080/api/v1/pods/pids | jq '.'";
+const CURL_PODS_JQ_COUNT: &str = "curl -s -X GET http://localhost:8080/api/v1/pods/pids | jq '.pods[] | {pod_uid: .pod_uid, process_count: (.processes | length)}'";
+const CURL_GET_STRATEGIES: &str = "curl -X GET http://localhost:8080/api/v1/scheduling/strategies";
+
+/// Run a documented command against `agent`: its stdout.
+fn run_curl(agent: &Agent, cmd: &str) -> String {
+    let cmd = cmd.replace("localhost:8080", agent.addr());
     let out = Command::new("bash")
         .args(["-c", &format!("set -o pipefail; {cmd}")])
         .stderr(Stdio::null())
@@ -214,53 +95,55 @@ fn json_of(s: &str) -> Value {
 }
 
 #[test]
-fn seed_curl_examples_against_the_real_binary() {
-    if !have("curl") {
-        eprintln!("skipped: curl is not installed");
-        return;
-    }
-    let mut agent = Agent::start(&[]);
+fn documented_curl_examples_against_the_real_binary() {
+    tools::require("curl", "curl");
+    tools::require("jq", "jq");
+    let mut agent = start(&[]);
 
-    let v = json_of(&run_seed(&agent, SEED_CURL_POST_METRICS));
+    let v = json_of(&run_curl(
+        &agent,
+        &curl_post("/api/v1/metrics", samples::METRICS),
+    ));
     assert_eq!(v["success"], json!(true), "{v}");
     assert_eq!(v["message"], json!("Metrics received successfully"));
     assert!(is_rfc3339_utc(&v["timestamp"]), "{v}");
 
-    let v = json_of(&run_seed(&agent, SEED_CURL_HEALTH));
+    let v = json_of(&run_curl(&agent, CURL_HEALTH));
     assert_eq!(v["status"], json!("healthy"), "{v}");
     assert_eq!(v["service"], json!("BSS Metrics API Server"));
     assert!(is_rfc3339_utc(&v["timestamp"]));
     assert_eq!(v["mode"], json!("api-only"));
 
-    let v = json_of(&run_seed(&agent, SEED_CURL_PODS));
+    let v = json_of(&run_curl(&agent, CURL_PODS));
     assert_eq!(v["success"], json!(true), "{v}");
     assert_eq!(
         v["message"],
         json!("Pod-PID mappings retrieved successfully")
     );
     assert!(v["pods"].is_array(), "pods must be a list, never null: {v}");
-    if have("jq") {
-        let v = json_of(&run_seed(&agent, SEED_CURL_PODS_JQ));
-        assert!(v["pods"].is_array());
-        // One {pod_uid, process_count} object per pod; none on a host without pods.
-        let out = run_seed(&agent, SEED_CURL_PODS_JQ_COUNT);
-        let n = serde_json::Deserializer::from_str(&out)
-            .into_iter::<Value>()
-            .map(|o| {
-                let o = o.unwrap();
-                assert!(
-                    o["pod_uid"].is_string() && o["process_count"].is_u64(),
-                    "{o}"
-                );
-            })
-            .count();
-        assert_eq!(n, v["pods"].as_array().unwrap().len());
-    }
+    let v = json_of(&run_curl(&agent, CURL_PODS_JQ));
+    assert!(v["pods"].is_array());
+    // One {pod_uid, process_count} object per pod; none on a host without pods.
+    let out = run_curl(&agent, CURL_PODS_JQ_COUNT);
+    let n = serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .map(|o| {
+            let o = o.unwrap();
+            assert!(
+                o["pod_uid"].is_string() && o["process_count"].is_u64(),
+                "{o}"
+            );
+        })
+        .count();
+    assert_eq!(n, v["pods"].as_array().unwrap().len());
 
-    // The seed's request, for a process that exists here.
+    // The documented request, for a process that exists here.
     let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
-    let seed_post = SEED_CURL_POST_STRATEGIES.replace("717720", &sleeper.id().to_string());
-    let v = json_of(&run_seed(&agent, &seed_post));
+    let post = curl_post(
+        "/api/v1/scheduling/strategies",
+        &samples::strategies_for(sleeper.id()),
+    );
+    let v = json_of(&run_curl(&agent, &post));
     assert_eq!(v["success"], json!(true), "{v}");
     assert_eq!(
         v["message"],
@@ -268,7 +151,7 @@ fn seed_curl_examples_against_the_real_binary() {
     );
     assert!(is_rfc3339_utc(&v["timestamp"]));
 
-    let v = json_of(&run_seed(&agent, SEED_CURL_GET_STRATEGIES));
+    let v = json_of(&run_curl(&agent, CURL_GET_STRATEGIES));
     assert_eq!(v["success"], json!(true), "{v}");
     assert_eq!(
         v["message"],
@@ -294,7 +177,7 @@ fn seed_curl_examples_against_the_real_binary() {
 
 #[test]
 fn real_client_every_endpoint_and_error_class() {
-    let mut agent = Agent::start(&["--max-body-bytes", "2048", "-v"]);
+    let mut agent = start(&["--max-body-bytes", "2048", "-v"]);
 
     for (path, key) in [
         ("/", "endpoints"),
@@ -391,7 +274,7 @@ fn real_client_every_endpoint_and_error_class() {
 
 #[test]
 fn sigterm_after_traffic_exits_zero() {
-    let mut agent = Agent::start(&[]);
+    let mut agent = start(&[]);
     for _ in 0..20 {
         let (status, _, _) = request("GET", &agent.url("/api/v1/metrics"), None, None);
         assert_eq!(status, 200);
@@ -401,18 +284,16 @@ fn sigterm_after_traffic_exits_zero() {
     assert!(started.elapsed() < Duration::from_secs(6));
     assert!(agent.stderr_text().contains("stopped"));
     // The port is released.
-    let port: u16 = agent.port().parse().unwrap();
-    TcpListener::bind(("127.0.0.1", port)).expect("port released after exit");
+    TcpListener::bind(("127.0.0.1", agent.port())).expect("port released after exit");
 }
 
 #[test]
 fn port_in_use_is_one_clear_line_and_nonzero_exit() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = Command::new(BIN)
+    let state = TempDir::new("e2e_port");
+    let out = agent::command(state.path())
         .args(["--api-only", "--listen", &addr, "--auth", "none"])
-        .arg("--state-dir")
-        .arg(std::env::temp_dir().join(format!("scx_pilot_e2e_port_{}", std::process::id())))
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -428,9 +309,10 @@ fn port_in_use_is_one_clear_line_and_nonzero_exit() {
 #[test]
 fn sigterm_lets_an_in_flight_request_finish() {
     use std::io::{Read, Write};
-    let mut agent = Agent::start(&[]);
-    let addr = agent.base.trim_start_matches("http://").to_string();
-    let body = br#"{"usersched_pid": 4321, "nr_queued": 1, "nr_scheduled": 0, "nr_running": 1, "nr_online_cpus": 2, "nr_user_dispatches": 0, "nr_kernel_dispatches": 9, "nr_cancel_dispatches": 0, "nr_bounce_dispatches": 0, "nr_failed_dispatches": 0, "nr_sched_congested": 0}"#;
+    let mut agent = start(&[]);
+    let addr = agent.addr().to_string();
+    let body = samples::metrics_of(4321).to_string();
+    let body = body.as_bytes();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -446,11 +328,7 @@ fn sigterm_lets_an_in_flight_request_finish() {
     std::thread::sleep(Duration::from_millis(300));
 
     // SIGTERM while the request is half sent.
-    // SAFETY: kill(2) on our own child's PID.
-    assert_eq!(
-        unsafe { libc::kill(agent.child.id() as i32, libc::SIGTERM) },
-        0
-    );
+    agent.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     // New connections are refused (or not served) once stopping...
     let refused = std::net::TcpStream::connect(&addr)
@@ -473,6 +351,6 @@ fn sigterm_lets_an_in_flight_request_finish() {
         "{response}"
     );
 
-    let code = agent.terminate_wait();
+    let code = agent.wait_exit();
     assert_eq!(code, Some(0), "{}", agent.stderr_text());
 }

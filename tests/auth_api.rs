@@ -20,10 +20,11 @@ use scx_pilot::sched::{Mode, StatusCell};
 use scx_pilot::state::AgentState;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
-const METRICS: &str = r#"{"usersched_pid": 1234, "nr_queued": 10, "nr_scheduled": 5, "nr_running": 2,
-    "nr_online_cpus": 8, "nr_user_dispatches": 100, "nr_kernel_dispatches": 50,
-    "nr_cancel_dispatches": 2, "nr_bounce_dispatches": 1, "nr_failed_dispatches": 0,
-    "nr_sched_congested": 3}"#;
+
+#[path = "fixtures/samples.rs"]
+mod samples;
+use samples::METRICS;
+
 /// A strategy for a sleeping child (a POST must name a live process).
 fn strategies(sleeper: &std::process::Child) -> String {
     format!(

@@ -8,8 +8,8 @@
 //! strategies with figures. Screenshots (laptop and phone width) are kept in
 //! target/dashboard-test/ as artifacts.
 //!
-//! chromium comes from `scripts/deps.sh vm`; playwright-core (1.65.1, no
-//! browser download) is installed into target/tmp/npm when missing.
+//! chromium (apt) and playwright-core (npm, no browser download) come from
+//! `scripts/deps.sh test`; without them the test fails and says so.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,10 +18,10 @@ use serde_json::Value;
 
 #[path = "fixtures/agent.rs"]
 mod agent;
+#[path = "fixtures/tools.rs"]
+mod tools;
 
 use agent::{hierarchies, ids, kubelet_path, write_pods_file, Agent, PodCgroup, TempDir};
-
-const PLAYWRIGHT: &str = "playwright-core@1.65.1";
 
 /// The agent with write tokens on (the default), in its own state dir, with
 /// pod names from `pods_file` and strategy_no_pids firing at once.
@@ -37,48 +37,25 @@ fn start_agent(pods_file: &Path, alerts_file: &Path) -> Agent {
     )
 }
 
-fn run(cmd: &mut Command) {
-    let status = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(status.success(), "{cmd:?}: {status}");
-}
-
-/// chromium (apt, through scripts/deps.sh) and playwright-core (npm, into
-/// `dir`), installed when missing.
-fn ensure_browser(dir: &Path) {
-    if !Path::new("/usr/bin/chromium").exists() {
-        let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/deps.sh");
-        run(Command::new("bash").arg(deps).arg("vm"));
-    }
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "no /usr/bin/chromium after scripts/deps.sh vm"
-    );
-    if !dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        std::fs::create_dir_all(dir).unwrap();
-        run(Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--loglevel=error",
-                "--prefix",
-            ])
-            .arg(dir)
-            .arg(PLAYWRIGHT)
-            // playwright-core downloads no browser; say so anyway.
-            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1"));
-    }
+/// A directory for the browser script, beside playwright-core from
+/// scripts/deps.sh (ES modules resolve packages from the script's directory).
+fn script_dir() -> std::path::PathBuf {
+    let modules = tools::require_cached("npm/node_modules");
+    tools::require_cached("npm/node_modules/playwright-core/package.json");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard_browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("node_modules");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&modules, &link)
+        .unwrap_or_else(|e| panic!("symlink {}: {e}", link.display()));
+    dir
 }
 
 #[test]
 fn dashboard_shows_live_data_and_posts_strategies_in_chromium() {
-    let npm_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm");
-    ensure_browser(&npm_dir);
-    // The script must sit beside node_modules for ES module resolution.
-    let script = npm_dir.join("dashboard_browser.mjs");
+    let chromium = tools::require("chromium", "chromium");
+    let node = tools::require("node", "nodejs");
+    let script = script_dir().join("browser.mjs");
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/browser.mjs"),
         &script,
@@ -117,8 +94,9 @@ fn dashboard_shows_live_data_and_posts_strategies_in_chromium() {
         .to_string();
     // A live process to target: this test.
     let pid = std::process::id().to_string();
-    let out = Command::new("node")
+    let out = Command::new(&node)
         .arg(&script)
+        .env("CHROMIUM", &chromium)
         .args([&agent.base, &token])
         .arg(&out_dir)
         .arg(&pid)

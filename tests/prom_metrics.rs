@@ -3,50 +3,29 @@
 //! (started and stopped here, on loopback, in a temp dir) that scrapes the
 //! agent; a PromQL query through its HTTP API must match the agent's JSON API.
 //!
-//! promtool and prometheus come from the Debian `prometheus` package; when they
-//! are missing, `scripts/deps.sh vm` installs them (as `make test` does).
+//! promtool and prometheus come from the Debian `prometheus` package, which
+//! `scripts/deps.sh test` installs; without them the tests fail and say so.
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 #[path = "fixtures/agent.rs"]
 mod agent;
+#[path = "fixtures/samples.rs"]
+mod samples;
+#[path = "fixtures/tools.rs"]
+mod tools;
 
-use agent::Agent;
+use agent::{Agent, TempDir};
 
-/// Install the Debian `prometheus` package when promtool is missing.
-fn ensure_prometheus() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if which("promtool") && which("prometheus") {
-            return;
-        }
-        let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/deps.sh");
-        let status = Command::new("bash")
-            .arg(deps)
-            .arg("vm")
-            .status()
-            .expect("run scripts/deps.sh");
-        assert!(status.success(), "scripts/deps.sh vm failed");
-    });
-    assert!(
-        which("promtool") && which("prometheus"),
-        "promtool/prometheus still missing after scripts/deps.sh vm"
-    );
-}
-
-fn which(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// promtool and prometheus, which the tests run.
+fn require_prometheus() {
+    tools::require("promtool", "prometheus");
+    tools::require("prometheus", "prometheus");
 }
 
 /// The agent under test: writes without a token (tests/auth_* cover the
@@ -83,27 +62,11 @@ fn post_json(url: &str, body: Value) -> Value {
         .unwrap()
 }
 
+/// The documented report with `nr_kernel_dispatches` set to `kernel`.
 fn report(kernel: u64) -> Value {
-    json!({
-        "usersched_pid": 1234,
-        "nr_queued": 10,
-        "nr_scheduled": 5,
-        "nr_running": 2,
-        "nr_online_cpus": 8,
-        "nr_user_dispatches": 100,
-        "nr_kernel_dispatches": kernel,
-        "nr_cancel_dispatches": 2,
-        "nr_bounce_dispatches": 1,
-        "nr_failed_dispatches": 0,
-        "nr_sched_congested": 3
-    })
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scx_pilot_{name}_{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    let mut v = samples::metrics();
+    v["nr_kernel_dispatches"] = json!(kernel);
+    v
 }
 
 /// The value of the sample `name` (with exactly these labels, in text format).
@@ -114,7 +77,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn promtool_accepts_the_exposition_in_both_formats() {
-    ensure_prometheus();
+    require_prometheus();
     let agent = start();
     post_json(&agent.url("/api/v1/metrics"), report(50));
     post_json(
@@ -130,7 +93,7 @@ fn promtool_accepts_the_exposition_in_both_formats() {
 
     let (ct, text) = get_text(&agent.url("/metrics"), None);
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
-    let dir = temp_dir("promtool");
+    let dir = TempDir::new("promtool");
     let path = dir.join("metrics.txt");
     std::fs::write(&path, &text).unwrap();
     let mut promtool = Command::new("promtool")
@@ -227,19 +190,18 @@ fn promtool_accepts_the_exposition_in_both_formats() {
     assert!(om.ends_with("# EOF\n"));
     assert!(om.contains("# TYPE scx_pilot_kernel_dispatches counter"));
     assert!(om.contains("# TYPE scx_pilot_scheduler info"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A Prometheus server on loopback; killed (and its dir removed) on drop.
 struct Prometheus {
     child: Child,
     base: String,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Prometheus {
     fn start(target: &str) -> Prometheus {
-        let dir = temp_dir("prometheus");
+        let dir = TempDir::new("prometheus");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              scrape_configs:\n  - job_name: scx_pilot\n    metrics_path: /metrics\n    \
@@ -315,13 +277,12 @@ impl Drop for Prometheus {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 #[test]
 fn a_real_prometheus_scrapes_the_agent_and_promql_matches_the_json_api() {
-    ensure_prometheus();
+    require_prometheus();
     let agent = start();
     post_json(&agent.url("/api/v1/metrics"), report(777));
     let prom = Prometheus::start(agent.addr());

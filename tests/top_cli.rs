@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 
 #[path = "fixtures/agent.rs"]
 mod agent;
+#[path = "fixtures/samples.rs"]
+mod samples;
 
 use agent::{Agent, BIN};
 
@@ -26,17 +28,11 @@ fn post(agent: &Agent, path: &str, body: Value) {
     assert_eq!(status, 200, "POST {path}: {v}");
 }
 
+/// Post the documented report with `nr_kernel_dispatches` set to `kernel`.
 fn report(agent: &Agent, kernel: u64) {
-    post(
-        agent,
-        "/api/v1/metrics",
-        json!({
-            "usersched_pid": 1234, "nr_queued": 10, "nr_scheduled": 5, "nr_running": 2,
-            "nr_online_cpus": 8, "nr_user_dispatches": 100, "nr_kernel_dispatches": kernel,
-            "nr_cancel_dispatches": 2, "nr_bounce_dispatches": 1, "nr_failed_dispatches": 0,
-            "nr_sched_congested": 3
-        }),
-    );
+    let mut body = samples::metrics();
+    body["nr_kernel_dispatches"] = json!(kernel);
+    post(agent, "/api/v1/metrics", body);
 }
 
 fn top(args: &[&str]) -> std::process::Output {

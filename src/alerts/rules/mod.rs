@@ -18,8 +18,8 @@ use super::config::{AlertsConfig, Severity};
 use super::Condition;
 use crate::kube::KubeStatus;
 use crate::metrics::{BssData, Rates};
-use crate::sched::Mode;
 use crate::pod_figures::Figures;
+use crate::sched::Mode;
 
 pub use kubernetes::KUBERNETES_DISCONNECTED;
 pub use pods::PRIORITY_POD_WAIT;
