@@ -8,6 +8,7 @@ pub mod kube;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod podmeta;
 pub mod pods;
 pub mod resolver;
 pub mod sched;

@@ -37,7 +37,7 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::kube::PodDirectory;
+use crate::podmeta::PodDirectory;
 use crate::pods::ProcSnapshot;
 use crate::ticker;
 

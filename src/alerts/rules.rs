@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use super::config::{AlertsConfig, RateRule};
 use super::Condition;
-use crate::kube::{KubeStatus, MetaSource};
 use crate::metrics::{BssData, Rates};
+use crate::podmeta::{KubeStatus, MetaSource};
 use crate::sched::Mode;
 use crate::stats::Figures;
 

@@ -190,7 +190,7 @@ pub struct ApiState {
     /// The pods API's serialized list for the current scan and pod metadata.
     pub pods_body: pods::PodsBodyCache,
     /// Pod names, namespaces and labels (Kubernetes or `--pods-file`).
-    pub pod_meta: Arc<crate::kube::PodMetaHandle>,
+    pub pod_meta: Arc<crate::podmeta::PodMetaHandle>,
     /// Where accepted strategy sets are saved (None: not persisted).
     pub state_store: Option<crate::strategy::StateStore>,
     pub agent_pid: u32,
@@ -217,7 +217,7 @@ impl ApiState {
             strategies_tx: None,
             pods: Arc::new(crate::pods::ScanCache::new(&proc_root, Duration::ZERO)),
             pods_body: Default::default(),
-            pod_meta: crate::kube::PodMetaHandle::new(),
+            pod_meta: crate::podmeta::PodMetaHandle::new(),
             state_store: None,
             proc_root,
             agent_pid: std::process::id(),
@@ -264,7 +264,7 @@ impl ApiState {
     }
 
     /// Pod metadata from this source (Kubernetes or `--pods-file`).
-    pub fn with_pod_meta(mut self, pod_meta: Arc<crate::kube::PodMetaHandle>) -> Self {
+    pub fn with_pod_meta(mut self, pod_meta: Arc<crate::podmeta::PodMetaHandle>) -> Self {
         self.pod_meta = pod_meta;
         self
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::error::{ApiError, ErrorBody};
 use super::{now, ApiState};
-use crate::kube::PodDirectory;
+use crate::podmeta::PodDirectory;
 use crate::pods::{PodInfo, ProcSnapshot};
 
 /// The answer's shape (built by hand in [`get_pods`] around a cached list).
