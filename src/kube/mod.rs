@@ -8,14 +8,14 @@ mod watcher;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use pods_file::{parse_pods_file, PodsFile};
+pub use pods_file::PodsFile;
 pub use watcher::KubeWatcher;
 
 use crate::podmeta::PodMetaHandle;
 
 /// The annotation kubelet puts on static pods (and their mirror pods): the
 /// hash that names the static pod's cgroup instead of the API object's UID.
-pub const CONFIG_HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
+const CONFIG_HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
 
 /// Where pod metadata comes from, as configured on the command line.
 #[derive(Debug, Clone, Default)]

@@ -146,3 +146,49 @@ impl PodsFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_formats_parse() {
+        let own = parse_pods_file(
+            r#"{"pods": [{"uid": "u1", "name": "upf-0", "namespace": "5g",
+                "labels": {"nf": "upf"}, "config_hash": "h1"}]}"#,
+        )
+        .unwrap();
+        let kubectl = parse_pods_file(
+            r#"{"apiVersion": "v1", "items": [{"metadata": {"uid": "u1", "name": "upf-0",
+                "namespace": "5g", "labels": {"nf": "upf"},
+                "annotations": {"kubernetes.io/config.hash": "h1"}}, "spec": {}}]}"#,
+        )
+        .unwrap();
+        for dir in [own, kubectl] {
+            let p = dir.get("u1").unwrap();
+            assert_eq!((p.name.as_str(), p.namespace.as_str()), ("upf-0", "5g"));
+            assert_eq!(p.labels.get("nf").map(String::as_str), Some("upf"));
+            assert_eq!(dir.get("h1").map(|p| p.uid.as_str()), Some("u1"));
+        }
+        assert!(parse_pods_file(r#"{"pods": [{"uid": "u1", "nmae": "x"}]}"#).is_err());
+    }
+
+    #[test]
+    fn a_bad_file_keeps_the_last_good_pods() {
+        let path = std::env::temp_dir().join(format!("scx_pilot_pods_{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"pods": [{"uid": "u1"}]}"#).unwrap();
+        let handle = PodMetaHandle::new();
+        let mut file = PodsFile::open(&path, &handle);
+        assert_eq!(handle.status().status, "file");
+        assert!(handle.status().connected);
+        std::fs::write(&path, "{not json").unwrap();
+        // The modification time may not tick between two writes.
+        file.mtime = None;
+        file.poll(&handle);
+        let _ = std::fs::remove_file(&path);
+        let status = handle.status();
+        assert!(!status.connected);
+        assert_eq!(status.failures, 1);
+        assert!(handle.directory().unwrap().get("u1").is_some());
+    }
+}

@@ -199,30 +199,7 @@ async fn watch_pods(client: ::kube::Client, node: String, handle: Arc<PodMetaHan
             };
             // Managed fields are most of a pod's metadata and never read.
             let event = event.modify(|o| o.metadata.managed_fields = None);
-            let changed = match &event {
-                Event::Init | Event::InitApply(_) => false,
-                Event::InitDone => true,
-                Event::Apply(obj) => {
-                    let known = pods.get(&ObjectRef::from_obj(obj));
-                    let now = pod_meta(&obj.metadata);
-                    let changed = known.and_then(|k| pod_meta(&k.metadata)) != now;
-                    if let (true, Some(p)) = (changed, &now) {
-                        log::debug!("kubernetes: pod {}/{} changed", p.namespace, p.name);
-                    }
-                    changed
-                }
-                Event::Delete(obj) => {
-                    let known = pods.get(&ObjectRef::from_obj(obj)).is_some();
-                    if known {
-                        log::debug!(
-                            "kubernetes: pod {}/{} deleted",
-                            obj.metadata.namespace.as_deref().unwrap_or_default(),
-                            obj.metadata.name.as_deref().unwrap_or_default()
-                        );
-                    }
-                    known
-                }
-            };
+            let changed = changes_pods(&pods, &event);
             writer.apply_watcher_event(&event);
             if matches!(event, Event::InitDone) {
                 listed(&handle, &node, pods.len());
@@ -253,6 +230,36 @@ async fn watch_pods(client: ::kube::Client, node: String, handle: Arc<PodMetaHan
         });
         let delay = backoff.next().unwrap_or(Duration::from_secs(30));
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// Whether applying `event` to `pods` changes what is published: a complete
+/// list, or a pod whose name, namespace, labels or config hash are new (not
+/// every update of a pod's status, which also reaches a metadata watch).
+fn changes_pods(pods: &reflector::Store<PodObject>, event: &Event<PodObject>) -> bool {
+    match event {
+        Event::Init | Event::InitApply(_) => false,
+        Event::InitDone => true,
+        Event::Apply(obj) => {
+            let known = pods.get(&ObjectRef::from_obj(obj));
+            let now = pod_meta(&obj.metadata);
+            let changed = known.and_then(|k| pod_meta(&k.metadata)) != now;
+            if let (true, Some(p)) = (changed, &now) {
+                log::debug!("kubernetes: pod {}/{} changed", p.namespace, p.name);
+            }
+            changed
+        }
+        Event::Delete(obj) => {
+            let known = pods.get(&ObjectRef::from_obj(obj)).is_some();
+            if known {
+                log::debug!(
+                    "kubernetes: pod {}/{} deleted",
+                    obj.metadata.namespace.as_deref().unwrap_or_default(),
+                    obj.metadata.name.as_deref().unwrap_or_default()
+                );
+            }
+            known
+        }
     }
 }
 
@@ -319,5 +326,87 @@ fn describe(e: &watcher::Error) -> String {
         W::WatchFailed(e) => format!("watching: {}", client(e)),
         W::WatchError(s) => format!("watch: HTTP {} {}: {}", s.code, s.reason, s.message),
         W::NoResourceVersion => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, uid: &str, version: &str, labels: &[(&str, &str)]) -> PodObject {
+        PartialObjectMeta {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("5g".into()),
+                uid: Some(uid.into()),
+                resource_version: Some(version.into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            _phantom: Default::default(),
+        }
+    }
+
+    /// Feeds `events` to a store; returns which of them would publish.
+    fn publishes(events: Vec<Event<PodObject>>) -> Vec<bool> {
+        let (pods, mut writer) = reflector::store::<PodObject>();
+        events
+            .into_iter()
+            .map(|ev| {
+                let changed = changes_pods(&pods, &ev);
+                writer.apply_watcher_event(&ev);
+                changed
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_metadata_changes_publish() {
+        let upf = |v, nf| pod("upf-0", "u1", v, &[("nf", nf)]);
+        let got = publishes(vec![
+            Event::Init,
+            Event::InitApply(upf("1", "upf")),
+            Event::InitDone,
+            // A status update: a new resourceVersion, the same metadata.
+            Event::Apply(upf("2", "upf")),
+            Event::Apply(upf("3", "smf")),
+            Event::Apply(pod("smf-0", "u2", "4", &[])),
+            Event::Delete(upf("5", "smf")),
+            Event::Delete(upf("6", "smf")),
+        ]);
+        assert_eq!(
+            got,
+            [false, false, true, false, true, true, true, false],
+            "Init, InitApply, InitDone, status, relabel, add, delete, delete again"
+        );
+    }
+
+    #[test]
+    fn a_relist_replaces_the_pods_only_when_complete() {
+        let (pods, mut writer) = reflector::store::<PodObject>();
+        for ev in [
+            Event::Init,
+            Event::InitApply(pod("a", "u1", "1", &[])),
+            Event::InitDone,
+            Event::Init,
+            Event::InitApply(pod("b", "u2", "2", &[])),
+        ] {
+            writer.apply_watcher_event(&ev);
+        }
+        let names = |pods: &reflector::Store<PodObject>| -> Vec<String> {
+            pods.state()
+                .iter()
+                .filter_map(|o| o.metadata.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&pods), ["a"], "the last complete list until the next");
+        writer.apply_watcher_event(&Event::InitDone);
+        assert_eq!(names(&pods), ["b"]);
     }
 }
