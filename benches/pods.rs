@@ -20,7 +20,7 @@ use std::time::Instant;
 use busy::{pod_uid, Busy, PODS};
 
 use criterion::Criterion;
-use scx_pilot::kube::{PodDirectory, PodMeta};
+use scx_pilot::podmeta::{PodDirectory, PodMeta};
 use scx_pilot::pods::{scan_all, PodRef, ProcInfo, ProcSnapshot};
 use scx_pilot::strategy::{resolve, LabelSelector, ResolveInput, Strategy, StrategySet};
 

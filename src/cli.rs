@@ -343,6 +343,15 @@ impl Opts {
         }
     }
 
+    pub fn kube_config(&self) -> crate::kube::KubeConfig {
+        crate::kube::KubeConfig {
+            pods_file: self.pods_file.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            in_cluster: self.in_cluster,
+            node_name: self.node_name.clone(),
+        }
+    }
+
     /// The write token file: --token-file, or <state-dir>/token.
     pub fn token_file(&self) -> PathBuf {
         self.token_file

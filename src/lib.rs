@@ -10,6 +10,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod pod_figures;
+pub mod podmeta;
 pub mod pods;
 pub mod resolver;
 pub mod sched;

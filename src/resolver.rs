@@ -147,7 +147,7 @@ impl Resolver {
 
 /// What `main` needs to start continuous resolution.
 pub struct Startup {
-    pub pod_meta: Arc<crate::kube::PodMetaHandle>,
+    pub pod_meta: Arc<crate::podmeta::PodMetaHandle>,
     pub wake: (crossbeam_channel::Sender<()>, Receiver<()>),
     pub pods_file: Option<PodsFile>,
     pub store: Option<crate::strategy::StateStore>,
@@ -160,7 +160,7 @@ pub struct Startup {
 /// Open the state directory, load the saved set, and start the pod metadata
 /// source (`--pods-file`, or the Kubernetes API when configured).
 pub fn prepare(opts: &crate::cli::Opts) -> Startup {
-    let pod_meta = crate::kube::PodMetaHandle::new();
+    let pod_meta = crate::podmeta::PodMetaHandle::new();
     let wake = crossbeam_channel::bounded(1);
     pod_meta.set_notify(wake.0.clone());
 
@@ -185,13 +185,7 @@ pub fn prepare(opts: &crate::cli::Opts) -> Startup {
         load_saved(store.as_ref(), &opts.proc_root).into_set()
     };
 
-    let (pods_file, kube) = match &opts.pods_file {
-        Some(path) => (Some(PodsFile::open(path, &pod_meta)), None),
-        None => (
-            None,
-            crate::kube::KubeWatcher::start(opts, pod_meta.clone()),
-        ),
-    };
+    let (pods_file, kube) = crate::kube::start(&opts.kube_config(), &pod_meta);
     Startup {
         pod_meta,
         wake,

@@ -11,9 +11,9 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::alerts::AlertsHandle;
 use crate::external::ExternalReports;
-use crate::kube::PodMetaHandle;
 use crate::metrics::MetricsStore;
 use crate::pod_figures::PodFigures;
+use crate::podmeta::PodMetaHandle;
 use crate::pods::ScanCache;
 use crate::sched::{DesiredStrategies, StatusCell};
 use crate::strategy::{StateStore, StrategySet, StrategyState};

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::cli::{MAX_SLICE_NS, MIN_SLICE_NS};
-use crate::kube::PodDirectory;
+use crate::podmeta::PodDirectory;
 use crate::pods::{ProcInfo, ProcSnapshot};
 use crate::sched::{DesiredStrategies, PidStrategy};
 
@@ -1004,7 +1004,7 @@ mod tests {
             (1004, "kworker/0:1", None),
             (1, "upf", None),
         ]);
-        let dir = crate::kube::PodDirectory::from_pods([crate::kube::PodMeta {
+        let dir = crate::podmeta::PodDirectory::from_pods([crate::podmeta::PodMeta {
             uid: "pod-a".into(),
             name: "upf-0".into(),
             namespace: "5g".into(),

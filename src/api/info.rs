@@ -45,7 +45,7 @@ pub struct SamplerHealth {
 
 /// The pod metadata source (Kubernetes API or `--pods-file`). Its errors do
 /// not make the agent unhealthy: it keeps serving the last known pods.
-pub type KubernetesHealth = crate::kube::KubeStatus;
+pub type KubernetesHealth = crate::podmeta::KubeStatus;
 
 #[derive(Serialize, ToSchema)]
 pub struct Components {

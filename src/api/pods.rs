@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use super::error::{ApiError, ErrorBody};
 use super::ApiState;
-use crate::kube::PodDirectory;
+use crate::podmeta::PodDirectory;
 use crate::pods::{PodInfo, ProcSnapshot};
 use crate::timefmt::now;
 

@@ -427,7 +427,7 @@ impl Snapshot {
             map_pids: status.strategy_pids,
             pods: pods.map(PodCounts::of),
             kubernetes_connected: kube.connected,
-            kubernetes_configured: kube.source == crate::kube::MetaSource::Kubernetes,
+            kubernetes_configured: kube.source == crate::podmeta::MetaSource::Kubernetes,
             strategy_pids,
             alerts: AlertsSnapshot::collect(&state.alerts),
             start_time: unix_seconds(state.started_at),

@@ -38,7 +38,7 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::kube::PodDirectory;
+use crate::podmeta::PodDirectory;
 use crate::pods::schedstat::{read_process, ProcReading};
 use crate::pods::ProcSnapshot;
 use crate::timefmt::rfc3339_ms;

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::kube::PodDirectory;
+use crate::podmeta::PodDirectory;
 
 /// A process running in a pod's container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]

@@ -4,7 +4,7 @@
 use super::labels;
 use crate::alerts::config::ForRule;
 use crate::alerts::Condition;
-use crate::kube::{KubeStatus, MetaSource};
+use crate::podmeta::{KubeStatus, MetaSource};
 
 pub const KUBERNETES_DISCONNECTED: &str = "kubernetes_disconnected";
 

@@ -16,9 +16,9 @@ use chrono::{DateTime, Utc};
 
 use super::config::{AlertsConfig, Severity};
 use super::Condition;
-use crate::kube::KubeStatus;
 use crate::metrics::{BssData, Rates};
 use crate::pod_figures::Figures;
+use crate::podmeta::KubeStatus;
 use crate::sched::Mode;
 
 pub use kubernetes::KUBERNETES_DISCONNECTED;
@@ -159,7 +159,7 @@ mod tests {
     use super::*;
     use crate::alerts::book::AlertBook;
     use crate::alerts::EventKind;
-    use crate::kube::MetaSource;
+    use crate::podmeta::MetaSource;
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()

@@ -1,0 +1,412 @@
+//! The thread that lists and watches this node's pods on the Kubernetes API
+//! and publishes their metadata.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::kube::core::PartialObjectMeta;
+use ::kube::runtime::reflector::{self, ObjectRef};
+use ::kube::runtime::utils::Backoff;
+use ::kube::runtime::watcher::{self, DefaultBackoff, Event};
+use chrono::Utc;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::config::{self, ConfigSource};
+use super::{KubeConfig, CONFIG_HASH_ANNOTATION};
+use crate::podmeta::{MetaSource, PodDirectory, PodMeta, PodMetaHandle};
+
+/// How long [`KubeWatcher::stop`] waits for the watcher thread.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The delay before a new list after the server answered 410 Gone, so that a
+/// server answering it again and again is not polled at full speed.
+const RELIST_AFTER_GONE: Duration = Duration::from_millis(200);
+
+/// What the watch keeps of a pod: its metadata only (name, namespace, labels
+/// and annotations are all that is needed, and much less than whole pods).
+type PodObject = PartialObjectMeta<Pod>;
+
+/// The thread that watches this node's pods.
+///
+/// A `watcher` (list, then watch from the list's resourceVersion, with
+/// `fieldSelector=spec.nodeName=<node>` and metadata-only requests) runs on a
+/// current-thread tokio runtime of its own, so neither the HTTP server's
+/// runtime nor the scheduler thread is involved. Every change of a pod's name,
+/// namespace, labels or config hash publishes a new [`PodDirectory`] (which
+/// wakes the resolver). On an error the last pods stay published, `/health`
+/// shows the error, and after a backoff (0.8 s doubling to 30 s) a new list
+/// and watch start; a complete list makes the status "ok" again.
+pub struct KubeWatcher {
+    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: crossbeam_channel::Receiver<()>,
+}
+
+impl KubeWatcher {
+    /// Start watching when a Kubernetes config is found; None (said once in
+    /// the log) when there is none, or when it cannot be used (then /health
+    /// says why).
+    pub fn start(config: &KubeConfig, handle: Arc<PodMetaHandle>) -> Option<Self> {
+        let source = match config::discover(config) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                log::info!("kubernetes: no configuration; pod label selectors match nothing");
+                handle.update_status(|s| s.status = "not configured");
+                return None;
+            }
+            Err(e) => {
+                Self::unusable(&handle, format!("{e:#}"));
+                return None;
+            }
+        };
+        let Some(node) = config::node_name(config) else {
+            Self::unusable(
+                &handle,
+                "no --node-name (or NODE_NAME) and no host name".into(),
+            );
+            return None;
+        };
+        handle.update_status(|s| {
+            s.source = MetaSource::Kubernetes;
+            s.status = "connecting";
+            s.node_name = Some(node.clone());
+        });
+        match Self::spawn(source, node, handle.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                Self::unusable(&handle, format!("{e:#}"));
+                None
+            }
+        }
+    }
+
+    /// A configuration that cannot be used: said in the log and in /health,
+    /// never retried (it needs an operator).
+    fn unusable(handle: &PodMetaHandle, msg: String) {
+        log::error!("kubernetes: {msg}; pod label selectors match nothing");
+        handle.update_status(|s| {
+            s.source = MetaSource::Kubernetes;
+            s.status = "error";
+            s.connected = false;
+            s.last_error = Some(msg);
+            s.failures += 1;
+        });
+    }
+
+    fn spawn(
+        source: ConfigSource,
+        node: String,
+        handle: Arc<PodMetaHandle>,
+    ) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let what = source.describe();
+        let config = rt.block_on(source.client_config())?;
+        let endpoint = config.cluster_url.to_string();
+        // The client's request buffer is a task of this runtime.
+        let client = {
+            let _guard = rt.enter();
+            ::kube::Client::try_from(config).map_err(|e| anyhow::anyhow!("{what}: {e}"))?
+        };
+        log::info!("kubernetes: watching the pods of node {node:?} at {endpoint} ({what})");
+        handle.update_status(|s| s.endpoint = Some(endpoint));
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let thread = std::thread::Builder::new()
+            .name("kube-watch".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let run = std::pin::pin!(watch_pods(client, node, handle));
+                    futures_util::future::select(run, stop_rx).await;
+                });
+                // Nothing may hold the agent's shutdown (a DNS lookup in the
+                // blocking pool, say).
+                rt.shutdown_background();
+                let _ = done_tx.send(());
+            })?;
+        Ok(Self {
+            thread: Some(thread),
+            stop: Some(stop_tx),
+            done: done_rx,
+        })
+    }
+
+    /// Stop watching; returns within [`STOP_TIMEOUT`] (the thread is left to
+    /// end on its own if it does not finish in time).
+    pub fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.done.recv_timeout(STOP_TIMEOUT) {
+            Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                log::warn!(
+                    "kubernetes: the watcher did not stop within {STOP_TIMEOUT:?}; leaving it"
+                );
+            }
+        }
+    }
+}
+
+/// List and watch this node's pods until the runtime stops; never returns.
+///
+/// The pods live in a kube-runtime reflector store, which also holds a
+/// re-list back until it is complete. The watcher stream is not wrapped in
+/// kube-runtime's `StreamBackoff`, though: after an error that stream
+/// resumes the watch from its last resourceVersion, so no complete list
+/// would ever tell that the pods are current again, and `/health` needs that
+/// moment to turn "ok". So an error ends the stream and, after the same
+/// [`DefaultBackoff`], a new watcher starts with a list.
+async fn watch_pods(client: ::kube::Client, node: String, handle: Arc<PodMetaHandle>) {
+    let api: ::kube::Api<PodObject> = ::kube::Api::all(client);
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    let mut backoff = DefaultBackoff::default();
+    let (pods, mut writer) = reflector::store::<PodObject>();
+    let publish = || {
+        let dir =
+            PodDirectory::from_pods(pods.state().iter().filter_map(|o| pod_meta(&o.metadata)));
+        handle.publish(dir);
+    };
+    loop {
+        let mut stream = std::pin::pin!(watcher::watcher(api.clone(), config.clone()));
+        let error = loop {
+            let event = match stream.next().await {
+                Some(Ok(ev)) => ev,
+                // 410 Gone: the resourceVersion is too old (compacted). The
+                // watcher lists again by itself; routine, not a failure.
+                Some(Err(watcher::Error::WatchError(s))) if s.code == 410 => {
+                    log::debug!("kubernetes: watch expired ({}); listing again", s.message);
+                    continue;
+                }
+                // The same answered to the watch request itself: the watcher
+                // would retry that resourceVersion forever, so start over.
+                Some(Err(watcher::Error::WatchStartFailed(::kube::Error::Api(s))))
+                    if s.code == 410 =>
+                {
+                    log::debug!("kubernetes: watch expired ({}); listing again", s.message);
+                    break None;
+                }
+                Some(Err(e)) => break Some(describe(&e)),
+                None => break Some("the watch stream ended".to_string()),
+            };
+            // Managed fields are most of a pod's metadata and never read.
+            let event = event.modify(|o| o.metadata.managed_fields = None);
+            let changed = changes_pods(&pods, &event);
+            writer.apply_watcher_event(&event);
+            if matches!(event, Event::InitDone) {
+                listed(&handle, &node, pods.len());
+                backoff.reset();
+            }
+            if changed {
+                publish();
+            }
+        };
+        let Some(error) = error else {
+            tokio::time::sleep(RELIST_AFTER_GONE).await;
+            continue;
+        };
+        let prev = handle.status();
+        if prev.last_error.as_deref() != Some(error.as_str()) {
+            log::warn!(
+                "kubernetes: {error}; keeping the {} pods known, retrying",
+                pods.len()
+            );
+        } else {
+            log::debug!("kubernetes: {error} (again)");
+        }
+        handle.update_status(|s| {
+            s.status = "error";
+            s.connected = false;
+            s.last_error = Some(error);
+            s.failures += 1;
+        });
+        let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Whether applying `event` to `pods` changes what is published: a complete
+/// list, or a pod whose name, namespace, labels or config hash are new (not
+/// every update of a pod's status, which also reaches a metadata watch).
+fn changes_pods(pods: &reflector::Store<PodObject>, event: &Event<PodObject>) -> bool {
+    match event {
+        Event::Init | Event::InitApply(_) => false,
+        Event::InitDone => true,
+        Event::Apply(obj) => {
+            let known = pods.get(&ObjectRef::from_obj(obj));
+            let now = pod_meta(&obj.metadata);
+            let changed = known.and_then(|k| pod_meta(&k.metadata)) != now;
+            if let (true, Some(p)) = (changed, &now) {
+                log::debug!("kubernetes: pod {}/{} changed", p.namespace, p.name);
+            }
+            changed
+        }
+        Event::Delete(obj) => {
+            let known = pods.get(&ObjectRef::from_obj(obj)).is_some();
+            if known {
+                log::debug!(
+                    "kubernetes: pod {}/{} deleted",
+                    obj.metadata.namespace.as_deref().unwrap_or_default(),
+                    obj.metadata.name.as_deref().unwrap_or_default()
+                );
+            }
+            known
+        }
+    }
+}
+
+/// A complete list arrived: the pods are current, the source is "ok".
+fn listed(handle: &PodMetaHandle, node: &str, pods: usize) {
+    let prev = handle.status();
+    if prev.status != "ok" {
+        if prev.failures > 0 {
+            log::info!(
+                "kubernetes: listed {pods} pods of node {node:?} again after {} failures",
+                prev.failures
+            );
+        } else {
+            log::info!("kubernetes: listed {pods} pods of node {node:?}");
+        }
+    }
+    handle.update_status(|s| {
+        s.status = "ok";
+        s.connected = true;
+        s.last_sync_at = Some(Utc::now());
+        s.last_error = None;
+        s.failures = 0;
+    });
+}
+
+/// The pod object's metadata as kept here.
+fn pod_meta(m: &ObjectMeta) -> Option<PodMeta> {
+    let uid = m.uid.clone().filter(|u| !u.is_empty())?;
+    Some(PodMeta {
+        uid,
+        name: m.name.clone().unwrap_or_default(),
+        namespace: m.namespace.clone().unwrap_or_default(),
+        labels: m.labels.clone().unwrap_or_default(),
+        config_hash: m
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CONFIG_HASH_ANNOTATION).cloned()),
+    })
+}
+
+/// A watcher error in one line, for the log and /health: what was being
+/// done, then the API server's status (code, reason, message) or the
+/// connection error with its causes.
+fn describe(e: &watcher::Error) -> String {
+    use watcher::Error as W;
+    fn client(e: &::kube::Error) -> String {
+        if let ::kube::Error::Api(s) = e {
+            return format!("HTTP {} {}: {}", s.code, s.reason, s.message);
+        }
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(cause) = src {
+            let c = cause.to_string();
+            if !msg.contains(&c) {
+                msg = format!("{msg}: {c}");
+            }
+            src = cause.source();
+        }
+        msg
+    }
+    match e {
+        W::InitialListFailed(e) => format!("listing pods: {}", client(e)),
+        W::WatchStartFailed(e) => format!("starting the watch: {}", client(e)),
+        W::WatchFailed(e) => format!("watching: {}", client(e)),
+        W::WatchError(s) => format!("watch: HTTP {} {}: {}", s.code, s.reason, s.message),
+        W::NoResourceVersion => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, uid: &str, version: &str, labels: &[(&str, &str)]) -> PodObject {
+        PartialObjectMeta {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("5g".into()),
+                uid: Some(uid.into()),
+                resource_version: Some(version.into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            _phantom: Default::default(),
+        }
+    }
+
+    /// Feeds `events` to a store; returns which of them would publish.
+    fn publishes(events: Vec<Event<PodObject>>) -> Vec<bool> {
+        let (pods, mut writer) = reflector::store::<PodObject>();
+        events
+            .into_iter()
+            .map(|ev| {
+                let changed = changes_pods(&pods, &ev);
+                writer.apply_watcher_event(&ev);
+                changed
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_metadata_changes_publish() {
+        let upf = |v, nf| pod("upf-0", "u1", v, &[("nf", nf)]);
+        let got = publishes(vec![
+            Event::Init,
+            Event::InitApply(upf("1", "upf")),
+            Event::InitDone,
+            // A status update: a new resourceVersion, the same metadata.
+            Event::Apply(upf("2", "upf")),
+            Event::Apply(upf("3", "smf")),
+            Event::Apply(pod("smf-0", "u2", "4", &[])),
+            Event::Delete(upf("5", "smf")),
+            Event::Delete(upf("6", "smf")),
+        ]);
+        assert_eq!(
+            got,
+            [false, false, true, false, true, true, true, false],
+            "Init, InitApply, InitDone, status, relabel, add, delete, delete again"
+        );
+    }
+
+    #[test]
+    fn a_relist_replaces_the_pods_only_when_complete() {
+        let (pods, mut writer) = reflector::store::<PodObject>();
+        for ev in [
+            Event::Init,
+            Event::InitApply(pod("a", "u1", "1", &[])),
+            Event::InitDone,
+            Event::Init,
+            Event::InitApply(pod("b", "u2", "2", &[])),
+        ] {
+            writer.apply_watcher_event(&ev);
+        }
+        let names = |pods: &reflector::Store<PodObject>| -> Vec<String> {
+            pods.state()
+                .iter()
+                .filter_map(|o| o.metadata.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&pods), ["a"], "the last complete list until the next");
+        writer.apply_watcher_event(&Event::InitDone);
+        assert_eq!(names(&pods), ["b"]);
+    }
+}
