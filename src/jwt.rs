@@ -54,6 +54,8 @@ pub enum JwtError {
     KeyNotRsaPem { path: PathBuf },
     #[error("cannot generate an RSA key: {0}")]
     GenerateKey(String),
+    #[error("cannot encode the RSA key: {0}")]
+    EncodeKey(String),
     #[error("cannot create the JWT signing key {path} (its directory must exist): {source}")]
     CreateKey {
         path: PathBuf,
@@ -92,6 +94,7 @@ impl JwtError {
                 | Self::KeyTooOpen { .. }
                 | Self::KeyNotRsaPem { .. }
                 | Self::GenerateKey(_)
+                | Self::EncodeKey(_)
                 | Self::CreateKey { .. }
                 | Self::Sign(_)
         )
@@ -165,8 +168,10 @@ impl JwtKeys {
     ) -> Result<(Self, KeyOrigin), JwtError> {
         match read_private_key(path) {
             Ok(key) => return Ok((Self::new(key, token_lifetime)?, KeyOrigin::Loaded)),
+            // A dangling symlink is not a missing key: generate nothing for it.
             Err(JwtError::ReadKey { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound => {}
+                if source.kind() == std::io::ErrorKind::NotFound
+                    && fs::symlink_metadata(path).is_err() => {}
             Err(e) => return Err(e),
         }
         let key = generate_private_key()?;
@@ -188,13 +193,13 @@ impl JwtKeys {
         let public = private.to_public_key();
         let public_pem = public
             .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| JwtError::Sign(e.to_string()))?;
+            .map_err(|e| JwtError::EncodeKey(e.to_string()))?;
         let private_der = private
             .to_pkcs1_der()
-            .map_err(|e| JwtError::Sign(e.to_string()))?;
+            .map_err(|e| JwtError::EncodeKey(e.to_string()))?;
         let public_der = public
             .to_pkcs1_der()
-            .map_err(|e| JwtError::Sign(e.to_string()))?;
+            .map_err(|e| JwtError::EncodeKey(e.to_string()))?;
         let mut validation = Validation::new(ALGORITHM);
         validation.leeway = 0;
         validation.validate_nbf = true;
@@ -224,15 +229,15 @@ impl JwtKeys {
     }
 
     /// A token for a client that presented `public_key_pem`, which must be
-    /// our public key. Without a client id one is made up from the time, as
-    /// Gthulhu's server does.
+    /// our public key. Without a client id (absent or empty) one is made up
+    /// from the time, as Gthulhu's server does.
     pub fn issue(&self, public_key_pem: &str, client_id: Option<&str>) -> Result<Issued, JwtError> {
         let presented = parse_public_key_pem(public_key_pem)?;
         if presented != self.public {
             return Err(JwtError::PublicKeyMismatch);
         }
         let now_unix = unix_now();
-        let client_id = match client_id {
+        let client_id = match client_id.filter(|id| !id.is_empty()) {
             Some(id) => id.to_string(),
             None => format!("client_{now_unix}"),
         };
@@ -336,7 +341,7 @@ fn write_new_private_key(path: &Path, key: &RsaPrivateKey) -> Result<(), JwtErro
     };
     let pem = key
         .to_pkcs1_pem(LineEnding::LF)
-        .map_err(|e| JwtError::GenerateKey(e.to_string()))?;
+        .map_err(|e| JwtError::EncodeKey(e.to_string()))?;
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -464,11 +469,13 @@ mod tests {
     }
 
     #[test]
-    fn client_id_is_made_up_when_absent() {
-        let issued = keys().issue(keys().public_key_pem(), None).unwrap();
-        let claims = keys().verify(&issued.token).unwrap();
-        assert!(claims.client_id.starts_with("client_"), "{claims:?}");
-        assert_eq!(claims.sub, claims.client_id);
+    fn client_id_is_made_up_when_absent_or_empty() {
+        for id in [None, Some("")] {
+            let issued = keys().issue(keys().public_key_pem(), id).unwrap();
+            let claims = keys().verify(&issued.token).unwrap();
+            assert!(claims.client_id.starts_with("client_"), "{claims:?}");
+            assert_eq!(claims.sub, claims.client_id);
+        }
     }
 
     #[test]
@@ -672,7 +679,9 @@ mod tests {
         let target = dir.join("elsewhere.key");
         let link = dir.join("jwt.key");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(JwtKeys::load_or_generate(&link, LIFETIME).is_err());
+        let err = JwtKeys::load_or_generate(&link, LIFETIME).unwrap_err();
+        assert!(matches!(err, JwtError::ReadKey { .. }), "{err:?}");
+        assert!(err.to_string().contains("jwt.key"));
         assert!(!target.exists());
     }
 
