@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod external;
+pub mod jwt;
 pub mod kube;
 pub mod logging;
 pub mod metrics;
