@@ -77,7 +77,7 @@ pids+=("$agent_pid")
 wait_http "http://127.0.0.1:$AGENT_PORT/health"
 
 # A realistic body: in --api-only mode GET /api/v1/metrics shows what external
-# schedulers reported, so post the seed's example report first.
+# schedulers reported, so post the documented example report first.
 curl -sf -X POST "http://127.0.0.1:$AGENT_PORT/api/v1/metrics" \
     -H 'Content-Type: application/json' \
     -d '{"usersched_pid": 1234, "nr_queued": 10, "nr_scheduled": 5, "nr_running": 2,

@@ -1,6 +1,5 @@
-//! Log setup: the agent's own messages and libbpf's, through `log`.
+//! Log setup: the agent's own messages, and libbpf's (forwarded by `sched`), through `log`.
 
-use libbpf_rs::PrintLevel;
 use simplelog::{ColorChoice, ConfigBuilder, LevelFilter, TermLogger, TerminalMode};
 
 pub fn init(verbose: u8) {
@@ -20,13 +19,5 @@ pub fn init(verbose: u8) {
         let _ = TermLogger::init(level, config, TerminalMode::Stderr, ColorChoice::Never);
     }
 
-    // libbpf's own chatter is detail for debugging: the agent reports failures
-    // itself in one line, with libbpf's lines available under -v.
-    libbpf_rs::set_print(Some((PrintLevel::Debug, |level, msg| {
-        let msg = msg.trim_end();
-        match level {
-            PrintLevel::Warn => log::debug!("libbpf: {msg}"),
-            _ => log::trace!("libbpf: {msg}"),
-        }
-    })));
+    crate::sched::log_libbpf_to_log();
 }

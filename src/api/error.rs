@@ -1,5 +1,5 @@
 //! Every error the API returns, mapped to its status code in one place, with the
-//! seed's body `{"success": false, "error": "..."}`; and the JSON body extractor
+//! documented body `{"success": false, "error": "..."}`; and the JSON body extractor
 //! whose failures map onto it.
 
 use std::future::Future;

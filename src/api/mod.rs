@@ -1,4 +1,4 @@
-//! The embedded HTTP API (actix-web): the seed's JSON contract served from the
+//! The embedded HTTP API (actix-web): the BSS Metrics API contract served from the
 //! agent's live data, plus health, API information and an OpenAPI document.
 //!
 //! One file per resource; errors map to status codes in [`error`]; the route
@@ -38,7 +38,7 @@ pub use error::{ApiError, BodyLimit, ErrorBody, DEFAULT_BODY_LIMIT};
 pub use metrics::{MetricsBody, MAX_BATCH_REPORTS};
 pub use server::{start, ApiServer};
 
-/// The seed's service name, kept for clients that check it.
+/// The original BSS Metrics API server's service name, kept for clients that check it.
 pub const SERVICE_NAME: &str = "BSS Metrics API Server";
 
 /// One route of the API.

@@ -13,7 +13,7 @@ use super::{alerts, info, metrics, pods, stats, strategies};
 #[openapi(
     info(
         title = "scx_pilot API",
-        description = "The BSS Metrics API (the seed's contract) served by scx_pilot from its own \
+        description = "The BSS Metrics API (the original server's documented contract) served by scx_pilot from its own \
             sched_ext scheduler. Every error has the body {\"success\": false, \"error\": \"...\"}: \
             400 for malformed JSON, wrong types or out-of-range values; 404 for an unknown route; \
             405 (with an Allow header) for a wrong method; 413 for a body over the limit \

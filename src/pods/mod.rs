@@ -41,7 +41,7 @@ pub struct PodProcess {
     pub ppid: u32,
 }
 
-/// One container of a pod with its processes (the seed's PodInfo).
+/// One container of a pod with its processes (PodInfo of the BSS Metrics API).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PodInfo {
     /// Name of the pod (from Kubernetes or `--pods-file`; empty when unknown).

@@ -4,6 +4,7 @@
 pub mod bpf_intf;
 pub mod bpf_skel;
 pub mod bss;
+mod libbpf_log;
 pub mod maps_only;
 pub mod preflight;
 mod scheduler;
@@ -12,6 +13,7 @@ pub mod strategy_map;
 pub mod user_dispatch;
 pub mod user_policy;
 
+pub use libbpf_log::log_libbpf_to_log;
 pub use scheduler::{Channels, RunExit, SchedConfig, Scheduler};
 pub use status::{DispatcherStatus, Mode, SchedulerStatus, StatusCell};
 pub use strategy_map::{DesiredStrategies, PidStrategy, StrategyMapWriter};
