@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod counters;
 pub mod external;
 pub mod jwt;
 pub mod kube;
