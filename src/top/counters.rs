@@ -1,6 +1,7 @@
 //! Which counters `scx_pilot top` shows, in which order, and where each is read.
 
 use crate::client::replies::{CounterValues, MetricsReply, RateValues};
+use crate::counters::{self, Kind, Modes};
 
 /// The counters of one reading: the agent's own scheduler when it has a
 /// sample, else the newest external report.
@@ -36,69 +37,29 @@ impl<'a> Reading<'a> {
     }
 }
 
-/// Where a counter is read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Group {
-    /// The BssData every scheduler has, scx_pilot's own or an external one.
-    Bss,
-    /// scx_pilot's own policy.
-    Policy,
-    /// scx_pilot's user dispatch policy (--dispatch user), shown once the
-    /// dispatcher got work.
-    UserDispatch,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// Monotonic: shown with a rate.
-    Counter,
-    /// Instantaneous.
-    Gauge,
-}
-
-/// The counter that tells the user dispatcher got work.
+/// The counter that tells the user dispatcher got work: the user-dispatch
+/// counters are shown from then on.
 const USER_DISPATCH_WORK: &str = "nr_user_enqueues";
 
-/// The counters shown, in display order, by their JSON field name.
-const SHOWN: &[(&str, Group, Kind)] = &[
-    ("nr_queued", Group::Bss, Kind::Gauge),
-    ("nr_scheduled", Group::Bss, Kind::Gauge),
-    ("nr_running", Group::Bss, Kind::Gauge),
-    ("nr_online_cpus", Group::Bss, Kind::Gauge),
-    ("nr_user_dispatches", Group::Bss, Kind::Counter),
-    ("nr_kernel_dispatches", Group::Bss, Kind::Counter),
-    ("nr_cancel_dispatches", Group::Bss, Kind::Counter),
-    ("nr_bounce_dispatches", Group::Bss, Kind::Counter),
-    ("nr_failed_dispatches", Group::Bss, Kind::Counter),
-    ("nr_sched_congested", Group::Bss, Kind::Counter),
-    ("nr_direct_dispatches", Group::Policy, Kind::Counter),
-    ("nr_prio_dispatches", Group::Policy, Kind::Counter),
-    ("nr_preemptions", Group::Policy, Kind::Counter),
-    ("nr_starvation_guards", Group::Policy, Kind::Counter),
-    ("nr_strategy_hits", Group::Policy, Kind::Counter),
-    (USER_DISPATCH_WORK, Group::UserDispatch, Kind::Counter),
-    ("nr_user_fallbacks", Group::UserDispatch, Kind::Counter),
-    ("nr_user_recovered", Group::UserDispatch, Kind::Counter),
-    ("nr_user_withdrawn", Group::UserDispatch, Kind::Counter),
-    ("nr_user_outstanding", Group::UserDispatch, Kind::Gauge),
-];
-
-/// The counters of `reading` that top shows, in display order:
-/// (JSON field name, value, monotonic?). A counter missing from the reading
-/// reads 0.
+/// The counters of `reading` that top shows, in the order of the counter
+/// table: (JSON field name, value, monotonic?). A counter missing from the
+/// reading reads 0.
 pub(super) fn counter_rows(reading: &Reading) -> Vec<(&'static str, u64, bool)> {
     let value = |values: &CounterValues, name: &str| values.get(name).copied().unwrap_or(0);
     let user_dispatch = reading.policy.filter(|p| value(p, USER_DISPATCH_WORK) > 0);
-    SHOWN
+    let bss = counters::BSS
         .iter()
-        .filter_map(|&(name, group, kind)| {
-            let values = match group {
-                Group::Bss => Some(reading.data),
-                Group::Policy => reading.policy,
-                Group::UserDispatch => user_dispatch,
-            }?;
-            Some((name, value(values, name), kind == Kind::Counter))
-        })
+        .filter(|d| d.kind != Kind::Id)
+        .map(|d| (d.name, d.is_counter(), Some(reading.data)));
+    let policy = counters::POLICY.iter().map(|d| {
+        let values = match d.modes {
+            Modes::Every => reading.policy,
+            Modes::UserDispatch => user_dispatch,
+        };
+        (d.name, d.is_counter(), values)
+    });
+    bss.chain(policy)
+        .filter_map(|(name, counter, values)| Some((name, value(values?, name), counter)))
         .collect()
 }
 
