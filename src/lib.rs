@@ -11,7 +11,6 @@ pub mod metrics;
 pub mod notify;
 pub mod pod_figures;
 pub mod pods;
-pub mod resolver;
 pub mod sched;
 pub mod state;
 pub mod strategy;

@@ -12,7 +12,8 @@ use scx_pilot::cli::{Dispatch, Opts};
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
 use scx_pilot::state::AgentState;
-use scx_pilot::{agent, alerts, logging, notify, resolver};
+use scx_pilot::strategy::resolver;
+use scx_pilot::{agent, alerts, logging, notify};
 
 /// Start the HTTP API and (unless --api-only) the scheduler thread; on
 /// SIGINT/SIGTERM stop the HTTP server first (no new connections, in-flight

@@ -14,4 +14,4 @@ pub mod user_policy;
 
 pub use scheduler::{Channels, RunExit, SchedConfig, Scheduler};
 pub use status::{DispatcherStatus, Mode, SchedulerStatus, StatusCell};
-pub use strategy_map::{DesiredStrategies, PidStrategy, StrategyMapWriter};
+pub use strategy_map::StrategyMapWriter;
