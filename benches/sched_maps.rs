@@ -5,7 +5,8 @@
 use std::mem::MaybeUninit;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use scx_pilot::sched::{bss, maps_only, DesiredStrategies, PidStrategy, StrategyMapWriter};
+use scx_pilot::sched::{bss, maps_only, StrategyMapWriter};
+use scx_pilot::strategy::{DesiredStrategies, PidStrategy};
 
 fn set(range: std::ops::Range<u32>, slice_ns: u64) -> DesiredStrategies {
     range

@@ -7,7 +7,8 @@ use anyhow::Result;
 use crossbeam_channel::Receiver;
 
 use crate::metrics::MetricsStore;
-use crate::sched::{Channels, DesiredStrategies, RunExit, SchedConfig, Scheduler, StatusCell};
+use crate::sched::{Channels, RunExit, SchedConfig, Scheduler, StatusCell};
+use crate::strategy::DesiredStrategies;
 
 pub fn run_scheduler(
     config: &SchedConfig,

@@ -6,12 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::sched::{DesiredStrategies, PidStrategy, SchedConfig};
-
-/// Bounds of a strategy's slice: below 50 us a task spends more time switching
-/// than running; above 1 s it could hold a CPU longer than anyone would want.
-pub const MIN_SLICE_NS: u64 = 50_000;
-pub const MAX_SLICE_NS: u64 = 1_000_000_000;
+use crate::sched::SchedConfig;
+use crate::strategy::{DesiredStrategies, PidStrategy, MAX_SLICE_NS, MIN_SLICE_NS};
 
 /// Where normal tasks are decided (--dispatch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

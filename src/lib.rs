@@ -14,7 +14,6 @@ pub mod notify;
 pub mod pod_figures;
 pub mod podmeta;
 pub mod pods;
-pub mod resolver;
 pub mod sched;
 pub mod state;
 pub mod strategy;

@@ -12,7 +12,8 @@ use scx_pilot::cli::{Dispatch, Opts};
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
 use scx_pilot::state::AgentState;
-use scx_pilot::{agent, alerts, logging, notify, resolver};
+use scx_pilot::strategy::resolver;
+use scx_pilot::{agent, alerts, logging, notify};
 
 /// Why the agent stops.
 enum StopCause {

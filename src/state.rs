@@ -15,8 +15,8 @@ use crate::metrics::MetricsStore;
 use crate::pod_figures::PodFigures;
 use crate::podmeta::PodMetaHandle;
 use crate::pods::ScanCache;
-use crate::sched::{DesiredStrategies, StatusCell};
-use crate::strategy::{StateStore, StrategySet, StrategyState};
+use crate::sched::StatusCell;
+use crate::strategy::{DesiredStrategies, StateStore, StrategySet, StrategyState};
 
 /// Everything the agent knows, shared by its threads.
 pub struct AgentState {

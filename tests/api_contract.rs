@@ -17,8 +17,9 @@ use serde_json::{json, Value};
 
 use scx_pilot::api::{self, ApiConfig, ApiState, ENDPOINTS};
 use scx_pilot::metrics::{BssData, MetricsStore, PolicyCounters, Sample};
-use scx_pilot::sched::{DesiredStrategies, Mode, PidStrategy, StatusCell};
+use scx_pilot::sched::{Mode, StatusCell};
 use scx_pilot::state::AgentState;
+use scx_pilot::strategy::{DesiredStrategies, PidStrategy};
 
 #[path = "fixtures/samples.rs"]
 mod samples;

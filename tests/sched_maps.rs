@@ -8,7 +8,8 @@ use std::mem::MaybeUninit;
 use libbpf_rs::{MapCore, MapFlags};
 use scx_pilot::sched::bpf_skel::BpfSkel;
 use scx_pilot::sched::strategy_map::{read_map, ApplyStats};
-use scx_pilot::sched::{bss, maps_only, DesiredStrategies, PidStrategy, StrategyMapWriter};
+use scx_pilot::sched::{bss, maps_only, StrategyMapWriter};
+use scx_pilot::strategy::{DesiredStrategies, PidStrategy};
 
 fn require_root() {
     // SAFETY: no preconditions.

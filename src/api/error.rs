@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::strategy::{ReplaceError, ValidationError};
+
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -64,6 +66,27 @@ pub enum ApiError {
     /// Any other error (e.g. a middleware's), with its status kept.
     #[error("{message}")]
     Other { status: StatusCode, message: String },
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::InvalidStrategy(e.to_string())
+    }
+}
+
+impl From<ReplaceError> for ApiError {
+    fn from(e: ReplaceError) -> Self {
+        match e {
+            ReplaceError::PodScan(source) => ApiError::PodScan(source.to_string()),
+            ReplaceError::Save { path, source } => ApiError::Other {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!(
+                    "Failed to save scheduling strategies to {}: {source}",
+                    path.display()
+                ),
+            },
+        }
+    }
 }
 
 impl ApiError {

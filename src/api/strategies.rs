@@ -1,5 +1,6 @@
 //! `GET|POST /api/v1/scheduling/strategies` and `GET .../strategies/config`.
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -7,16 +8,10 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::metrics::SuccessResponse;
 use super::ApiState;
-use crate::timefmt::{now, rfc3339};
-use std::time::Duration;
-
-use actix_web::http::StatusCode;
-use chrono::{DateTime, Utc};
-
 use crate::strategy::{
-    self, ResolveInput, ResolvedStrategy, Strategy, StrategyRequest, StrategyResolution,
-    StrategySet, StrategyState, ValidationContext,
+    self, ResolvedStrategy, Strategy, StrategyRequest, StrategyResolution, ValidationContext,
 };
+use crate::timefmt::{now, rfc3339};
 
 #[derive(Serialize, ToSchema)]
 pub struct StrategiesResponse {
@@ -99,102 +94,46 @@ pub async fn post_strategies(
     body: JsonBody<StrategyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.0;
-    strategy::validate(
+    let set = strategy::validate(
         &req,
         &ValidationContext {
             agent_pid: state.agent_pid,
             proc_root: &state.proc_root,
             check_processes: true,
         },
-    )
-    .map_err(|e| ApiError::InvalidStrategy(e.to_string()))?;
+    )?;
+    // For the write log: the whole new set.
+    let posted = serde_json::to_string(&set.strategies).unwrap_or_default();
     let st = state.clone();
-    let (next, before) = web::block(move || replace_set(&st, req.strategies))
+    let replaced = web::block(move || strategy::replace(&st, set))
         .await
         .map_err(|e| ApiError::Other {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: format!("Failed to save scheduling strategies: {e}"),
         })??;
-    let count = next.0;
-    let pids = next.1;
-    let timestamp = rfc3339(next.2);
-    let posted = next.3;
-    log::info!("strategies: accepted {count} strategies resolving to {pids} PIDs");
+    let (before, after) = (replaced.before, replaced.after);
+    log::info!(
+        "strategies: accepted {} strategies resolving to {} PIDs",
+        after.strategies,
+        after.pids
+    );
     let mut res = HttpResponse::Ok().json(SuccessResponse {
         success: true,
         message: "Scheduling strategies saved successfully",
-        timestamp,
+        timestamp: rfc3339(replaced.updated_at),
     });
     super::auth::note(
         &mut res,
         format!(
-            "strategies replaced: {} strategies on {} PIDs -> {count} strategies on {pids} PIDs: {}",
-            before.0,
-            before.1,
+            "strategies replaced: {} strategies on {} PIDs -> {} strategies on {} PIDs: {}",
+            before.strategies,
+            before.pids,
+            after.strategies,
+            after.pids,
             super::auth::clip(&posted)
         ),
     );
     Ok(res)
-}
-
-/// Resolve, persist, store and send a validated set, in that order; nothing is
-/// changed when it cannot be saved. Returns (strategies, PIDs, time, the set
-/// as JSON for the write log) and the size of the set replaced.
-#[allow(clippy::type_complexity)]
-fn replace_set(
-    state: &ApiState,
-    strategies: Vec<Strategy>,
-) -> Result<((usize, usize, DateTime<Utc>, String), (usize, usize)), ApiError> {
-    let set = StrategySet::pinned(strategies, &state.proc_root);
-    let snapshot = if set.needs_scan() {
-        // A fresh scan: the poster expects the processes it sees now.
-        Some(
-            state
-                .pods
-                .get_within(Duration::ZERO)
-                .map_err(|e| ApiError::PodScan(e.to_string()))?,
-        )
-    } else {
-        None
-    };
-    let dir = state.pod_meta.directory();
-    let resolved = strategy::resolve(
-        &set,
-        &ResolveInput {
-            proc_root: &state.proc_root,
-            snapshot: snapshot.as_deref(),
-            pods: dir.as_deref(),
-            agent_pid: state.agent_pid,
-        },
-    );
-    // For the write log: the whole new set.
-    let posted = serde_json::to_string(&set.strategies).unwrap_or_default();
-    // Held across save and send so the file and the scheduler see sets in the
-    // order they are stored.
-    let mut current = state.lock_strategies();
-    if let Some(store) = &state.state_store {
-        store.save(&set).map_err(|e| ApiError::Other {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!(
-                "Failed to save scheduling strategies to {}: {e}",
-                store.path().display()
-            ),
-        })?;
-    }
-    let before = (current.strategies.len(), current.resolved.desired.len());
-    let next = StrategyState::with_resolved(set, resolved, current.generation + 1);
-    let sent = state.send_desired(next.resolved.desired.clone());
-    if state.has_scheduler() && !sent {
-        log::warn!("strategies: the scheduler thread is not taking new sets");
-    }
-    let summary = (
-        next.strategies.len(),
-        next.resolved.desired.len(),
-        next.updated_at,
-        posted,
-    );
-    *current = next;
-    Ok((summary, before))
 }
 
 #[utoipa::path(

@@ -16,4 +16,4 @@ pub mod user_policy;
 pub use libbpf_log::log_libbpf_to_log;
 pub use scheduler::{Channels, RunExit, SchedConfig, Scheduler};
 pub use status::{DispatcherStatus, Mode, SchedulerStatus, StatusCell};
-pub use strategy_map::{DesiredStrategies, PidStrategy, StrategyMapWriter};
+pub use strategy_map::StrategyMapWriter;

@@ -11,10 +11,11 @@ use libbpf_rs::{Link, MapHandle, OpenObject};
 use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_read};
 
 use super::bpf_skel::{BpfSkel, BpfSkelBuilder};
-use super::strategy_map::{DesiredStrategies, StrategyMapWriter};
+use super::strategy_map::StrategyMapWriter;
 use super::user_dispatch::Dispatcher;
 use super::{bss, preflight, DispatcherStatus, StatusCell};
 use crate::metrics::MetricsStore;
+use crate::strategy::DesiredStrategies;
 
 /// Scheduler settings fixed at load time.
 #[derive(Debug, Clone)]

@@ -7,17 +7,7 @@ use libbpf_rs::{MapCore, MapFlags};
 use serde::Serialize;
 
 use super::bpf_intf;
-
-/// What the scheduler applies to one PID (or to every thread of a process when
-/// the PID is a tgid).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct PidStrategy {
-    pub slice_ns: u64,
-    pub priority: bool,
-}
-
-/// The full set user space wants in the map.
-pub type DesiredStrategies = HashMap<u32, PidStrategy>;
+use crate::strategy::{DesiredStrategies, PidStrategy};
 
 /// What one [`StrategyMapWriter::apply`] pass changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use super::model::{from_static, StrategyRequest, StrategySet};
+use super::resolve::{resolve, ResolveInput, Resolved};
+use super::store::StateStore;
+use super::validate::{validate, ValidationContext};
 use crate::kube::PodsFile;
 use crate::state::AgentState;
-use crate::strategy::{self, ResolveInput, Resolved};
 
 /// Resolve the set stored in `state` now, from a scan no older than
 /// `max_scan_age`, and store (and send) the result unless the set was
@@ -39,7 +42,7 @@ pub fn resolve_once(state: &AgentState, max_scan_age: Duration) -> bool {
         None
     };
     let dir = state.pod_meta.directory();
-    let resolved = strategy::resolve(
+    let resolved = resolve(
         &set,
         &ResolveInput {
             proc_root: &state.proc_root,
@@ -48,10 +51,10 @@ pub fn resolve_once(state: &AgentState, max_scan_age: Duration) -> bool {
             agent_pid: state.agent_pid,
         },
     );
-    store(state, generation, resolved)
+    store_resolved(state, generation, resolved)
 }
 
-fn store(state: &AgentState, generation: u64, resolved: Resolved) -> bool {
+fn store_resolved(state: &AgentState, generation: u64, resolved: Resolved) -> bool {
     let mut cur = state.lock_strategies();
     if cur.generation != generation {
         // A POST replaced the set while this one was being resolved; it
@@ -130,11 +133,6 @@ impl Resolver {
         })
     }
 
-    /// Ask for a resolution round now.
-    pub fn wake(&self) {
-        let _ = self.wake.try_send(());
-    }
-
     /// Stop and join the thread.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -150,9 +148,9 @@ pub struct Startup {
     pub pod_meta: Arc<crate::podmeta::PodMetaHandle>,
     pub wake: (crossbeam_channel::Sender<()>, Receiver<()>),
     pub pods_file: Option<PodsFile>,
-    pub store: Option<crate::strategy::StateStore>,
+    pub store: Option<StateStore>,
     /// The set to start with: `--strategy` flags, else the saved set.
-    pub initial: crate::strategy::StrategySet,
+    pub initial: StrategySet,
     /// The Kubernetes watcher, when configured.
     pub kube: Option<crate::kube::KubeWatcher>,
 }
@@ -164,7 +162,7 @@ pub fn prepare(opts: &crate::cli::Opts) -> Startup {
     let wake = crossbeam_channel::bounded(1);
     pod_meta.set_notify(wake.0.clone());
 
-    let store = match crate::strategy::StateStore::open(&opts.state_dir) {
+    let store = match StateStore::open(&opts.state_dir) {
         Ok(s) => Some(s),
         Err(e) => {
             log::error!(
@@ -174,15 +172,15 @@ pub fn prepare(opts: &crate::cli::Opts) -> Startup {
             None
         }
     };
-    let statics = strategy::from_static(&opts.static_strategies());
+    let statics = from_static(&opts.static_strategies());
     let initial = if !statics.is_empty() {
         log::info!(
             "strategies: starting with the {} --strategy flags (not the saved set)",
             statics.len()
         );
-        crate::strategy::StrategySet::pinned(statics, &opts.proc_root)
+        StrategySet::pinned(statics, &opts.proc_root)
     } else {
-        load_saved(store.as_ref(), &opts.proc_root).into_set()
+        load_saved(store.as_ref(), &opts.proc_root)
     };
 
     let (pods_file, kube) = crate::kube::start(&opts.kube_config(), &pod_meta);
@@ -197,37 +195,31 @@ pub fn prepare(opts: &crate::cli::Opts) -> Startup {
 }
 
 /// The saved set, if any and if it still validates.
-fn load_saved(
-    store: Option<&crate::strategy::StateStore>,
-    proc_root: &std::path::Path,
-) -> crate::strategy::Saved {
+fn load_saved(store: Option<&StateStore>, proc_root: &std::path::Path) -> StrategySet {
     let Some(store) = store else {
         return Default::default();
     };
     match store.load() {
         Ok(None) => Default::default(),
         Ok(Some(saved)) => {
-            let req = crate::strategy::StrategyRequest {
+            let req = StrategyRequest {
                 strategies: saved.strategies,
             };
             // Processes of saved PID strategies may be gone: they stay in the
             // set (resolving to nothing) rather than costing the whole set.
-            let ctx = crate::strategy::ValidationContext {
+            let ctx = ValidationContext {
                 agent_pid: std::process::id(),
                 proc_root,
                 check_processes: false,
             };
-            match strategy::validate(&req, &ctx) {
-                Ok(()) => {
+            match validate(&req, &ctx) {
+                Ok(set) => {
                     log::info!(
                         "strategies: loaded {} from {}",
                         req.strategies.len(),
                         store.path().display()
                     );
-                    crate::strategy::Saved {
-                        strategies: req.strategies,
-                        pid_start_ticks: saved.pid_start_ticks,
-                    }
+                    set.with_start_ticks(saved.pid_start_ticks)
                 }
                 Err(e) => {
                     log::error!(

@@ -1,0 +1,212 @@
+//! Keeping the accepted set across restarts: one JSON file under the state
+//! directory, replaced atomically.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::model::{Strategy, StrategySet};
+
+/// A start time no process has: the recorded one is from an earlier boot.
+const EARLIER_BOOT: u64 = u64::MAX;
+
+/// The file under the state directory that holds the accepted set.
+pub const STATE_FILE: &str = "strategies.json";
+
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    saved_at: DateTime<Utc>,
+    strategies: Vec<Strategy>,
+    /// The boot the start times below belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot_id: Option<String>,
+    /// PID -> start time of the process each `pid` strategy was accepted for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pid_start_ticks: BTreeMap<u32, u64>,
+}
+
+/// A set as loaded from the state file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Saved {
+    pub strategies: Vec<Strategy>,
+    /// As saved when the file is from this boot; after a reboot every saved
+    /// PID names a process that is gone, so none of them matches.
+    pub pid_start_ticks: HashMap<u32, u64>,
+}
+
+/// Where the accepted set is kept across restarts.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+    boot_id: Option<String>,
+}
+
+impl StateStore {
+    /// A store in `dir`, created (mode 0700) when missing.
+    pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = dir.into();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        Ok(Self {
+            dir,
+            boot_id: crate::pods::boot_id(Path::new("/proc")),
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// The saved set, None when nothing was saved yet.
+    pub fn load(&self) -> anyhow::Result<Option<Saved>> {
+        use anyhow::Context;
+        let path = self.path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let file: StateFile = serde_json::from_slice(&bytes)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        anyhow::ensure!(
+            file.version == 1,
+            "{}: unknown version {}",
+            path.display(),
+            file.version
+        );
+        let same_boot = file.boot_id.is_some() && file.boot_id == self.boot_id;
+        let pid_start_ticks = file
+            .strategies
+            .iter()
+            .filter_map(|s| s.pid)
+            .filter_map(|pid| {
+                let saved = file.pid_start_ticks.get(&pid).copied();
+                match (same_boot, saved) {
+                    (true, saved) => Some((pid, saved?)),
+                    // Saved before start times were kept: trust the PID only
+                    // within the boot, and there is no telling which boot.
+                    (false, None) if file.boot_id.is_none() => None,
+                    (false, _) => Some((pid, EARLIER_BOOT)),
+                }
+            })
+            .collect();
+        Ok(Some(Saved {
+            strategies: file.strategies,
+            pid_start_ticks,
+        }))
+    }
+
+    /// Write the set atomically: a temporary file in the same directory,
+    /// fsync, rename over the old file, fsync the directory. A crash at any
+    /// point leaves either the old or the new set, never a torn file.
+    pub fn save(&self, set: &StrategySet) -> std::io::Result<()> {
+        let body = serde_json::to_vec_pretty(&StateFile {
+            version: 1,
+            saved_at: Utc::now(),
+            strategies: set.strategies.clone(),
+            boot_id: self.boot_id.clone(),
+            pid_start_ticks: set.pid_start_ticks.iter().map(|(&p, &t)| (p, t)).collect(),
+        })
+        .map_err(std::io::Error::other)?;
+        let tmp = self
+            .dir
+            .join(format!(".{STATE_FILE}.tmp-{}", std::process::id()));
+        let result = (|| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(&body)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, self.path())?;
+            std::fs::File::open(&self.dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::testing::pid_strategy;
+    use crate::strategy::{resolve, ResolveInput};
+
+    fn into_set(saved: Saved) -> StrategySet {
+        StrategySet::new(saved.strategies).with_start_ticks(saved.pid_start_ticks)
+    }
+
+    #[test]
+    fn state_store_round_trip_is_atomic() {
+        let dir = std::env::temp_dir().join(format!("scx_pilot_state_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = StateStore::open(dir.join("nested")).unwrap();
+        assert_eq!(store.load().unwrap(), None);
+        let mut s = pid_strategy(1000, 1_000_000);
+        s.command_regex = None;
+        let mut r = pid_strategy(1, 2_000_000);
+        r.pid = None;
+        r.command_regex = Some("^a".into());
+        let loaded = |store: &StateStore| store.load().unwrap().map(|l| l.strategies);
+        store
+            .save(&StrategySet::new(vec![s.clone(), r.clone()]))
+            .unwrap();
+        assert_eq!(loaded(&store), Some(vec![s.clone(), r]));
+        store.save(&StrategySet::new(vec![s.clone()])).unwrap();
+        assert_eq!(loaded(&store), Some(vec![s]));
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.join("nested"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec![STATE_FILE.to_string()]);
+        std::fs::write(store.path(), "{").unwrap();
+        assert!(store.load().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn saved_start_times_hold_within_a_boot_only() {
+        let dir = std::env::temp_dir().join(format!("scx_pilot_boot_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = StateStore::open(&dir).unwrap();
+        let me = std::process::id();
+        let set = StrategySet::pinned(vec![pid_strategy(me, 1_000_000)], Path::new("/proc"));
+        let mine = *set.pid_start_ticks.get(&me).expect("our start time");
+        store.save(&set).unwrap();
+        let same = store.load().unwrap().unwrap();
+        assert_eq!(same.pid_start_ticks.get(&me), Some(&mine));
+        let input = ResolveInput {
+            proc_root: Path::new("/proc"),
+            snapshot: None,
+            pods: None,
+            agent_pid: 1,
+        };
+        assert!(resolve(&into_set(same), &input).desired.contains_key(&me));
+        // The same file seen after a reboot: the PID names nobody now.
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        let boot = store.boot_id.clone().expect("this host's boot id");
+        std::fs::write(
+            store.path(),
+            text.replace(&boot, "00000000-0000-4000-8000-000000000000"),
+        )
+        .unwrap();
+        let other = store.load().unwrap().unwrap();
+        assert_eq!(other.strategies, set.strategies);
+        let r = resolve(&into_set(other), &input);
+        assert!(r.desired.is_empty(), "{:?}", r.desired);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
