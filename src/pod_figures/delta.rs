@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use crate::pods::schedstat::ProcReading;
 
+/// What happened between two readings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Delta {
     pub run_ns: u64,

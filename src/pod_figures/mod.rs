@@ -53,6 +53,7 @@ pub const MAX_PODS: usize = 2_000;
 /// PIDs read per round (pod processes first, then strategy PIDs).
 pub const MAX_PIDS_PER_ROUND: usize = 20_000;
 
+/// One point of a pod's history.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HistoryPoint {
     /// End of the interval (RFC3339, ms).

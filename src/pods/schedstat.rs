@@ -32,8 +32,6 @@ pub struct ProcReading {
     pub capped: bool,
 }
 
-/// What happened between two readings.
-
 /// `run_ns wait_ns slices` of a schedstat file.
 pub fn parse_schedstat(s: &str) -> Option<(u64, u64, u64)> {
     let mut it = s.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
@@ -121,8 +119,6 @@ pub fn read_process(proc_root: &Path, pid: u32, buf: &mut String) -> Option<Proc
     r.threads.sort_unstable_by_key(|t| t.tid);
     Some(r)
 }
-
-/// One point of a pod's history.
 
 #[cfg(test)]
 mod tests {
