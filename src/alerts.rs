@@ -13,11 +13,11 @@
 //! Readers (`GET /api/v1/alerts`, `/metrics`) only load the published
 //! snapshot ([`AlertsHandle`]); they never wait for an evaluation.
 
-pub mod book;
+pub(crate) mod book;
 pub mod config;
-pub mod rules;
-pub mod runner;
-pub mod webhook;
+pub(crate) mod rules;
+pub(crate) mod runner;
+pub(crate) mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

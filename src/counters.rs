@@ -319,6 +319,32 @@ macro_rules! define_counters {
 
 counter_table!(define_counters);
 
+/// The tables as JSON for the dashboard: name, kind, description, and
+/// whether the field is kept in every dispatch mode.
+pub fn table_json() -> serde_json::Value {
+    fn rows<T>(defs: &[Def<T>]) -> Vec<serde_json::Value> {
+        defs.iter()
+            .map(|d| {
+                let kind = match d.kind {
+                    Kind::Counter => "counter",
+                    Kind::Gauge => "gauge",
+                    Kind::Id => "id",
+                };
+                serde_json::json!({
+                    "name": d.name,
+                    "kind": kind,
+                    "help": d.help,
+                    "kernel_mode": d.kernel_mode,
+                    "user_mode": d.user_mode,
+                    "every_mode": d.modes == Modes::Every,
+                })
+            })
+            .collect()
+    }
+    serde_json::json!({ "bss": rows(BSS), "policy": rows(POLICY) })
+}
+
+#[cfg(test)]
 /// A markdown table of `defs` for the README: field, rate, Prometheus series,
 /// meaning in each dispatch mode.
 pub fn markdown_table<T>(defs: &[Def<T>]) -> String {

@@ -1,4 +1,4 @@
-//! Log setup: the agent's own messages, and libbpf's (forwarded by `sched`), through `log`.
+//! Log setup: the agent's own messages, and the BPF library's (forwarded by `sched`), through `log`.
 
 use simplelog::{ColorChoice, ConfigBuilder, LevelFilter, TermLogger, TerminalMode};
 

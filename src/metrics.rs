@@ -74,10 +74,6 @@ impl MetricsStore {
             .copied()
             .collect()
     }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
 }
 
 #[cfg(test)]

@@ -28,11 +28,6 @@ pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
-/// Update the status line `systemctl status` shows.
-pub fn status(status: &str) {
-    send(&[NotifyState::Status(status)]);
-}
-
 /// Whether stderr is connected to the journal: `JOURNAL_STREAM` (set by
 /// systemd as `DEVICE:INODE`) names the file stderr is.
 pub fn stderr_is_journal() -> bool {

@@ -7,8 +7,22 @@
 use actix_web::http::header;
 use actix_web::HttpResponse;
 
-/// The page, embedded at build time.
-pub const PAGE: &str = include_str!("../../assets/dashboard.html");
+/// The page as written, embedded at build time.
+const TEMPLATE: &str = include_str!("../../assets/dashboard.html");
+/// Where the page takes the counter table.
+const TABLE_SLOT: &str = "/*COUNTER_TABLE*/{\"bss\":[],\"policy\":[]}";
+
+/// The page with the counter table filled in (names, kinds, descriptions).
+pub fn page() -> &'static str {
+    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PAGE.get_or_init(|| {
+        // `</` would end the script element early.
+        let table = crate::counters::table_json()
+            .to_string()
+            .replace("</", "<\\/");
+        TEMPLATE.replacen(TABLE_SLOT, &table, 1)
+    })
+}
 
 #[utoipa::path(
     get,
@@ -31,5 +45,24 @@ pub async fn get_dashboard() -> HttpResponse {
         ))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(PAGE)
+        .body(page())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_gets_the_counter_table() {
+        assert!(TEMPLATE.contains(TABLE_SLOT));
+        let page = page();
+        assert!(!page.contains(TABLE_SLOT));
+        for d in crate::counters::BSS {
+            assert!(
+                page.contains(&format!("\"name\":\"{}\"", d.name)),
+                "{}",
+                d.name
+            );
+        }
+    }
 }

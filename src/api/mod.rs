@@ -7,8 +7,8 @@
 
 mod alerts;
 pub mod auth;
-pub mod dashboard;
-pub mod error;
+mod dashboard;
+mod error;
 mod info;
 mod metrics;
 pub mod openapi;
@@ -190,11 +190,6 @@ impl ApiState {
             pods_body: Default::default(),
             prom: prom::PromMetrics::new(),
         }
-    }
-
-    /// The shared state, for the threads that run beside the server.
-    pub fn agent(&self) -> &Arc<AgentState> {
-        &self.agent
     }
 }
 

@@ -98,11 +98,6 @@ impl ApiServer {
             Err(_) => Err(anyhow!("the HTTP server thread panicked")),
         }
     }
-
-    /// Whether the server thread has ended (it should only end when stopped).
-    pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
-    }
 }
 
 impl Drop for ApiServer {

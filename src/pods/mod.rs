@@ -329,11 +329,6 @@ pub fn scan_all(proc_root: &Path) -> io::Result<ProcSnapshot> {
     })
 }
 
-/// Scan `proc_root` for processes in pods, grouped by pod and container.
-pub fn scan(proc_root: &Path) -> io::Result<Vec<PodInfo>> {
-    Ok(scan_all(proc_root)?.pods(None))
-}
-
 /// The last scan, reused while younger than `ttl`, so dashboards polling every
 /// second and the resolver share one `/proc` walk.
 pub struct ScanCache {
@@ -349,10 +344,6 @@ impl ScanCache {
             ttl,
             last: Mutex::new(None),
         }
-    }
-
-    pub fn proc_root(&self) -> &Path {
-        &self.proc_root
     }
 
     pub fn ttl(&self) -> Duration {

@@ -1,17 +1,17 @@
 //! Everything that touches BPF: loading and attaching the scheduler, its exit
 //! info, the .bss reader and the strategy-map writer.
 
-pub mod bpf_intf;
+pub(crate) mod bpf_intf;
 pub mod bpf_skel;
 pub mod bss;
 mod libbpf_log;
 pub mod maps_only;
-pub mod preflight;
+pub(crate) mod preflight;
 mod scheduler;
 mod status;
 pub mod strategy_map;
 pub mod user_dispatch;
-pub mod user_policy;
+pub(crate) mod user_policy;
 
 pub use libbpf_log::log_libbpf_to_log;
 pub use scheduler::{Channels, RunExit, SchedConfig, Scheduler};

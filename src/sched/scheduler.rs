@@ -128,11 +128,6 @@ impl<'obj> Scheduler<'obj> {
         })
     }
 
-    /// An owned handle on the strategy map, usable from other threads (reads only).
-    pub fn strategy_map_handle(&self) -> Result<MapHandle> {
-        MapHandle::try_from(&self.skel.maps.strategies).context("duplicating the strategy map fd")
-    }
-
     fn apply(&mut self, desired: &DesiredStrategies, status: &StatusCell) {
         match self.writer.apply(&self.skel.maps.strategies, desired) {
             Ok(stats) => {

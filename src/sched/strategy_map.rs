@@ -146,11 +146,6 @@ impl StrategyMapWriter {
         }
         Ok(stats)
     }
-
-    /// Forget the mirror: the next apply rewrites everything (a new map after a restart).
-    pub fn reset(&mut self) {
-        self.applied.clear();
-    }
 }
 
 /// Every entry of the map as the kernel has it, sorted by PID.

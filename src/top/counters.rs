@@ -41,26 +41,43 @@ impl<'a> Reading<'a> {
 /// counters are shown from then on.
 const USER_DISPATCH_WORK: &str = "nr_user_enqueues";
 
+/// One counter as top shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Row {
+    /// The JSON field name.
+    pub name: &'static str,
+    pub value: u64,
+    /// Monotonic (shown with a rate).
+    pub counter: bool,
+    /// The field of the agent's rates with this counter's rate, if it has one.
+    pub agent_rate: Option<&'static str>,
+}
+
 /// The counters of `reading` that top shows, in the order of the counter
-/// table: (JSON field name, value, monotonic?). A counter missing from the
-/// reading reads 0.
-pub(super) fn counter_rows(reading: &Reading) -> Vec<(&'static str, u64, bool)> {
-    let value = |values: &CounterValues, name: &str| values.get(name).copied().unwrap_or(0);
-    let user_dispatch = reading.policy.filter(|p| value(p, USER_DISPATCH_WORK) > 0);
+/// table. A counter missing from the reading reads 0.
+pub(super) fn counter_rows(reading: &Reading) -> Vec<Row> {
+    fn row<T>(d: &counters::Def<T>, values: Option<&CounterValues>) -> Option<Row> {
+        Some(Row {
+            name: d.name,
+            value: values?.get(d.name).copied().unwrap_or(0),
+            counter: d.is_counter(),
+            agent_rate: d.rate,
+        })
+    }
+    let got_work = |p: &&CounterValues| p.get(USER_DISPATCH_WORK).copied().unwrap_or(0) > 0;
+    let user_dispatch = reading.policy.filter(got_work);
     let bss = counters::BSS
         .iter()
         .filter(|d| d.kind != Kind::Id)
-        .map(|d| (d.name, d.is_counter(), Some(reading.data)));
-    let policy = counters::POLICY.iter().map(|d| {
+        .filter_map(|d| row(d, Some(reading.data)));
+    let policy = counters::POLICY.iter().filter_map(|d| {
         let values = match d.modes {
             Modes::Every => reading.policy,
             Modes::UserDispatch => user_dispatch,
         };
-        (d.name, d.is_counter(), values)
+        row(d, values)
     });
-    bss.chain(policy)
-        .filter_map(|(name, counter, values)| Some((name, value(values?, name), counter)))
-        .collect()
+    bss.chain(policy).collect()
 }
 
 #[cfg(test)]
@@ -83,14 +100,19 @@ mod tests {
             policy,
             rates: None,
         };
-        let names =
-            |policy| -> Vec<&str> { counter_rows(&reading(policy)).iter().map(|r| r.0).collect() };
+        let names = |policy| -> Vec<&str> {
+            counter_rows(&reading(policy))
+                .iter()
+                .map(|r| r.name)
+                .collect()
+        };
         assert_eq!(names(None).len(), 10, "external: BssData only");
         assert!(!names(Some(&idle)).contains(&"nr_user_fallbacks"));
         assert_eq!(names(Some(&idle)).len(), 15);
         let rows = counter_rows(&reading(Some(&busy)));
         assert_eq!(rows.len(), 20);
-        assert_eq!(rows[0], ("nr_queued", 3, false));
-        assert_eq!(rows[19], ("nr_user_outstanding", 2, false));
+        let tuple = |r: &Row| (r.name, r.value, r.counter);
+        assert_eq!(tuple(&rows[0]), ("nr_queued", 3, false));
+        assert_eq!(tuple(&rows[19]), ("nr_user_outstanding", 2, false));
     }
 }

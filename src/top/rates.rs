@@ -21,15 +21,17 @@ impl Previous {
         let elapsed_s = self.seconds_since(reading.at, now);
         let rows: Vec<CounterRow> = counter_rows(reading)
             .into_iter()
-            .map(|(name, value, counter)| CounterRow {
-                name,
-                value,
-                rate_per_s: counter
+            .map(|r| CounterRow {
+                name: r.name,
+                value: r.value,
+                rate_per_s: r
+                    .counter
                     .then(|| {
-                        agent_rate(reading, name).or_else(|| self.rate(name, value, elapsed_s))
+                        agent_rate(reading, r.agent_rate)
+                            .or_else(|| self.rate(r.name, r.value, elapsed_s))
                     })
                     .flatten(),
-                counter,
+                counter: r.counter,
             })
             .collect();
         self.remember(reading.at, &rows, now);
@@ -60,11 +62,9 @@ impl Previous {
     }
 }
 
-/// The agent's own rate of counter `nr_X` (its field `X_per_s`), when it
-/// computes one.
-fn agent_rate(reading: &Reading, name: &str) -> Option<f64> {
-    let field = format!("{}_per_s", name.trim_start_matches("nr_"));
-    reading.rates?.get(&field).copied()
+/// The agent's own rate in its rates field `field`, when it computes one.
+fn agent_rate(reading: &Reading, field: Option<&str>) -> Option<f64> {
+    reading.rates?.get(field?).copied()
 }
 
 #[cfg(test)]

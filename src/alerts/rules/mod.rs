@@ -23,7 +23,7 @@ use crate::sched::Mode;
 
 pub use kubernetes::KUBERNETES_DISCONNECTED;
 pub use pods::PRIORITY_POD_WAIT;
-pub use rates::{EXTERNAL_STALE_SECS, FAILED_DISPATCHES, SCHED_CONGESTED};
+pub use rates::{FAILED_DISPATCHES, SCHED_CONGESTED};
 pub use scheduler::{SCHEDULER_DETACHED, SCHEDULER_RESTARTED};
 pub use strategy::STRATEGY_NO_PIDS;
 
@@ -291,7 +291,7 @@ mod tests {
         assert_eq!(r.evaluate(&i).len(), 1);
         let i = Inputs {
             external: vec![(at(32), report(5000))],
-            ..inputs(32 + EXTERNAL_STALE_SECS + 1)
+            ..inputs(32 + rates::EXTERNAL_STALE_SECS + 1)
         };
         assert!(r.evaluate(&i).is_empty());
     }
