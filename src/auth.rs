@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -93,11 +93,7 @@ pub fn load_or_create(path: &Path) -> Result<(Token, TokenOrigin)> {
         Err(e) => return Err(e),
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating the token directory {}", dir.display()))?;
+        crate::secure_fs::ensure_dir(dir).map_err(|e| anyhow!("the token directory: {e}"))?;
     }
     let token = Token::random()?;
     let created = fs::OpenOptions::new()
@@ -128,20 +124,20 @@ fn is_not_found(e: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
-/// Read an existing token file, checking that only its owner can read it.
+/// Read an existing token file: not through a symlink, a regular file owned
+/// by this user that only its owner can read (checked on the open file).
 pub fn read(path: &Path) -> Result<Token> {
-    let meta = fs::metadata(path).map_err(anyhow::Error::from)?;
-    if !meta.is_file() {
-        bail!("the token file {} is not a regular file", path.display());
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        bail!(
-            "the token file {} has mode {mode:04o}: group and others may use it; run chmod 600 on it",
-            path.display()
-        );
-    }
-    let text = fs::read_to_string(path)
+    let mut file = match crate::secure_fs::open_secret(path) {
+        Ok(f) => f,
+        Err(crate::secure_fs::TrustError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Err(source.into())
+        }
+        Err(e) => bail!("the token file: {e}"),
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
         .with_context(|| format!("reading the token file {}", path.display()))?;
     Token::new(&text).map_err(|e| anyhow!("the token file {}: {e}", path.display()))
 }

@@ -15,6 +15,7 @@ pub mod pod_figures;
 pub mod podmeta;
 pub mod pods;
 pub mod sched;
+pub(crate) mod secure_fs;
 pub mod state;
 pub mod strategy;
 pub(crate) mod ticker;

@@ -95,7 +95,7 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
         .map(|c| alerts::Webhook::spawn(c, alerts_handle.webhook.clone()))
         .transpose()?;
 
-    let startup = resolver::prepare(opts);
+    let startup = resolver::prepare(opts)?;
     let mut state = AgentState::new(metrics.clone(), status.clone())
         .with_proc_root(&opts.proc_root)
         .with_pods_cache(opts.pods_cache())

@@ -156,21 +156,23 @@ pub struct Startup {
 }
 
 /// Open the state directory, load the saved set, and start the pod metadata
-/// source (`--pods-file`, or the Kubernetes API when configured).
-pub fn prepare(opts: &crate::cli::Opts) -> Startup {
+/// source (`--pods-file`, or the Kubernetes API when configured). A state
+/// directory another user could change is an error: the agent must not start.
+pub fn prepare(opts: &crate::cli::Opts) -> anyhow::Result<Startup> {
     let pod_meta = crate::podmeta::PodMetaHandle::new();
     let wake = crossbeam_channel::bounded(1);
     pod_meta.set_notify(wake.0.clone());
 
     let store = match StateStore::open(&opts.state_dir) {
         Ok(s) => Some(s),
-        Err(e) => {
+        Err(e @ crate::secure_fs::TrustError::Io { .. }) => {
             log::error!(
                 "state directory {}: {e}; strategy sets will not be saved and POSTs of strategies will fail",
                 opts.state_dir.display()
             );
             None
         }
+        Err(e) => anyhow::bail!("refusing the state directory: {e}"),
     };
     let statics = from_static(&opts.static_strategies());
     let initial = if !statics.is_empty() {
@@ -184,14 +186,14 @@ pub fn prepare(opts: &crate::cli::Opts) -> Startup {
     };
 
     let (pods_file, kube) = crate::kube::start(&opts.kube_config(), &pod_meta);
-    Startup {
+    Ok(Startup {
         pod_meta,
         wake,
         pods_file,
         store,
         initial,
         kube,
-    }
+    })
 }
 
 /// The saved set, if any and if it still validates.

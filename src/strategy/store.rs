@@ -2,13 +2,13 @@
 //! directory, replaced atomically.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::model::{Strategy, StrategySet};
+use crate::secure_fs::{self, TrustError};
 
 /// A start time no process has: the recorded one is from an earlier boot.
 const EARLIER_BOOT: u64 = u64::MAX;
@@ -46,14 +46,19 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// A store in `dir`, created (mode 0700) when missing.
-    pub fn open(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
-        use std::os::unix::fs::DirBuilderExt;
+    /// A store in `dir`, created (mode 0700) when missing. A directory that
+    /// another user could change, or a symlink, is refused; temporary files a
+    /// killed agent left behind are removed.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, TrustError> {
         let dir = dir.into();
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        secure_fs::ensure_dir(&dir)?;
+        let stale = secure_fs::remove_stale_temps(&dir, STATE_FILE);
+        if stale > 0 {
+            log::info!(
+                "removed {stale} temporary file(s) an earlier run left in {}",
+                dir.display()
+            );
+        }
         Ok(Self {
             dir,
             boot_id: crate::pods::boot_id(Path::new("/proc")),
@@ -103,9 +108,8 @@ impl StateStore {
         }))
     }
 
-    /// Write the set atomically: a temporary file in the same directory,
-    /// fsync, rename over the old file, fsync the directory. A crash at any
-    /// point leaves either the old or the new set, never a torn file.
+    /// Write the set atomically ([`secure_fs::replace_atomically`]): a crash
+    /// at any point leaves either the old or the new set, never a torn file.
     pub fn save(&self, set: &StrategySet) -> std::io::Result<()> {
         let body = serde_json::to_vec_pretty(&StateFile {
             version: 1,
@@ -115,26 +119,9 @@ impl StateStore {
             pid_start_ticks: set.pid_start_ticks.iter().map(|(&p, &t)| (p, t)).collect(),
         })
         .map_err(std::io::Error::other)?;
-        let tmp = self
-            .dir
-            .join(format!(".{STATE_FILE}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            f.write_all(&body)?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, self.path())?;
-            std::fs::File::open(&self.dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        let mut body = body;
+        body.push(b'\n');
+        secure_fs::replace_atomically(&self.dir, STATE_FILE, &body)
     }
 }
 
