@@ -15,6 +15,7 @@
 //!   "priority_pod_wait":       {"enabled": true, "max_avg_wait_us_per_timeslice": 5000,
 //!                               "max_wait_ms_per_s": 250, "for_secs": 10, "severity": "warning"},
 //!   "kubernetes_disconnected": {"enabled": true, "for_secs": 60, "severity": "warning"},
+//!   "proc_scan_failing": {"enabled": true, "for_secs": 60, "severity": "warning"},
 //!   "recent_max": 100
 //! }
 //! ```
@@ -106,6 +107,7 @@ pub struct AlertsConfig {
     pub strategy_no_pids: ForRule,
     pub priority_pod_wait: PodWaitRule,
     pub kubernetes_disconnected: ForRule,
+    pub proc_scan_failing: ForRule,
     /// Resolved alerts kept in `recent` (oldest dropped first).
     pub recent_max: usize,
 }
@@ -174,6 +176,7 @@ impl Default for AlertsConfig {
             strategy_no_pids: ForRule::default(),
             priority_pod_wait: PodWaitRule::default(),
             kubernetes_disconnected: ForRule::default(),
+            proc_scan_failing: ForRule::default(),
             recent_max: 100,
         }
     }
@@ -237,6 +240,10 @@ impl AlertsConfig {
         duration(
             "kubernetes_disconnected.for_secs",
             self.kubernetes_disconnected.for_secs,
+        )?;
+        duration(
+            "proc_scan_failing.for_secs",
+            self.proc_scan_failing.for_secs,
         )?;
         if !(1..=MAX_RECENT).contains(&self.recent_max) {
             return Err(InvalidField {

@@ -107,6 +107,7 @@ pub fn gather(state: &AgentState) -> Inputs {
         strategies,
         priority_pods,
         kube: state.pod_meta.status(),
+        proc_scan: state.pods.health(),
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Components {
     pub scheduler: SchedulerHealth,
     pub sampler: SamplerHealth,
     pub kubernetes: KubernetesHealth,
+    /// The `/proc` scans behind strategy resolution and the pods API. A failed
+    /// scan does not make the agent unhealthy: the last good resolution stays.
+    pub proc_scan: crate::pods::ScanHealth,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -158,6 +161,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
                 stale_after_ms: stale.num_milliseconds() as u64,
             },
             kubernetes: state.pod_meta.status(),
+            proc_scan: state.pods.health(),
         },
     };
     let code = if healthy {

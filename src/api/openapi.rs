@@ -52,6 +52,7 @@ use super::{alerts, info, metrics, pods, stats, strategies};
         crate::strategy::StrategyResolution,
         crate::pods::PodInfo,
         crate::pods::PodProcess,
+        crate::pods::ScanHealth,
         crate::pod_figures::PodStats,
         crate::pod_figures::HistoryPoint,
         crate::pod_figures::Figures,

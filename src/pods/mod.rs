@@ -278,24 +278,50 @@ fn read_into(path: &Path, buf: &mut String) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether a read error of a `/proc/PID` file means the process is not there
+/// for us: it exited, or `/proc` hides it from this user (hidepid), which
+/// stays so from scan to scan. Anything else (out of file descriptors or
+/// memory) is a failed read.
+fn exited(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT | libc::ESRCH | libc::EACCES | libc::EPERM)
+    )
+}
+
+/// `read_into`, with a process that exited read as None and any other
+/// failure an error naming the path: a scan that could not read a live
+/// process is incomplete, and an incomplete scan must not pass for one
+/// where the process is gone.
+fn read_live(path: &Path, buf: &mut String) -> io::Result<Option<()>> {
+    match read_into(path, buf) {
+        Ok(()) => Ok(Some(())),
+        Err(e) if exited(&e) => Ok(None),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("reading {}: {e}", path.display()),
+        )),
+    }
+}
+
 /// Scan `proc_root` for every process (not thread). Processes that exit
-/// during the scan are skipped; only a failure to list `proc_root` is an error.
+/// during the scan are skipped; any other failure (listing `proc_root`, or
+/// reading a live process, e.g. out of file descriptors) is an error: the
+/// snapshot is every process or none.
 pub fn scan_all(proc_root: &Path) -> io::Result<ProcSnapshot> {
     let start = Instant::now();
     let mut processes = Vec::new();
     let mut path = PathBuf::from(proc_root);
     let mut buf = String::with_capacity(1024);
     for entry in std::fs::read_dir(proc_root)? {
-        let Ok(entry) = entry else { continue };
+        let entry = entry?;
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         path.push(&name);
         path.push("stat");
-        let stat = read_into(&path, &mut buf)
-            .ok()
-            .and_then(|_| parse_stat(&buf));
+        let stat = read_live(&path, &mut buf)?.and_then(|_| parse_stat(&buf));
         path.pop();
         let Some((command, ppid, kernel_thread)) = stat else {
             path.pop();
@@ -306,9 +332,7 @@ pub fn scan_all(proc_root: &Path) -> io::Result<ProcSnapshot> {
             None
         } else {
             path.push("cgroup");
-            let pod = read_into(&path, &mut buf)
-                .ok()
-                .and_then(|_| parse_cgroup(&buf));
+            let pod = read_live(&path, &mut buf)?.and_then(|_| parse_cgroup(&buf));
             path.pop();
             pod
         };
@@ -335,6 +359,22 @@ pub struct ScanCache {
     proc_root: PathBuf,
     ttl: Duration,
     last: Mutex<Option<Arc<ProcSnapshot>>>,
+    health: Mutex<ScanHealth>,
+}
+
+/// How the `/proc` scans have gone: failures are counted and the last one
+/// kept, for `/health`, Prometheus and the alerts.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ScanHealth {
+    /// Scans that failed since start (the last good resolution was kept).
+    pub failures_total: u64,
+    /// The last failure (RFC3339) and its error; null when none.
+    pub last_failure_at: Option<String>,
+    pub last_error: Option<String>,
+    /// The last scan failed (the next one is retried at the next round).
+    pub failing: bool,
+    /// Failures in a row up to now (0 when the last scan succeeded).
+    pub consecutive_failures: u64,
 }
 
 impl ScanCache {
@@ -343,6 +383,7 @@ impl ScanCache {
             proc_root: proc_root.into(),
             ttl,
             last: Mutex::new(None),
+            health: Mutex::default(),
         }
     }
 
@@ -365,9 +406,31 @@ impl ScanCache {
                 return Ok(s.clone());
             }
         }
-        let fresh = Arc::new(scan_all(&self.proc_root)?);
+        let scanned = scan_all(&self.proc_root);
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        health.failing = scanned.is_err();
+        let fresh = match scanned {
+            Ok(s) => {
+                health.consecutive_failures = 0;
+                Arc::new(s)
+            }
+            Err(e) => {
+                health.failures_total += 1;
+                health.consecutive_failures += 1;
+                health.last_failure_at = Some(crate::timefmt::now());
+                health.last_error = Some(e.to_string());
+                return Err(e);
+            }
+        };
         *last = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    pub fn health(&self) -> ScanHealth {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 

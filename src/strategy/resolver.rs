@@ -34,8 +34,17 @@ pub fn resolve_once(state: &AgentState, max_scan_age: Duration) -> bool {
         match state.pods.get_within(max_scan_age) {
             Ok(s) => Some(s),
             Err(e) => {
-                log::warn!("resolver: scanning {}: {e}", state.proc_root.display());
-                None
+                // Without a complete scan there is no telling which processes
+                // are gone: keep the last resolution and retry next round.
+                // Logged when a run of failures starts and then every 60th
+                // time: /health and the alert carry the rest.
+                if state.pods.health().consecutive_failures % 60 == 1 {
+                    log::warn!(
+                        "resolver: scanning {}: {e}; keeping the last resolution",
+                        state.proc_root.display()
+                    );
+                }
+                return false;
             }
         }
     } else {

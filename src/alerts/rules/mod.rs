@@ -6,6 +6,7 @@
 
 mod kubernetes;
 mod pods;
+mod proc_scan;
 mod rates;
 mod scheduler;
 mod strategy;
@@ -23,6 +24,7 @@ use crate::sched::Mode;
 
 pub use kubernetes::KUBERNETES_DISCONNECTED;
 pub use pods::PRIORITY_POD_WAIT;
+pub use proc_scan::PROC_SCAN_FAILING;
 pub use rates::{FAILED_DISPATCHES, SCHED_CONGESTED};
 pub use scheduler::{SCHEDULER_DETACHED, SCHEDULER_RESTARTED};
 pub use strategy::STRATEGY_NO_PIDS;
@@ -64,6 +66,7 @@ pub struct Inputs {
     pub strategies: Vec<StrategyPids>,
     pub priority_pods: Vec<PriorityPod>,
     pub kube: KubeStatus,
+    pub proc_scan: crate::pods::ScanHealth,
 }
 
 /// The rules with their thresholds and memory.
@@ -116,6 +119,11 @@ pub fn enabled(config: &AlertsConfig) -> Vec<(&'static str, Severity)> {
             c.kubernetes_disconnected.enabled,
             c.kubernetes_disconnected.severity,
         ),
+        (
+            PROC_SCAN_FAILING,
+            c.proc_scan_failing.enabled,
+            c.proc_scan_failing.severity,
+        ),
     ]
     .into_iter()
     .filter(|(_, enabled, _)| *enabled)
@@ -150,6 +158,7 @@ impl Rules {
             &c.kubernetes_disconnected,
             &inp.kube,
         ));
+        out.extend(proc_scan::failing(&c.proc_scan_failing, &inp.proc_scan));
         out
     }
 }
@@ -178,6 +187,7 @@ mod tests {
             strategies: vec![],
             priority_pods: vec![],
             kube: KubeStatus::default(),
+            proc_scan: Default::default(),
         }
     }
 

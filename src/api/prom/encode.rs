@@ -359,6 +359,19 @@ impl Collector for Snapshot {
             )?;
         }
         pod_figures(e, &self.pod_stats)?;
+        counter(
+            e,
+            "scx_pilot_proc_scan_failures",
+            "/proc scans that failed (out of file descriptors, memory); the last good strategy resolution is kept",
+            self.proc_scan.failures_total,
+        )?;
+        gauge(
+            e,
+            "scx_pilot_proc_scan_failing",
+            "1 when the last /proc scan failed",
+            None,
+            self.proc_scan.failing as i64,
+        )?;
         gauge(
             e,
             "scx_pilot_kubernetes_configured",
@@ -421,6 +434,7 @@ mod tests {
             pod_stats: vec![],
             strategy_pids: vec![],
             kubernetes_configured: false,
+            proc_scan: Default::default(),
             alerts: AlertsSnapshot::default(),
         }
     }

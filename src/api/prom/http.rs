@@ -215,6 +215,7 @@ mod tests {
             pod_stats: vec![],
             strategy_pids: vec![0, 3],
             kubernetes_configured: false,
+            proc_scan: Default::default(),
             alerts: AlertsSnapshot {
                 rules: vec![("strategy_no_pids", "warning", true, 2)],
                 pods: vec![("priority_pod_wait", "warning", "5g".into(), "upf-0".into())],

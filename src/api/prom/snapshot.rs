@@ -59,6 +59,8 @@ pub struct Snapshot {
     pub strategy_pids: Vec<usize>,
     /// The Kubernetes API is the pod metadata source.
     pub kubernetes_configured: bool,
+    /// `/proc` scans that failed since start, and whether the last one did.
+    pub proc_scan: crate::pods::ScanHealth,
     pub alerts: AlertsSnapshot,
 }
 
@@ -187,6 +189,7 @@ impl Snapshot {
             pods: pods.map(PodCounts::of),
             kubernetes_connected: kube.connected,
             kubernetes_configured: kube.source == crate::podmeta::MetaSource::Kubernetes,
+            proc_scan: state.pods.health(),
             strategy_pids,
             alerts: AlertsSnapshot::collect(&state.alerts),
             start_time: unix_seconds(state.started_at),
