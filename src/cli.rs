@@ -336,6 +336,7 @@ impl Opts {
             body_limit: self.max_body_bytes as usize,
             writes: Default::default(),
             tls: None,
+            ..Default::default()
         }
     }
 

@@ -8,6 +8,7 @@ pub(crate) mod counters;
 pub mod external;
 pub mod jwt;
 pub mod kube;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -81,6 +81,10 @@ fn mode(opts: &Opts) -> Mode {
 /// token) fails before anything runs, and the API binds before the scheduler
 /// loads, so a port in use fails fast.
 fn start(opts: &Opts) -> anyhow::Result<Running> {
+    let nofile = scx_pilot::limits::raise_nofile();
+    if !opts.api_only {
+        scx_pilot::limits::raise_memlock();
+    }
     if opts.dispatcher_test_hooks {
         scx_pilot::sched::user_dispatch::install_test_hook()?;
     }
@@ -114,7 +118,7 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
 
     let server = api::start(
         web::Data::new(ApiState::new(state.clone())),
-        api_config(opts)?,
+        api_config(opts, nofile)?,
     )?;
     let pod_figures = scx_pilot::pod_figures::Sampler::spawn(state.clone(), opts.stats_interval())
         .context("starting the pod stats thread")?;
@@ -168,9 +172,12 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
     Ok(running)
 }
 
-/// The HTTP server's configuration: listen address, TLS, who may write.
-fn api_config(opts: &Opts) -> anyhow::Result<api::ApiConfig> {
+/// The HTTP server's configuration: listen address, TLS, who may write, and
+/// a connection cap that leaves descriptors for the rest of the agent.
+fn api_config(opts: &Opts, nofile: u64) -> anyhow::Result<api::ApiConfig> {
     let mut config = opts.api_config();
+    config.max_connections_per_worker =
+        scx_pilot::limits::connections_per_worker(nofile, config.workers);
     if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
         config.tls = Some(Arc::new(scx_pilot::tls::server_config(cert, key)?));
     }

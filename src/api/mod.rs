@@ -156,6 +156,8 @@ pub struct ApiConfig {
     pub writes: Arc<auth::WriteGuard>,
     /// Serve HTTPS with this configuration instead of plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Connections each worker holds at most; more wait in the listen backlog.
+    pub max_connections_per_worker: usize,
 }
 
 impl Default for ApiConfig {
@@ -167,6 +169,7 @@ impl Default for ApiConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             writes: Arc::default(),
             tls: None,
+            max_connections_per_worker: 25_000,
         }
     }
 }

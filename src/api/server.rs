@@ -13,6 +13,15 @@ use super::{app, ApiConfig, ApiState};
 
 /// How long a graceful stop waits for in-flight requests.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new connection may take to send its request headers: idle and
+/// trickling connections lose their slot quickly.
+pub const REQUEST_HEADERS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a kept-alive connection may sit idle between requests.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// How long a TLS handshake may take: half-open handshakes free their slot.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+/// TLS handshakes in progress per worker.
+pub const TLS_HANDSHAKES_PER_WORKER: usize = 1024;
 
 /// A running HTTP server.
 pub struct ApiServer {
@@ -34,6 +43,11 @@ pub fn start(state: web::Data<ApiState>, config: ApiConfig) -> Result<ApiServer>
                 let cfg = config.clone();
                 let server = HttpServer::new(move || app(state.clone(), &cfg))
                     .workers(workers)
+                    .max_connections(config.max_connections_per_worker)
+                    .max_connection_rate(TLS_HANDSHAKES_PER_WORKER)
+                    .client_request_timeout(REQUEST_HEADERS_TIMEOUT)
+                    .keep_alive(KEEP_ALIVE)
+                    .tls_handshake_timeout(TLS_HANDSHAKE_TIMEOUT)
                     .disable_signals()
                     .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
                 let bound = match &config.tls {
