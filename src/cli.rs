@@ -71,7 +71,8 @@ pub struct Opts {
     pub sample_interval_ms: u64,
 
     /// How much sample history is kept in memory, in seconds. More history costs
-    /// about 200 bytes per sample.
+    /// about 200 bytes per sample; at most 64 MiB of samples are kept (longer
+    /// is refused at start).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub history_seconds: u64,
 
@@ -279,9 +280,21 @@ impl Opts {
         Duration::from_millis(self.sample_interval_ms)
     }
 
-    /// Samples kept in the history ring.
-    pub fn history_capacity(&self) -> usize {
-        (self.history_seconds * 1000).div_ceil(self.sample_interval_ms) as usize
+    /// Samples kept in the history ring; more than its hard cap is an error
+    /// (the flags could otherwise ask for gigabytes).
+    pub fn history_capacity(&self) -> anyhow::Result<usize> {
+        use crate::metrics::{MAX_HISTORY_BYTES, MAX_HISTORY_SAMPLES};
+        let samples = (self.history_seconds * 1000).div_ceil(self.sample_interval_ms) as usize;
+        anyhow::ensure!(
+            samples <= MAX_HISTORY_SAMPLES,
+            "--history-seconds {} at --sample-interval-ms {} keeps {samples} samples; at most \
+             {MAX_HISTORY_SAMPLES} ({} MiB) are kept: lower --history-seconds or raise \
+             --sample-interval-ms",
+            self.history_seconds,
+            self.sample_interval_ms,
+            MAX_HISTORY_BYTES >> 20
+        );
+        Ok(samples)
     }
 
     /// The write policy the command line asks for: the token loaded or created
@@ -415,6 +428,20 @@ fn parse_strategy(s: &str) -> Result<(u32, PidStrategy), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_over_its_hard_cap_is_refused() {
+        let opts = |args: &[&str]| {
+            Opts::try_parse_from(std::iter::once("scx_pilot").chain(args.iter().copied())).unwrap()
+        };
+        assert_eq!(opts(&[]).history_capacity().unwrap(), 3600);
+        let e = opts(&["--history-seconds", "604800", "--sample-interval-ms", "10"])
+            .history_capacity()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("60480000 samples"), "{e}");
+        assert!(e.contains("--sample-interval-ms"), "{e}");
+    }
 
     #[test]
     fn parses_strategies() {

@@ -88,7 +88,7 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
     if opts.dispatcher_test_hooks {
         scx_pilot::sched::user_dispatch::install_test_hook()?;
     }
-    let metrics = MetricsStore::new(opts.history_capacity());
+    let metrics = MetricsStore::new(opts.history_capacity()?);
     let status = StatusCell::new(mode(opts));
     let (strategies_tx, strategies_rx) = crossbeam_channel::bounded(16);
 

@@ -18,6 +18,11 @@ pub struct Latest {
     pub rates: Option<Rates>,
 }
 
+/// The most memory the sample history may take, whatever the flags say.
+pub const MAX_HISTORY_BYTES: usize = 64 << 20;
+/// The most samples the history keeps ([`MAX_HISTORY_BYTES`] of them).
+pub const MAX_HISTORY_SAMPLES: usize = MAX_HISTORY_BYTES / std::mem::size_of::<Sample>();
+
 /// Latest sample (lock-free for readers) and a bounded ring of recent ones.
 pub struct MetricsStore {
     latest: ArcSwapOption<Latest>,
@@ -26,12 +31,13 @@ pub struct MetricsStore {
 }
 
 impl MetricsStore {
-    /// A store keeping at most `capacity` samples of history (at least one).
+    /// A store keeping at most `capacity` samples of history (at least one,
+    /// at most [`MAX_HISTORY_SAMPLES`]).
     pub fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
             latest: ArcSwapOption::empty(),
             history: Mutex::new(VecDeque::with_capacity(capacity.clamp(1, 4096))),
-            capacity: capacity.max(1),
+            capacity: capacity.clamp(1, MAX_HISTORY_SAMPLES),
         })
     }
 
@@ -61,18 +67,17 @@ impl MetricsStore {
     }
 
     /// Samples no older than `seconds` before the newest one, oldest first.
+    /// Only the asked-for window is copied while the sampler waits (samples
+    /// are in time order, so its start is found by bisection).
     pub fn history(&self, seconds: u64) -> Vec<Sample> {
         let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let Some(newest) = history.back() else {
             return Vec::new();
         };
-        let cutoff =
-            newest.timestamp - chrono::Duration::seconds(seconds.min(i64::MAX as u64) as i64);
-        history
-            .iter()
-            .filter(|s| s.timestamp >= cutoff)
-            .copied()
-            .collect()
+        let cutoff = newest.timestamp
+            - chrono::Duration::seconds(seconds.min(i64::MAX as u64 / 1000) as i64);
+        let start = history.partition_point(|s| s.timestamp < cutoff);
+        history.range(start..).copied().collect()
     }
 }
 

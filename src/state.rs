@@ -25,6 +25,9 @@ pub struct AgentState {
     /// BssData posted by external schedulers.
     pub external: ExternalReports,
     strategies: Mutex<StrategyState>,
+    /// Serializes strategy writers (save, then swap, then send) without
+    /// making readers wait for the disk.
+    strategy_writes: Mutex<()>,
     strategies_tx: Option<(Sender<DesiredStrategies>, Receiver<DesiredStrategies>)>,
     pub proc_root: PathBuf,
     /// The shared `/proc` scan (pods API, resolver, pod figures).
@@ -53,6 +56,7 @@ impl AgentState {
             status,
             external: ExternalReports::default(),
             strategies: Mutex::new(StrategyState::new(Vec::new(), &proc_root)),
+            strategy_writes: Mutex::new(()),
             strategies_tx: None,
             pods: Arc::new(ScanCache::new(&proc_root, Duration::ZERO)),
             pod_meta: PodMetaHandle::new(),
@@ -131,6 +135,14 @@ impl AgentState {
     /// across I/O.
     pub fn lock_strategies(&self) -> MutexGuard<'_, StrategyState> {
         self.strategies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Held by a writer of a new strategy set from saving it to handing it
+    /// to the scheduler.
+    pub fn lock_strategy_writes(&self) -> MutexGuard<'_, ()> {
+        self.strategy_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn strategies_snapshot(&self) -> StrategyState {

@@ -46,11 +46,25 @@ pub fn note(res: &mut HttpResponse, what: impl Into<String>) {
 pub const MAX_NOTE_CHARS: usize = 600;
 
 /// `s` cut to [`MAX_NOTE_CHARS`] characters, marked when cut.
+/// Control characters are escaped (`\u{1b}`): text from a request must not
+/// drive the operator's terminal or forge log lines.
 pub fn clip(s: &str) -> String {
-    match s.char_indices().nth(MAX_NOTE_CHARS) {
-        Some((i, _)) => format!("{}... ({} bytes)", &s[..i], s.len()),
-        None => s.to_string(),
+    let cut = match s.char_indices().nth(MAX_NOTE_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    };
+    let mut out = String::with_capacity(cut.len());
+    for c in cut.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    if cut.len() < s.len() {
+        out.push_str(&format!("... ({} bytes)", s.len()));
+    }
+    out
 }
 
 /// Which writes are let through.
@@ -374,7 +388,7 @@ where
             status.as_u16(),
             res.response()
                 .error()
-                .map(|e| format!(" {e}"))
+                .map(|e| format!(" {}", clip(&e.to_string())))
                 .unwrap_or_default()
         ),
     }
@@ -505,5 +519,7 @@ mod tests {
         assert_eq!(clip("abc"), "abc");
         let long = "x".repeat(MAX_NOTE_CHARS + 10);
         assert!(clip(&long).ends_with(&format!("... ({} bytes)", long.len())));
+        // Control characters from input are escaped.
+        assert_eq!(clip("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\\nc");
     }
 }

@@ -48,15 +48,17 @@ pub struct Replaced {
 pub fn replace(state: &AgentState, set: StrategySet) -> Result<Replaced, ReplaceError> {
     let set = set.pin(&state.proc_root);
     let resolved = resolve_now(state, &set)?;
-    // Held across save and send so the file and the scheduler see sets in the
-    // order they are stored.
-    let mut current = state.lock_strategies();
+    // Writers go one at a time, so the file and the scheduler see sets in
+    // the order they are stored; readers only wait for the swap below, never
+    // for the disk.
+    let _writer = state.lock_strategy_writes();
     if let Some(store) = &state.state_store {
         store.save(&set).map_err(|source| ReplaceError::Save {
             path: store.path(),
             source,
         })?;
     }
+    let mut current = state.lock_strategies();
     let before = size(&current);
     let next = StrategyState::with_resolved(set, resolved, current.generation + 1);
     let sent = state.send_desired(next.resolved.desired.clone());
