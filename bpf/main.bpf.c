@@ -84,7 +84,12 @@ u64 nr_user_fallbacks;		/* times a stalled dispatcher was bypassed */
 u64 nr_user_recovered;		/* tasks taken back from a stalled dispatcher */
 u64 nr_user_withdrawn;		/* tasks dequeued while in the dispatcher's hands */
 u64 user_fallback_active;	/* 1 while BPF dispatches without the dispatcher */
-u64 nr_user_outstanding;	/* tasks in the dispatcher's hands now */
+u64 nr_user_outstanding;
+/*
+ * Set by the agent's test hook (--dispatcher-test-hooks, SIGUSR2): the next
+ * dispatch reports an error, so tests see a real ejection with its dump.
+ */
+u32 test_force_error;	/* tasks in the dispatcher's hands now */
 
 /* Global virtual clock: vtime of the most recently started task. */
 static u64 vtime_now;
@@ -542,6 +547,11 @@ static bool serve_shared(u64 now)
 void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u64 now = bpf_ktime_get_ns();
+
+	if (READ_ONCE(test_force_error)) {
+		scx_bpf_error("forced exit by the agent's test hook");
+		return;
+	}
 
 	if (user_dispatch)
 		user_dispatch_work(now);

@@ -2,6 +2,7 @@
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Result;
 use crossbeam_channel::Receiver;
@@ -10,6 +11,16 @@ use crate::metrics::MetricsStore;
 use crate::sched::{Channels, RunExit, SchedConfig, Scheduler, StatusCell};
 use crate::strategy::DesiredStrategies;
 
+/// Longest wait between attempts to attach again after an ejection.
+const MAX_REATTACH_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Load and run the scheduler until shutdown. When the kernel asks for a
+/// restart, it is loaded again at once. When the kernel ejects it without
+/// asking (an error, a stall the watchdog caught, SysRq-S), the agent stays
+/// up: the node runs on the kernel's default scheduler meanwhile, `/health`
+/// and the `scheduler_detached` alert say so, and attaching is retried after
+/// 1 s, then twice as long each time up to a minute. Only a failure to attach
+/// the very first time ends the agent (the kernel or the flags cannot work).
 pub fn run_scheduler(
     config: &SchedConfig,
     shutdown: &AtomicBool,
@@ -19,8 +30,22 @@ pub fn run_scheduler(
     mut desired: DesiredStrategies,
 ) -> Result<()> {
     let mut open_object = MaybeUninit::uninit();
+    let mut attached_once = false;
+    let mut backoff = Duration::from_secs(1);
     loop {
-        let mut sched = Scheduler::init(config, &mut open_object)?;
+        let mut sched = match Scheduler::init(config, &mut open_object) {
+            Ok(s) => s,
+            Err(e) if attached_once => {
+                log::error!("attaching the scheduler again failed: {e:#}");
+                if !wait(shutdown, backoff) {
+                    return Ok(());
+                }
+                backoff = (backoff * 2).min(MAX_REATTACH_BACKOFF);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        attached_once = true;
         let exit = sched.run(&mut Channels {
             shutdown,
             strategies,
@@ -42,10 +67,31 @@ pub fn run_scheduler(
                 reason,
                 restart: false,
             } => {
-                anyhow::bail!("the kernel unloaded the scheduler: {reason}");
+                log::error!(
+                    "the kernel unloaded the scheduler: {reason}; the node runs on the default \
+                     scheduler; attaching again in {} s",
+                    backoff.as_secs()
+                );
+                status.update(|s| s.reattaches += 1);
+                if !wait(shutdown, backoff) {
+                    return Ok(());
+                }
+                backoff = (backoff * 2).min(MAX_REATTACH_BACKOFF);
             }
         }
     }
+}
+
+/// Sleep `d` in short steps; false when shutdown was asked meanwhile.
+fn wait(shutdown: &AtomicBool, d: Duration) -> bool {
+    let until = std::time::Instant::now() + d;
+    while std::time::Instant::now() < until {
+        if shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    !shutdown.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The scheduler thread, as the rest of the agent sees it: a signal when it

@@ -60,6 +60,13 @@ pub struct Opts {
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub user_queue_depth: u64,
 
+    /// Bytes of the kernel's debug dump to keep when the scheduler is
+    /// ejected (logged and shown in /health as last_exit_dump); 0 takes the
+    /// kernel's default. Longer dumps say more about what each CPU was doing,
+    /// at the cost of locked kernel memory while the scheduler runs.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1 << 20))]
+    pub exit_dump_len: u32,
+
     /// Testing only: SIGUSR1 pauses and resumes the dispatcher thread, to
     /// check that BPF's fallback keeps the machine running.
     #[arg(long, hide = true)]
@@ -261,6 +268,7 @@ impl Opts {
             user_dispatch: self.dispatch == Dispatch::User,
             user_stall_ms: self.user_stall_ms,
             user_queue_depth: self.user_queue_depth,
+            exit_dump_len: self.exit_dump_len,
         }
     }
 

@@ -383,6 +383,41 @@ echo "RESULT agent_idle_rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$agent_pid/s
 stop_agent TERM
 check third-sigterm $rc "exit code $rc"
 
+# --- an ejection forced through the test hook (SIGUSR2: the BPF program reports
+# an error at its next dispatch): the kernel's dump reaches the log and /health,
+# scheduler_detached fires, the agent stays up and attaches again after 1 s.
+start_agent --dispatcher-test-hooks
+wait_state enabled 150
+check eject-attach $? "state after start with test hooks: $(state)"
+wait_api
+kill -USR2 "$agent_pid"
+wait_state disabled 100
+check eject-detached $? "state after the forced error: $(state)"
+n=0
+until api /health | jq -e '.components.scheduler.last_exit_dump // "" | length > 0' >/dev/null 2>&1 || [ $n -ge 50 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+last_exit=$(curl -s -m 5 "$API/health" | jq -r '.components.scheduler.last_exit')
+dump_len=$(curl -s -m 5 "$API/health" | jq -r '.components.scheduler.last_exit_dump // "" | length')
+echo "$last_exit" | grep -q "forced exit by the agent's test hook" && [ "${dump_len:-0}" -gt 0 ]
+check eject-health $? "/health last_exit '$last_exit', last_exit_dump $dump_len bytes"
+grep -q "scheduler exit dump" /tmp/agent.log
+check eject-dump-logged $? "the agent log holds the kernel's exit dump"
+n=0
+until curl -s -m 5 "$API/api/v1/alerts" | jq -e '[.data.active[]?, .data.recent[]? | select(.name == "scheduler_detached")] | length > 0' >/dev/null 2>&1 || [ $n -ge 50 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+[ $n -lt 50 ]
+check eject-alert $? "scheduler_detached fired after the ejection"
+wait_state enabled 150
+reattaches=$(curl -s -m 5 "$API/health" | jq -r '.components.scheduler.reattaches')
+kill -0 "$agent_pid" && [ "$(state)" = enabled ] && [ "$reattaches" = 1 ]
+check eject-reattach $? "agent alive, state $(state), reattaches=$reattaches"
+stop_agent TERM
+check eject-sigterm $rc "exit code $rc after the re-attach"
+
 # --- user dispatch mode (--dispatch user)
 # shellcheck source=guest-user.sh
 . "${USER_PHASE:?USER_PHASE must name guest-user.sh}"

@@ -22,8 +22,12 @@ pub struct SchedulerHealth {
     pub attached_at: Option<String>,
     /// Restarts the kernel asked for since the agent started.
     pub restarts: u64,
+    /// Ejections the agent recovered from by attaching again (after a backoff).
+    pub reattaches: u64,
     /// Why the scheduler last left the kernel, if it did.
     pub last_exit: Option<String>,
+    /// The kernel's debug dump of that exit (`--exit-dump-len`), when it wrote one.
+    pub last_exit_dump: Option<String>,
     /// PIDs currently in the BPF strategy map.
     pub strategy_pids: usize,
     /// The user-space dispatcher (--dispatch user only).
@@ -149,7 +153,9 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
                 ops_name: st.ops_name.clone(),
                 attached_at: st.attached_at.map(rfc3339),
                 restarts: st.restarts,
+                reattaches: st.reattaches,
                 last_exit: st.last_exit.clone(),
+                last_exit_dump: st.last_exit_dump.clone(),
                 strategy_pids: st.strategy_pids,
                 dispatcher: st.dispatcher.clone(),
             },

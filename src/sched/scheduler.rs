@@ -27,6 +27,9 @@ pub struct SchedConfig {
     pub user_dispatch: bool,
     pub user_stall_ms: u64,
     pub user_queue_depth: u64,
+    /// Bytes of the kernel's debug dump kept at an error exit (0: the
+    /// kernel's default).
+    pub exit_dump_len: u32,
 }
 
 /// Why [`Scheduler::run`] returned.
@@ -79,6 +82,7 @@ impl<'obj> Scheduler<'obj> {
             None::<libbpf_rs::libbpf_sys::bpf_object_open_opts>
         )
         .context("opening the BPF scheduler")?;
+        skel.struct_ops.pilot_ops_mut().exit_dump_len = config.exit_dump_len;
 
         let rodata = skel
             .maps
@@ -249,6 +253,12 @@ impl<'obj> Scheduler<'obj> {
                     }
                 }
             }
+            if super::user_dispatch::take_forced_exit() {
+                if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+                    log::warn!("test hook: forcing a scheduler error exit");
+                    bss.test_force_error = 1;
+                }
+            }
             if Instant::now() >= next_sample {
                 self.sample(ch);
                 next_sample += self.config.sample_interval;
@@ -265,12 +275,36 @@ impl<'obj> Scheduler<'obj> {
         let uei = uei_read!(&self.skel, uei);
         let restart = uei.should_restart();
         let reason = self.exit_reason();
+        let dump = exit_dump();
+        if let Some(dump) = &dump {
+            // The kernel's account of what the scheduler was doing: the
+            // first thing to read when it was ejected.
+            log::warn!("scheduler exit dump ({} bytes):", dump.len());
+            for line in dump.lines() {
+                log::warn!("  {line}");
+            }
+        }
         ch.status.update(|s| {
             s.attached = false;
             s.last_exit = Some(reason.clone());
+            s.last_exit_dump = dump.clone();
         });
         Ok(RunExit::Exited { reason, restart })
     }
+}
+
+/// The kernel's debug dump of the last exit, if it wrote one: the dump area
+/// libbpf mapped for the scheduler (sized at load by scx_utils).
+fn exit_dump() -> Option<String> {
+    let ptr = scx_utils::UEI_DUMP_PTR_MUTEX.lock().ok()?.ptr;
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: the pointer is the mmapped dump map of the loaded skeleton,
+    // NUL-terminated by the kernel (zero-filled when no dump was written).
+    let dump = unsafe { std::ffi::CStr::from_ptr(ptr) };
+    let dump = dump.to_string_lossy().trim_end().to_string();
+    (!dump.is_empty()).then_some(dump)
 }
 
 /// A NUL-terminated C char array from the BPF side as a String.

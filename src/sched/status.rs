@@ -34,8 +34,13 @@ pub struct SchedulerStatus {
     pub attached_at: Option<DateTime<Utc>>,
     /// Restarts the kernel asked for since the agent started.
     pub restarts: u64,
+    /// Times the kernel ejected the scheduler without asking for a restart
+    /// (the agent attached it again after a backoff).
+    pub reattaches: u64,
     /// Why the scheduler last left the kernel, if it did.
     pub last_exit: Option<String>,
+    /// The kernel's debug dump of that exit, when it wrote one.
+    pub last_exit_dump: Option<String>,
     pub last_sample_at: Option<DateTime<Utc>>,
     /// PIDs currently in the BPF strategy map.
     pub strategy_pids: usize,
@@ -70,7 +75,9 @@ impl SchedulerStatus {
             ops_name: None,
             attached_at: None,
             restarts: 0,
+            reattaches: 0,
             last_exit: None,
+            last_exit_dump: None,
             last_sample_at: None,
             strategy_pids: 0,
             dispatcher: None,

@@ -57,8 +57,28 @@ pub fn install_test_hook() -> Result<()> {
     if unsafe { libc::signal(libc::SIGUSR1, handler) } == libc::SIG_ERR {
         bail!("installing the SIGUSR1 test hook failed");
     }
-    log::warn!("test hook on: SIGUSR1 pauses and resumes the dispatcher thread");
+    let handler = force_exit as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: as above.
+    if unsafe { libc::signal(libc::SIGUSR2, handler) } == libc::SIG_ERR {
+        bail!("installing the SIGUSR2 test hook failed");
+    }
+    log::warn!(
+        "test hooks on: SIGUSR1 pauses and resumes the dispatcher thread, \
+         SIGUSR2 forces a scheduler error exit"
+    );
     Ok(())
+}
+
+/// Set by SIGUSR2 under the test hooks; taken by the scheduler's run loop.
+static FORCE_EXIT: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn force_exit(_: libc::c_int) {
+    FORCE_EXIT.store(true, Ordering::Relaxed);
+}
+
+/// Whether the test hook asked for a forced exit since the last call.
+pub fn take_forced_exit() -> bool {
+    FORCE_EXIT.swap(false, Ordering::Relaxed)
 }
 
 /// What the dispatcher did, for /health.
