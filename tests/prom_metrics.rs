@@ -93,6 +93,17 @@ fn promtool_accepts_the_exposition_in_both_formats() {
 
     let (ct, text) = get_text(&agent.url("/metrics"), None);
     assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    // The agent's own process, under the client libraries' names.
+    for series in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+        "scx_pilot_proc_scan_failures_total 0",
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
     let dir = TempDir::new("promtool");
     let path = dir.join("metrics.txt");
     std::fs::write(&path, &text).unwrap();

@@ -80,6 +80,7 @@ fn duration_histogram() -> Histogram {
 impl PromMetrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
+        registry.register_collector(Box::new(super::process::ProcessCollector));
         let requests = Family::<RequestLabels, Counter>::default();
         let durations =
             Family::<RouteLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> _);

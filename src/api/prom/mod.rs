@@ -28,6 +28,7 @@
 mod encode;
 mod http;
 mod negotiate;
+mod process;
 mod snapshot;
 
 use actix_web::http::header;
