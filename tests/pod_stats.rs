@@ -193,6 +193,30 @@ fn busy_pod_uses_more_cpu_than_sleeping_pod() {
         assert!(!l.contains(&busy_uid) && !l.contains(&sleep_uid), "{l}");
     }
     assert!(text.contains("# TYPE scx_pilot_pod_cpu_usage_ratio gauge"));
+    // The same as counters in base units, for rate(): a busy loop's CPU
+    // seconds grow between two scrapes.
+    assert!(text.contains("# TYPE scx_pilot_pod_cpu_seconds_total counter"));
+    assert!(text.contains("# TYPE scx_pilot_pod_runqueue_wait_seconds_total counter"));
+    assert!(text.contains("# TYPE scx_pilot_pod_timeslices_total counter"));
+    let cpu_before = series("scx_pilot_pod_cpu_seconds_total", "busy-0");
+    assert!(cpu_before > 0.0);
+    assert!(series("scx_pilot_pod_timeslices_total", "busy-0") >= 1.0);
+    let cpu_after = wait_for(Duration::from_secs(10), || {
+        let t = ureq::get(&format!("{}/metrics", a.base))
+            .call()
+            .ok()?
+            .into_string()
+            .ok()?;
+        let prefix = "scx_pilot_pod_cpu_seconds_total{namespace=\"stats-test\",pod=\"busy-0\"} ";
+        let v: f64 = t
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))?
+            .trim()
+            .parse()
+            .ok()?;
+        (v > cpu_before).then_some(v)
+    });
+    assert!(cpu_after.is_some(), "the pod's CPU seconds counter grows");
 
     // Strategies: the regex covers the loop, the selector the sleeper's pod.
     let st = wait_for(Duration::from_secs(20), || {

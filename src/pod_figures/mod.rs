@@ -116,7 +116,21 @@ struct PodTrack {
     pids: Vec<u32>,
     threads: usize,
     last: Option<Figures>,
+    /// Everything measured since the pod was first seen (monotonic while the
+    /// pod exists), for Prometheus counters.
+    totals: Delta,
     history: VecDeque<HistoryPoint>,
+}
+
+/// A named pod's figures for `/metrics`: the last interval's rates, and the
+/// totals since the agent first saw the pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedPodFigures {
+    pub namespace: String,
+    pub pod: String,
+    /// None until two rounds saw the pod.
+    pub last: Option<Figures>,
+    pub totals: Delta,
 }
 
 #[derive(Default)]
@@ -234,6 +248,7 @@ impl PodFigures {
             }
             let f = figures(&sum, wall, ticks);
             track.last = Some(f);
+            track.totals.add(&sum);
             if track.history.len() >= HISTORY_POINTS {
                 track.history.pop_front();
             }
@@ -321,15 +336,20 @@ impl PodFigures {
             .collect()
     }
 
-    /// `(namespace, pod, figures)` of every named pod with figures, for `/metrics`.
-    pub fn named_pod_figures(&self, dir: Option<&PodDirectory>) -> Vec<(String, String, Figures)> {
+    /// Every named pod's figures, for `/metrics`.
+    pub fn named_pod_figures(&self, dir: Option<&PodDirectory>) -> Vec<NamedPodFigures> {
         let Some(dir) = dir else { return Vec::new() };
         let g = self.lock();
         g.pods
             .iter()
             .filter_map(|(uid, t)| {
                 let meta = dir.get(uid)?;
-                Some((meta.namespace.clone(), meta.name.clone(), t.last?))
+                Some(NamedPodFigures {
+                    namespace: meta.namespace.clone(),
+                    pod: meta.name.clone(),
+                    last: t.last,
+                    totals: t.totals,
+                })
             })
             .collect()
     }

@@ -12,6 +12,7 @@ use prometheus_client::registry::Unit;
 use super::{AlertsSnapshot, Snapshot};
 use crate::counters::{self, Kind, Modes};
 use crate::metrics::BssData;
+use crate::pod_figures::NamedPodFigures;
 use crate::sched::Mode;
 
 fn mode_name(mode: Mode) -> &'static str {
@@ -80,11 +81,42 @@ fn info(enc: &mut DescriptorEncoder, name: &str, help: &str, labels: &[(&str, &s
     Info::new(labels.to_vec()).encode(m)
 }
 
-/// Per-pod scheduling figures, one gauge per figure with namespace and pod labels.
-fn pod_figures(
-    enc: &mut DescriptorEncoder,
-    pods: &[(String, String, crate::pod_figures::Figures)],
-) -> Fmt {
+/// Per-pod scheduling figures with namespace and pod labels: counters in base
+/// units (what `rate()` wants, as node_exporter's schedstat collector has
+/// them), and the agent's own per-interval gauges, which the built-in alert
+/// rules evaluate and `k8s/prometheus-rules.yaml` mirrors.
+fn pod_figures(enc: &mut DescriptorEncoder, pods: &[NamedPodFigures]) -> Fmt {
+    if pods.is_empty() {
+        return Ok(());
+    }
+    type Total = fn(&crate::pod_figures::Delta) -> f64;
+    const TOTALS: &[(&str, &str, Option<&Unit>, Total)] = &[
+        (
+            "scx_pilot_pod_cpu",
+            "CPU time used by the pod's threads since the agent first saw the pod (schedstat)",
+            Some(&Unit::Seconds),
+            |d| d.run_ns as f64 / 1e9,
+        ),
+        (
+            "scx_pilot_pod_runqueue_wait",
+            "Time the pod's threads waited on a run queue since the agent first saw the pod (schedstat)",
+            Some(&Unit::Seconds),
+            |d| d.wait_ns as f64 / 1e9,
+        ),
+        (
+            "scx_pilot_pod_timeslices",
+            "Timeslices the pod's threads ran since the agent first saw the pod (schedstat)",
+            None,
+            |d| d.slices as f64,
+        ),
+    ];
+    for (name, help, unit, get) in TOTALS {
+        let mut m = enc.encode_descriptor(name, help, *unit, MetricType::Counter)?;
+        for p in pods {
+            let labels = [("namespace", p.namespace.as_str()), ("pod", p.pod.as_str())];
+            ConstCounter::new(get(&p.totals)).encode(m.encode_family(&labels)?)?;
+        }
+    }
     type Get = fn(&crate::pod_figures::Figures) -> Option<f64>;
     const FIGURES: &[(&str, &str, Get)] = &[
         (
@@ -108,14 +140,11 @@ fn pod_figures(
             |f| f.avg_wait_us_per_timeslice.map(|us| us / 1e6),
         ),
     ];
-    if pods.is_empty() {
-        return Ok(());
-    }
     for (name, help, get) in FIGURES {
         let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for (ns, pod, f) in pods {
-            if let Some(v) = get(f) {
-                let labels = [("namespace", ns.as_str()), ("pod", pod.as_str())];
+        for p in pods {
+            if let Some(v) = p.last.as_ref().and_then(get) {
+                let labels = [("namespace", p.namespace.as_str()), ("pod", p.pod.as_str())];
                 ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
             }
         }

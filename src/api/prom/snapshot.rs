@@ -54,7 +54,7 @@ pub struct Snapshot {
     pub start_time: f64,
     /// Per-pod figures of the last stats round: (namespace, pod name,
     /// figures), named pods only (no UID or PID label).
-    pub pod_stats: Vec<(String, String, crate::pod_figures::Figures)>,
+    pub pod_stats: Vec<crate::pod_figures::NamedPodFigures>,
     /// PIDs each configured strategy resolves to, in posted order.
     pub strategy_pids: Vec<usize>,
     /// The Kubernetes API is the pod metadata source.
@@ -112,7 +112,7 @@ impl AlertsSnapshot {
 }
 
 /// The per-pod figures of the last stats round, of named pods only.
-fn named_pod_figures(state: &ApiState) -> Vec<(String, String, crate::pod_figures::Figures)> {
+fn named_pod_figures(state: &ApiState) -> Vec<crate::pod_figures::NamedPodFigures> {
     state
         .pod_figures
         .named_pod_figures(state.pod_meta.directory().as_deref())
