@@ -27,7 +27,7 @@ type Fmt = Result<(), std::fmt::Error>;
 fn metric_type(kind: Kind) -> MetricType {
     match kind {
         Kind::Counter => MetricType::Counter,
-        Kind::Gauge | Kind::Id => MetricType::Gauge,
+        Kind::Gauge | Kind::Id | Kind::Timestamp => MetricType::Gauge,
     }
 }
 
@@ -222,6 +222,17 @@ impl Collector for Snapshot {
                 labelled(e, name, def.prom_help, metric_type(kind), "source", &series)?;
             }
         }
+        // Moments, in seconds; a source that did not report one has no series.
+        for def in counters::BSS.iter().filter(|d| d.kind == Kind::Timestamp) {
+            let Some(name) = def.prom else { continue };
+            let series: Vec<(&str, f64)> = sources
+                .iter()
+                .map(|(s, d)| (*s, (def.get)(d)))
+                .filter(|(_, ns)| *ns > 0)
+                .map(|(s, ns)| (s, ns as f64 / 1e9))
+                .collect();
+            labelled(e, name, def.prom_help, MetricType::Gauge, "source", &series)?;
+        }
         gauge(
             e,
             "scx_pilot_external_reporters",
@@ -239,7 +250,9 @@ impl Collector for Snapshot {
                     // the other, so rate() needs no mode guard; a gauge only
                     // means something in its mode.
                     Kind::Gauge if def.modes == Modes::UserDispatch && self.mode != Mode::User => {}
-                    Kind::Gauge | Kind::Id => gauge(e, name, def.prom_help, None, v as i64)?,
+                    Kind::Gauge | Kind::Id | Kind::Timestamp => {
+                        gauge(e, name, def.prom_help, None, v as i64)?
+                    }
                 }
             }
             gauge(
