@@ -438,6 +438,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn last_run_is_a_gauge_in_seconds() {
+        let mut snap = snapshot(Mode::Kernel);
+        snap.external = Some(BssData {
+            usersched_last_run_at: 1_750_000_000_500_000_000,
+            ..Default::default()
+        });
+        let out = PromMetrics::new().render(&snap, Format::PrometheusText);
+        assert!(out.contains("# TYPE scx_pilot_usersched_last_run_timestamp_seconds gauge"));
+        assert!(
+            out.contains(
+                "\nscx_pilot_usersched_last_run_timestamp_seconds{source=\"external\"} 1750000000.5\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("usersched_last_run_timestamp_seconds{source=\"scheduler\"}"));
+    }
+
     /// The series names are a contract with dashboards and alert rules.
     #[test]
     fn counter_series_keep_their_names() {
@@ -463,6 +481,8 @@ mod tests {
         assert!(out.contains("\nscx_pilot_queued_tasks{source=\"external\"} 4\n"));
         assert!(out.contains("# TYPE scx_pilot_queued_tasks gauge"));
         assert!(!out.contains("usersched_pid"));
+        // A source without usersched_last_run_at has no series of it.
+        assert!(!out.contains("usersched_last_run"));
         for name in [
             "direct_dispatches",
             "prio_dispatches",
