@@ -66,6 +66,7 @@ fn state() -> ApiState {
         AgentState::new(metrics, StatusCell::new(Mode::Kernel)).with_strategies(req.strategies),
     );
     state.external.insert(
+        scx_pilot::external::Reporter::Pid(7),
         Utc::now(),
         BssData {
             usersched_pid: 7,

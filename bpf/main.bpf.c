@@ -182,6 +182,12 @@ static struct task_ctx *task_ctx_of(struct task_struct *p)
 }
 
 /* The strategy of @p: its own pid first, then its process (tgid). */
+/* A strategy's slice; 0 asks for the scheduler's default slice. */
+static u64 strategy_slice(const struct strategy *s)
+{
+	return s && s->slice_ns ? s->slice_ns : slice_ns;
+}
+
 static struct strategy *strategy_of(const struct task_struct *p)
 {
 	u32 pid = p->pid, tgid = p->tgid;
@@ -296,7 +302,7 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
 		struct strategy *s = strategy_of(p);
-		u64 slice = s ? s->slice_ns : slice_ns;
+		u64 slice = strategy_slice(s);
 
 		if (s)
 			__sync_fetch_and_add(&s->nr_hits, 1);
@@ -356,7 +362,7 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags)
 void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct strategy *s = strategy_of(p);
-	u64 slice = s ? s->slice_ns : slice_ns;
+	u64 slice = strategy_slice(s);
 	bool dispatcher = is_dispatcher(p);
 	/*
 	 * The dispatcher runs ahead of everything it decides for, like a priority

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::sched::SchedConfig;
-use crate::strategy::{DesiredStrategies, PidStrategy, MAX_SLICE_NS, MIN_SLICE_NS};
+use crate::strategy::{DesiredStrategies, PidStrategy, PriorityWire, MAX_SLICE_NS, MIN_SLICE_NS};
 
 /// Where normal tasks are decided (--dispatch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -119,6 +119,14 @@ pub struct Opts {
     /// client can make the agent hold per request.
     #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
     pub max_body_bytes: u64,
+
+    /// How `GET /api/v1/scheduling/strategies` writes each `priority`: `bool`
+    /// (the original contract; Gthulhu's scheduler 2025-08 and plugin up to
+    /// 2025-12) or `int` (0/1: Gthulhu plugin releases since 2026-01-24, i.e.
+    /// 2026-02 on, and Gthulhu main, which fail on a bool). A request can
+    /// override it with `?priority=bool|int`. POST takes either form.
+    #[arg(long, value_enum, default_value_t = PriorityWire::Bool, value_name = "FORM")]
+    pub priority_wire: PriorityWire,
 
     /// Serve the API over HTTPS with this PEM certificate chain (leaf first);
     /// needs --tls-key. Protects the token and the data on the wire when the

@@ -19,6 +19,10 @@ pub enum Kind {
     Gauge,
     /// Names the scheduler rather than measuring it (not exported to Prometheus).
     Id,
+    /// A moment, in nanoseconds since the Unix epoch (0: unknown). Not in the
+    /// BPF program: for scx_pilot's own scheduler the .bss reader fills it
+    /// with the time of the sample. Exported as a gauge in seconds.
+    Timestamp,
 }
 
 /// The dispatch modes in which the scheduler updates a field.
@@ -69,11 +73,20 @@ macro_rules! counter_table {
             /// The user's BssData: field names and types are the public contract.
             bss: BssData in BSS {
                 #[schema(example = 1234)]
+                #[serde(default)]
                 usersched_pid: u32 {
                     kind: Id, modes: Every,
                     help: "PID of the user-space scheduler (scx_pilot itself for its own scheduler)",
                     kernel: "pid of the scx_pilot agent",
                     user: "thread id of the dispatcher thread",
+                },
+                #[schema(example = 1750328998123456789u64)]
+                #[serde(default, skip_serializing_if = "is_zero")]
+                usersched_last_run_at: u64 {
+                    kind: Timestamp, modes: Every, prom: "scx_pilot_usersched_last_run_timestamp_seconds",
+                    help: "When the user-space scheduler last ran, in ns since the Unix epoch (absent or 0: not reported)",
+                    kernel: "when the agent read these counters (the sample time)",
+                    user: "same",
                 },
                 nr_queued: u64 {
                     kind: Gauge, modes: Every, prom: "scx_pilot_queued_tasks",
@@ -217,6 +230,10 @@ macro_rules! counter_table {
 }
 pub(crate) use counter_table;
 
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
 /// `Some(x)` for one token tree, `None` for none.
 macro_rules! optional {
     () => {
@@ -329,6 +346,7 @@ pub fn table_json() -> serde_json::Value {
                     Kind::Counter => "counter",
                     Kind::Gauge => "gauge",
                     Kind::Id => "id",
+                    Kind::Timestamp => "timestamp",
                 };
                 serde_json::json!({
                     "name": d.name,
@@ -405,8 +423,10 @@ mod tests {
 
     #[test]
     fn lists_follow_the_structs() {
+        // Every field set: a zero usersched_last_run_at is left out.
         let bss = serde_json::to_value(BssData {
             nr_queued: 7,
+            usersched_last_run_at: 1,
             ..Default::default()
         })
         .unwrap();

@@ -105,6 +105,7 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
         .with_pods_cache(opts.pods_cache())
         .with_pod_meta(startup.pod_meta.clone())
         .with_sampling(opts.sample_interval(), opts.history_seconds)
+        .with_priority_wire(opts.priority_wire)
         .with_alerts(alerts_handle);
     if let Some(store) = &startup.store {
         state = state.with_state_store(store.clone());

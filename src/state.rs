@@ -16,7 +16,7 @@ use crate::pod_figures::PodFigures;
 use crate::podmeta::PodMetaHandle;
 use crate::pods::ScanCache;
 use crate::sched::StatusCell;
-use crate::strategy::{DesiredStrategies, StateStore, StrategySet, StrategyState};
+use crate::strategy::{DesiredStrategies, PriorityWire, StateStore, StrategySet, StrategyState};
 
 /// Everything the agent knows, shared by its threads.
 pub struct AgentState {
@@ -44,6 +44,8 @@ pub struct AgentState {
     pub started_at: DateTime<Utc>,
     /// What the alerts thread last published (nothing without one).
     pub alerts: Arc<AlertsHandle>,
+    /// How the strategies list writes `priority` (`--priority-wire`).
+    pub priority_wire: PriorityWire,
 }
 
 impl AgentState {
@@ -68,7 +70,13 @@ impl AgentState {
             history_seconds: 3600,
             started_at: Utc::now(),
             alerts: Arc::new(AlertsHandle::default()),
+            priority_wire: PriorityWire::default(),
         }
+    }
+
+    pub fn with_priority_wire(mut self, wire: PriorityWire) -> Self {
+        self.priority_wire = wire;
+        self
     }
 
     /// Publish alerts here (the handle the alerts thread writes).

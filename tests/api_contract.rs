@@ -150,10 +150,11 @@ async fn post_metrics_documented_example_and_get_shows_it_as_external() {
     assert_rfc3339_utc(&body["timestamp"]);
     assert_eq!(body.as_object().unwrap().len(), 3);
 
-    // A newer report of the same reporter replaces it; extras are ignored.
+    // A newer report of the same reporter replaces it; extras are ignored,
+    // usersched_last_run_at (Gthulhu's BssData) is kept.
     let newer = METRICS.replace(
         "\"nr_queued\": 10",
-        "\"nr_queued\": 11, \"usersched_last_run_at\": 99",
+        "\"nr_queued\": 11, \"usersched_last_run_at\": 99, \"extra\": 1",
     );
     let (status, _, _) = send(&app, post_json("/api/v1/metrics", &newer)).await;
     assert_eq!(status, StatusCode::OK);
@@ -175,7 +176,18 @@ async fn post_metrics_documented_example_and_get_shows_it_as_external() {
     assert_eq!(mine["source"], json!("external"));
     assert_eq!(mine["data"]["nr_queued"], json!(11));
     assert_eq!(mine["data"]["nr_sched_congested"], json!(3));
-    assert!(mine["data"].get("usersched_last_run_at").is_none());
+    assert_eq!(mine["data"]["usersched_last_run_at"], json!(99));
+    assert!(mine["data"].get("extra").is_none());
+    let theirs = external
+        .iter()
+        .find(|e| e["data"]["usersched_pid"] == json!(4321))
+        .unwrap();
+    // Not reported: left out.
+    assert!(theirs["data"].get("usersched_last_run_at").is_none());
+    assert_eq!(theirs["reporter"], json!("usersched_pid 4321"));
+    // The original's fields: the newest report (api-only: no own sample).
+    assert_eq!(body["data"], theirs["data"]);
+    assert_eq!(body["metrics_timestamp"], theirs["received_at"]);
     assert_rfc3339_utc(&mine["received_at"]);
 }
 
@@ -741,10 +753,6 @@ async fn strategies_invalid_requests_change_nothing() {
     let k = keeper.pid();
     let cases: Vec<(Value, &str)> = vec![
         (
-            json!({"strategies": [{"priority": true, "execution_time": 5_000_000, "pid": k}, {"execution_time": 49_999, "pid": k}]}),
-            "strategies[1].execution_time: 49999 ns is out of range 50000..=1000000000 ns",
-        ),
-        (
             json!({"strategies": [{"execution_time": 1_000_000_001u64, "pid": k}]}),
             "strategies[0].execution_time",
         ),
@@ -761,17 +769,13 @@ async fn strategies_invalid_requests_change_nothing() {
             "is scx_pilot itself",
         ),
         (
-            // Above any pid_max: no process can have it.
-            json!({"strategies": [{"priority": true, "execution_time": 5_000_000, "pid": k}, {"execution_time": 1_000_000, "pid": 999_999_999}]}),
-            "strategies[1].pid: no process with PID 999999999",
-        ),
-        (
             json!({"strategies": [{"execution_time": 1_000_000}]}),
             "strategies[0].pid: a strategy must target something",
         ),
         (
+            // `selectors: []` is no selectors, so no target.
             json!({"strategies": [{"execution_time": 1_000_000, "selectors": []}]}),
-            "strategies[0].selectors: must hold at least one",
+            "strategies[0].pid: a strategy must target something",
         ),
         (
             json!({"strategies": [{"execution_time": 1_000_000, "pid": k, "selectors": [{"key": "a", "value": "b"}]}]}),
@@ -807,6 +811,14 @@ async fn strategies_invalid_requests_change_nothing() {
         ),
         (
             json!({"strategies": [{"priority": "yes", "execution_time": 1_000_000, "pid": k}]}),
+            "strategies[0].priority",
+        ),
+        (
+            json!({"strategies": [{"priority": 2, "execution_time": 1_000_000, "pid": k}]}),
+            "strategies[0].priority: invalid value: integer `2`, expected a bool or the integer 0 or 1",
+        ),
+        (
+            json!({"strategies": [{"priority": -1, "execution_time": 1_000_000, "pid": k}]}),
             "strategies[0].priority",
         ),
         (
@@ -1301,7 +1313,13 @@ async fn openapi_document_matches_the_router() {
     };
     assert_eq!(
         props("BssData"),
-        keys(serde_json::to_value(BssData::default()).unwrap())
+        keys(
+            serde_json::to_value(BssData {
+                usersched_last_run_at: 1,
+                ..BssData::default()
+            })
+            .unwrap()
+        )
     );
     assert_eq!(
         props("PolicyCounters"),
@@ -1357,4 +1375,118 @@ async fn metrics_body_cache_follows_new_samples_and_reports() {
     std::thread::sleep(Duration::from_millis(1100));
     let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
     assert!(assert_rfc3339_utc(&body["timestamp"]) > t1);
+}
+
+/// What real clients send that has one meaning is accepted and reported:
+/// `selectors: []`, a slice below the floor, a PID whose process exited,
+/// `priority` as 0/1. The list answers `priority` as asked.
+#[actix_web::test]
+async fn strategies_lenient_inputs_are_accepted_and_reported() {
+    let f = fixture(Mode::Kernel);
+    let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
+    let keeper = Sleeper::new();
+    let k = keeper.pid();
+    // Above any pid_max: no process can have it.
+    let body = json!({"strategies": [
+        {"priority": 1, "execution_time": 20_000, "pid": k, "selectors": []},
+        {"priority": false, "execution_time": 0, "command_regex": "^nothing-has-this$", "selectors": []},
+        {"priority": true, "execution_time": 1_000_000, "pid": 999_999_999},
+    ]});
+    let (status, _, resp) = send(
+        &app,
+        post_json("/api/v1/scheduling/strategies", &body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(resp["success"], json!(true));
+    let warnings: Vec<&str> = resp["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 3, "{resp}");
+    assert!(warnings[0].starts_with("strategies[0].execution_time: 20000 ns raised to 50000 ns"));
+    assert!(warnings[1]
+        .starts_with("strategies[1].execution_time: 0 means the scheduler's default slice"));
+    assert!(warnings[2].starts_with("strategies[2].pid: no process with PID 999999999: accepted"));
+    let sent = f.rx.try_recv().expect("a set was sent to the scheduler");
+    assert_eq!(
+        sent,
+        DesiredStrategies::from([(
+            k,
+            PidStrategy {
+                slice_ns: 50_000,
+                priority: true
+            }
+        )])
+    );
+
+    let (_, _, config) = send(&app, get("/api/v1/scheduling/strategies/config")).await;
+    assert_eq!(config["warnings"], resp["warnings"]);
+    let stored = config["strategies"].as_array().unwrap();
+    assert_eq!(stored[0]["execution_time"], json!(50_000));
+    assert!(stored[0].get("selectors").is_none(), "{config}");
+    assert_eq!(stored[1]["execution_time"], json!(0));
+    assert_eq!(stored[2]["resolution"]["pids"], json!([]));
+    assert!(
+        stored[2]["resolution"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("no process with PID 999999999"),
+        "{config}"
+    );
+
+    let (_, _, list) = send(&app, get("/api/v1/scheduling/strategies")).await;
+    assert_eq!(
+        list["scheduling"],
+        json!([{"priority": true, "execution_time": 50_000, "pid": k}])
+    );
+    let (_, _, list) = send(&app, get("/api/v1/scheduling/strategies?priority=int")).await;
+    assert_eq!(
+        list["scheduling"],
+        json!([{"priority": 1, "execution_time": 50_000, "pid": k}])
+    );
+    let (status, _, resp) = send(&app, get("/api/v1/scheduling/strategies?priority=yes")).await;
+    assert_error(
+        status,
+        &resp,
+        StatusCode::BAD_REQUEST,
+        "priority must be bool or int",
+    );
+}
+
+/// Gthulhu's scheduler sends `usersched_last_run_at` and no `usersched_pid`:
+/// accepted, kept per client address, and shown as the original's `data`.
+#[actix_web::test]
+async fn metrics_without_usersched_pid_are_kept_by_address() {
+    let f = fixture(Mode::ApiOnly);
+    let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
+    let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
+    assert_eq!(body["success"], json!(true));
+    assert_eq!(body["data"], Value::Null);
+    assert_eq!(body["metrics_timestamp"], Value::Null);
+    let gthulhu = |queued: u64| {
+        format!(
+            "{{\"usersched_last_run_at\":1234567890123,\"nr_queued\":{queued},\"nr_scheduled\":5,\"nr_running\":2,\"nr_online_cpus\":8,\"nr_user_dispatches\":100,\"nr_kernel_dispatches\":50,\"nr_cancel_dispatches\":2,\"nr_bounce_dispatches\":1,\"nr_failed_dispatches\":0,\"nr_sched_congested\":3}}"
+        )
+    };
+    for queued in [1, 2] {
+        let (status, _, resp) = send(&app, post_json("/api/v1/metrics", &gthulhu(queued))).await;
+        assert_eq!(status, StatusCode::OK, "{resp}");
+    }
+    let (_, _, body) = send(&app, get("/api/v1/metrics")).await;
+    let external = body["external"].as_array().unwrap();
+    assert_eq!(external.len(), 1, "one reporter: {body}");
+    assert!(external[0]["reporter"]
+        .as_str()
+        .unwrap()
+        .starts_with("address "));
+    assert_eq!(body["data"]["nr_queued"], json!(2));
+    assert_eq!(
+        body["data"]["usersched_last_run_at"],
+        json!(1234567890123u64)
+    );
+    assert_eq!(body["data"]["usersched_pid"], json!(0));
+    assert_rfc3339_utc(&body["metrics_timestamp"]);
 }

@@ -103,7 +103,7 @@ fn errors_exit_non_zero_with_one_line() {
     let bad = dir.join("bad.json");
     std::fs::write(
         &bad,
-        r#"{"strategies": [{"execution_time": 1, "pid": 4242}]}"#,
+        r#"{"strategies": [{"execution_time": 2000000000, "pid": 4242}]}"#,
     )
     .unwrap();
     let out = agent.client(&["strategies", "set", "-f", bad.to_str().unwrap()]);

@@ -103,7 +103,7 @@ pub fn gather(state: &AgentState) -> Inputs {
         } else {
             None
         },
-        external: state.external.list(),
+        external: state.external.reports(),
         strategies,
         priority_pods,
         kube: state.pod_meta.status(),

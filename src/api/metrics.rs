@@ -11,8 +11,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::ApiState;
+use crate::external::Reporter;
 use crate::metrics::{BssData, Latest, PolicyCounters, Rates, Sample};
 use crate::timefmt::{now, rfc3339, rfc3339_ms};
+
+mod batch;
+pub use batch::*;
 
 /// The latest reading of scx_pilot's own scheduler.
 #[derive(Serialize, ToSchema)]
@@ -34,6 +38,10 @@ pub struct ExternalMetrics {
     /// Always "external".
     #[schema(example = "external")]
     pub source: &'static str,
+    /// Who sent it: `usersched_pid N` when the report carries one, else
+    /// `address IP` (the client's address).
+    #[schema(example = "address 10.0.0.7")]
+    pub reporter: String,
     /// When the report was received (RFC3339, UTC).
     pub received_at: String,
     pub data: BssData,
@@ -50,8 +58,15 @@ pub struct MetricsResponse {
     pub mode: crate::sched::Mode,
     /// Null until the first sample (always null in api-only mode).
     pub metrics: Option<SchedulerMetrics>,
-    /// Latest report per external `usersched_pid`, most recent first.
+    /// Latest report per external reporter, most recent first.
     pub external: Vec<ExternalMetrics>,
+    /// The original server's field, which Gthulhu's web UI and CLI read: the
+    /// latest BssData, this agent's own scheduler's sample when it runs one,
+    /// else the newest external report; null when there is neither.
+    pub data: Option<BssData>,
+    /// When `data` was read or received (RFC3339, UTC); null with `data`.
+    #[schema(example = "2025-06-19T10:29:58.123Z")]
+    pub metrics_timestamp: Option<String>,
 }
 
 /// The seed's success body for writes.
@@ -160,14 +175,19 @@ impl MetricsBody {
             policy: l.sample.policy,
             rates: l.rates,
         });
-        let external = state
-            .external
-            .list()
+        let reports = state.external.reports();
+        let (data, metrics_timestamp) = match (&latest, reports.first()) {
+            (Some(l), _) => (Some(l.sample.bss), Some(rfc3339_ms(l.sample.timestamp))),
+            (None, Some(r)) => (Some(r.data), Some(rfc3339_ms(r.received_at))),
+            (None, None) => (None, None),
+        };
+        let external = reports
             .into_iter()
-            .map(|(at, data)| ExternalMetrics {
+            .map(|r| ExternalMetrics {
                 source: "external",
-                received_at: rfc3339_ms(at),
-                data,
+                reporter: r.reporter.to_string(),
+                received_at: rfc3339_ms(r.received_at),
+                data: r.data,
             })
             .collect();
         let response = MetricsResponse {
@@ -177,6 +197,8 @@ impl MetricsBody {
             mode: state.status.get().mode,
             metrics,
             external,
+            data,
+            metrics_timestamp,
         };
         let body = web::Bytes::from(
             serde_json::to_vec(&response).expect("the metrics response serializes"),
@@ -196,9 +218,9 @@ impl MetricsBody {
     path = "/api/v1/metrics",
     tag = "metrics",
     request_body(content = crate::metrics::BssData, content_type = "application/json",
-        description = "BssData; unknown fields are ignored, every BssData field is required"),
+        description = "BssData; unknown fields are ignored. `usersched_pid` and `usersched_last_run_at` may be left out (Gthulhu's scheduler sends no `usersched_pid`); every nr_* field is required"),
     responses(
-        (status = 200, description = "Stored as the latest report of its usersched_pid", body = SuccessResponse),
+        (status = 200, description = "Stored as the latest report of its reporter: its usersched_pid, or the client's address when it gives none", body = SuccessResponse),
         (status = 400, description = "Malformed JSON, wrong or missing field, out-of-range value", body = ErrorBody),
         (status = 405, description = "Wrong method", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
@@ -207,166 +229,49 @@ impl MetricsBody {
 )]
 pub async fn post_metrics(
     state: web::Data<ApiState>,
-    body: JsonBody<BssData>,
+    req: HttpRequest,
+    body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let data = body.0;
-    check_report(&data).map_err(ApiError::InvalidMetrics)?;
+    let data = parse_report(body.0, "")?;
     let at = Utc::now();
-    state.external.insert(at, data);
-    log::debug!("external metrics from usersched_pid {}", data.usersched_pid);
+    let reporter = Reporter::of(&data, req.peer_addr().map(|a| a.ip()));
+    state.external.insert(reporter, at, data);
+    log::debug!("external metrics from {reporter}");
     let mut res = HttpResponse::Ok().json(SuccessResponse {
         success: true,
         message: "Metrics received successfully",
         timestamp: rfc3339(at),
     });
-    super::auth::note(
-        &mut res,
-        format!(
-            "external metrics of usersched_pid {} stored",
-            data.usersched_pid
-        ),
-    );
+    super::auth::note(&mut res, format!("external metrics of {reporter} stored"));
     Ok(res)
 }
 
-/// What every reported BssData must satisfy beyond its types.
-fn check_report(data: &BssData) -> Result<(), String> {
-    if data.usersched_pid == 0 {
-        return Err("usersched_pid must be greater than 0".into());
-    }
-    Ok(())
-}
-
-/// Most reports one batch may carry.
-pub const MAX_BATCH_REPORTS: usize = 1000;
-
-/// How far in the future a report's timestamp may be (clock skew).
-const MAX_FUTURE_SKEW: chrono::Duration = chrono::Duration::minutes(5);
-
-/// One report of a batch: a `BssData` (unknown fields ignored, as in the
-/// single POST) with, optionally, when it was taken.
-#[derive(Deserialize, ToSchema)]
-#[allow(dead_code)] // the OpenAPI shape of an element; parsing goes through serde_json::Value
-pub struct BatchReport {
-    /// When the report was taken (RFC3339); default: when the batch arrived.
-    #[schema(example = "2025-06-19T10:29:58Z")]
-    timestamp: Option<String>,
-    #[serde(flatten)]
-    data: BssData,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchResponse {
-    pub success: bool,
-    #[schema(example = "Metrics batch received successfully")]
-    pub message: &'static str,
-    pub timestamp: String,
-    /// Reports in the batch.
-    pub received: usize,
-    /// Reports that became their reporter's latest (an older report than the
-    /// one kept for its usersched_pid is accepted but not shown).
-    pub stored: usize,
-}
-
-/// Parse and check a whole batch; the first bad report is named by index and
-/// nothing is stored.
-fn parse_batch(
-    items: Vec<serde_json::Value>,
-    now: DateTime<Utc>,
-) -> Result<Vec<(DateTime<Utc>, BssData)>, ApiError> {
-    if items.is_empty() || items.len() > MAX_BATCH_REPORTS {
+/// One report as BssData. `usersched_pid` may be left out (then the
+/// client's address tells reporters apart) but, when given, names a process:
+/// 0 is refused. `at` prefixes errors (a batch index; empty for one report).
+fn parse_report(value: serde_json::Value, at: &str) -> Result<BssData, ApiError> {
+    let pid_given = value.get("usersched_pid").is_some_and(|v| !v.is_null());
+    let data: BssData = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let whe = match (at.is_empty(), path == ".") {
+            (true, true) => String::new(),
+            (true, false) => format!("{path}: "),
+            (false, true) => format!("{at}: "),
+            (false, false) => format!("{at}.{path}: "),
+        };
+        ApiError::InvalidJson(format!("{whe}{}", e.inner()))
+    })?;
+    if pid_given && data.usersched_pid == 0 {
+        let field = if at.is_empty() {
+            "usersched_pid".to_string()
+        } else {
+            format!("{at}.usersched_pid")
+        };
         return Err(ApiError::InvalidMetrics(format!(
-            "a batch holds 1..={MAX_BATCH_REPORTS} reports, got {}",
-            items.len()
+            "{field} must be greater than 0 (or left out)"
         )));
     }
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut item)| {
-            let bad = |msg: String| ApiError::InvalidMetrics(format!("[{i}].{msg}"));
-            let Some(obj) = item.as_object_mut() else {
-                return Err(ApiError::InvalidJson(format!(
-                    "[{i}]: expected a BssData object"
-                )));
-            };
-            let at = match obj.remove("timestamp") {
-                None | Some(serde_json::Value::Null) => now,
-                Some(serde_json::Value::String(t)) => {
-                    let at = DateTime::parse_from_rfc3339(&t)
-                        .map_err(|e| bad(format!("timestamp: {t:?} is not RFC3339: {e}")))?
-                        .with_timezone(&Utc);
-                    if at > now + MAX_FUTURE_SKEW {
-                        return Err(bad(format!("timestamp: {t} is in the future")));
-                    }
-                    at
-                }
-                Some(other) => {
-                    return Err(ApiError::InvalidJson(format!(
-                        "[{i}].timestamp: expected an RFC3339 string, got {other}"
-                    )))
-                }
-            };
-            let data: BssData = serde_path_to_error::deserialize(item).map_err(|e| {
-                let path = e.path().to_string();
-                let at = if path == "." {
-                    format!("[{i}]")
-                } else {
-                    format!("[{i}].{path}")
-                };
-                ApiError::InvalidJson(format!("{at}: {}", e.inner()))
-            })?;
-            check_report(&data).map_err(bad)?;
-            Ok((at, data))
-        })
-        .collect()
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/metrics/batch",
-    tag = "metrics",
-    request_body(content = Vec<BatchReport>, content_type = "application/json",
-        description = "1..=1000 BssData reports, each with an optional RFC3339 timestamp; validated as a whole (bounded by --max-body-bytes)"),
-    responses(
-        (status = 200, description = "Every report accepted; each reporter keeps its newest", body = BatchResponse),
-        (status = 400, description = "A report is malformed or out of range (the error names its index); nothing is stored", body = ErrorBody,
-            example = json!({"success": false, "error": "Invalid metrics data: [2].nr_queued: invalid type: string \"x\", expected u64"})),
-        (status = 405, description = "Wrong method", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
-    )
-)]
-pub async fn post_metrics_batch(
-    state: web::Data<ApiState>,
-    body: JsonBody<Vec<serde_json::Value>>,
-) -> Result<HttpResponse, ApiError> {
-    let now = Utc::now();
-    let mut reports = parse_batch(body.0, now)?;
-    let received = reports.len();
-    // Oldest first, so each reporter ends with its newest report.
-    reports.sort_by_key(|(at, _)| *at);
-    let mut stored = std::collections::HashSet::new();
-    for (at, data) in reports {
-        if state.external.insert_if_newer(at, data) {
-            stored.insert(data.usersched_pid);
-        }
-    }
-    let mut res = HttpResponse::Ok().json(BatchResponse {
-        success: true,
-        message: "Metrics batch received successfully",
-        timestamp: rfc3339(now),
-        received,
-        stored: stored.len(),
-    });
-    super::auth::note(
-        &mut res,
-        format!(
-            "metrics batch of {received} reports stored for {} usersched_pids",
-            stored.len()
-        ),
-    );
-    Ok(res)
+    Ok(data)
 }
 
 #[utoipa::path(

@@ -1,15 +1,15 @@
 //! `GET|POST /api/v1/scheduling/strategies` and `GET .../strategies/config`.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
-use serde::Serialize;
-use utoipa::ToSchema;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, JsonBody};
-use super::metrics::SuccessResponse;
 use super::ApiState;
 use crate::strategy::{
-    self, ResolvedStrategy, Strategy, StrategyRequest, StrategyResolution, ValidationContext,
+    self, PriorityWire, ResolvedStrategy, Strategy, StrategyRequest, StrategyResolution,
+    ValidationContext,
 };
 use crate::timefmt::{now, rfc3339};
 
@@ -20,7 +20,58 @@ pub struct StrategiesResponse {
     pub message: &'static str,
     pub timestamp: String,
     /// The strategies as resolved to PIDs, sorted by PID; `[]` when none.
-    pub scheduling: Vec<ResolvedStrategy>,
+    pub scheduling: Vec<WireStrategy>,
+}
+
+/// One resolved entry as listed: `priority` a bool or 0/1 (`--priority-wire`,
+/// `?priority=`).
+#[derive(Serialize, ToSchema)]
+pub struct WireStrategy {
+    pub priority: WirePriority,
+    pub execution_time: u64,
+    pub pid: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum WirePriority {
+    Bool(bool),
+    Int(u8),
+}
+
+impl WireStrategy {
+    fn new(s: &ResolvedStrategy, wire: PriorityWire) -> Self {
+        Self {
+            priority: match wire {
+                PriorityWire::Bool => WirePriority::Bool(s.priority),
+                PriorityWire::Int => WirePriority::Int(u8::from(s.priority)),
+            },
+            execution_time: s.execution_time,
+            pid: s.pid,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StrategiesQuery {
+    /// `bool` or `int`: how to write `priority` (default: `--priority-wire`).
+    #[param(value_type = Option<String>, example = "int")]
+    pub priority: Option<String>,
+}
+
+/// The answer to a POST: the original's body, plus what was adjusted.
+#[derive(Serialize, ToSchema)]
+pub struct StrategiesSaved {
+    pub success: bool,
+    #[schema(example = "Scheduling strategies saved successfully")]
+    pub message: &'static str,
+    pub timestamp: String,
+    /// What was accepted other than as posted, one line per strategy field:
+    /// a slice raised to the floor, a PID without a process; left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["strategies[0].execution_time: 20000 ns raised to 50000 ns, the shortest slice the scheduler honours"]))]
+    pub warnings: Vec<String>,
 }
 
 /// A stored strategy with what it resolved to.
@@ -50,7 +101,10 @@ pub struct StrategyConfigResponse {
     /// How a PID matched by several strategies is resolved.
     #[schema(example = "pid > command_regex > selectors; first wins among equals")]
     pub precedence: &'static str,
-    /// The strategies as posted, in order.
+    /// What validation adjusted when the set was posted (see the POST
+    /// answer); `[]` for a set loaded at start.
+    pub warnings: Vec<String>,
+    /// The strategies as accepted (slices raised, `selectors: []` dropped), in order.
     pub strategies: Vec<ConfiguredStrategy>,
 }
 
@@ -58,19 +112,42 @@ pub struct StrategyConfigResponse {
     get,
     path = "/api/v1/scheduling/strategies",
     tag = "strategies",
+    params(StrategiesQuery),
     responses(
         (status = 200, description = "Resolved strategies", body = StrategiesResponse),
+        (status = 400, description = "priority is neither bool nor int", body = ErrorBody),
         (status = 405, description = "Wrong method", body = ErrorBody),
     )
 )]
-pub async fn get_strategies(state: web::Data<ApiState>) -> HttpResponse {
-    let scheduling = state.lock_strategies().resolved.list.clone();
-    HttpResponse::Ok().json(StrategiesResponse {
+pub async fn get_strategies(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<StrategiesQuery>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let wire = match query.priority.as_deref() {
+        None => state.priority_wire,
+        Some("bool") => PriorityWire::Bool,
+        Some("int") => PriorityWire::Int,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "priority must be bool or int, got {other:?}"
+            )))
+        }
+    };
+    let scheduling = state
+        .lock_strategies()
+        .resolved
+        .list
+        .iter()
+        .map(|s| WireStrategy::new(s, wire))
+        .collect();
+    Ok(HttpResponse::Ok().json(StrategiesResponse {
         success: true,
         message: "Scheduling strategies retrieved successfully",
         timestamp: now(),
         scheduling,
-    })
+    }))
 }
 
 #[utoipa::path(
@@ -78,12 +155,12 @@ pub async fn get_strategies(state: web::Data<ApiState>) -> HttpResponse {
     path = "/api/v1/scheduling/strategies",
     tag = "strategies",
     request_body(content = StrategyRequest, content_type = "application/json",
-        description = "The whole new set (it replaces the current one). Unknown fields are rejected."),
+        description = "The whole new set (it replaces the current one). Unknown fields are rejected. `priority` is a bool or 0/1; `selectors: []` means none; a slice below 50000 ns is raised to it (0: the default slice); a PID without a process is accepted and covers nothing; each adjustment is listed in `warnings`."),
     responses(
-        (status = 200, description = "Saved and sent to the scheduler", body = SuccessResponse,
-            example = json!({"success": true, "message": "Scheduling strategies saved successfully", "timestamp": "2025-06-19T10:30:00Z"})),
+        (status = 200, description = "Saved and sent to the scheduler", body = StrategiesSaved,
+            example = json!({"success": true, "message": "Scheduling strategies saved successfully", "timestamp": "2025-06-19T10:30:00Z", "warnings": []})),
         (status = 400, description = "Malformed JSON, unknown field, wrong type, or a strategy that fails validation (the error names its index and field); nothing is changed", body = ErrorBody,
-            example = json!({"success": false, "error": "Invalid scheduling strategies: strategies[1].execution_time: 10 ns is out of range 50000..=1000000000 ns"})),
+            example = json!({"success": false, "error": "Invalid scheduling strategies: strategies[1].execution_time: 2000000000 ns is out of range 50000..=1000000000 ns (0: the default slice)"})),
         (status = 405, description = "Wrong method", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = ErrorBody),
@@ -104,6 +181,7 @@ pub async fn post_strategies(
     )?;
     // For the write log: the whole new set.
     let posted = serde_json::to_string(&set.strategies).unwrap_or_default();
+    let warnings = set.warnings.clone();
     let st = state.clone();
     let replaced = web::block(move || strategy::replace(&st, set))
         .await
@@ -117,10 +195,14 @@ pub async fn post_strategies(
         after.strategies,
         after.pids
     );
-    let mut res = HttpResponse::Ok().json(SuccessResponse {
+    for w in &warnings {
+        log::info!("strategies: {w}");
+    }
+    let mut res = HttpResponse::Ok().json(StrategiesSaved {
         success: true,
         message: "Scheduling strategies saved successfully",
         timestamp: rfc3339(replaced.updated_at),
+        warnings,
     });
     super::auth::note(
         &mut res,
@@ -169,6 +251,7 @@ pub async fn get_config(state: web::Data<ApiState>) -> HttpResponse {
             .as_ref()
             .map(|s| s.path().display().to_string()),
         precedence: "pid > command_regex > selectors; first wins among equals",
+        warnings: current.set.warnings,
         strategies,
     })
 }

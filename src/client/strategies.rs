@@ -55,6 +55,10 @@ pub fn set(client: ApiClient, opts: &ClientOpts, file: &Path) -> Result<()> {
         v["message"].as_str().unwrap_or("saved"),
         v["timestamp"].as_str().unwrap_or("-")
     );
+    // What the agent accepted other than as written.
+    for w in v["warnings"].as_array().into_iter().flatten() {
+        println!("  note: {}", w.as_str().unwrap_or_default());
+    }
     Ok(())
 }
 

@@ -13,15 +13,27 @@ macro_rules! read_volatile {
     ([$src:ident] $(
         $(#[$group_attr:meta])*
         $group:ident: $Name:ident in $LIST:ident {
-            $( $(#[$attr:meta])* $field:ident: $ty:ty { $($def:tt)* } ),* $(,)?
+            $( $(#[$attr:meta])* $field:ident: $ty:ty { kind: $kind:ident, $($def:tt)* } ),* $(,)?
         }
-    )*) => {
+    )*) => {{
+        let timestamp = Utc::now();
         Sample {
             $($group: crate::counters::$Name {
-                $($field: unsafe { std::ptr::read_volatile(&$src.$field) },)*
+                $($field: field_value!($kind, $src, $field, timestamp),)*
             },)*
-            timestamp: Utc::now(),
+            timestamp,
         }
+    }};
+}
+
+/// A field's value: read from the .bss, or, for a timestamp the BPF program
+/// does not keep, the sample's own time in ns.
+macro_rules! field_value {
+    (Timestamp, $src:ident, $field:ident, $at:ident) => {
+        $at.timestamp_nanos_opt().map_or(0, |ns| ns.max(0) as u64)
+    };
+    ($kind:ident, $src:ident, $field:ident, $at:ident) => {
+        unsafe { std::ptr::read_volatile(&$src.$field) }
     };
 }
 

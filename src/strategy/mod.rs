@@ -32,8 +32,8 @@ mod validate;
 
 pub use apply::{replace, ReplaceError, Replaced, SetSize};
 pub use model::{
-    from_static, DesiredStrategies, LabelSelector, PidStrategy, ResolvedStrategy, Strategy,
-    StrategyRequest, StrategySet, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_REGEX_LEN,
+    from_static, DesiredStrategies, LabelSelector, PidStrategy, PriorityWire, ResolvedStrategy,
+    Strategy, StrategyRequest, StrategySet, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_REGEX_LEN,
     MAX_SELECTORS, MAX_SLICE_NS, MAX_STRATEGIES, MIN_SLICE_NS,
 };
 pub use resolve::{resolve, ResolveInput, Resolved, StrategyResolution};

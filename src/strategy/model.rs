@@ -10,6 +10,8 @@ use utoipa::ToSchema;
 
 /// Bounds of a strategy's slice: below 50 us a task spends more time switching
 /// than running; above 1 s it could hold a CPU longer than anyone would want.
+/// A posted slice below the floor is raised to it; 0 stands for the
+/// scheduler's default slice (`--slice-us`), as Gthulhu's clients mean it.
 pub const MIN_SLICE_NS: u64 = 50_000;
 pub const MAX_SLICE_NS: u64 = 1_000_000_000;
 
@@ -56,10 +58,14 @@ pub struct LabelSelector {
 #[serde(deny_unknown_fields)]
 pub struct Strategy {
     /// Whether tasks under this strategy are dispatched ahead of normal tasks
-    /// (and may preempt them). Defaults to false.
-    #[serde(default)]
+    /// (and may preempt them). Defaults to false. A bool, or 0/1 as newer
+    /// Gthulhu clients send it.
+    #[serde(default, deserialize_with = "bool_or_0_1")]
+    #[schema(value_type = bool)]
     pub priority: bool,
-    /// Time slice in nanoseconds, within 50000..=1000000000.
+    /// Time slice in nanoseconds, at most 1000000000; 0 means the
+    /// scheduler's default slice, and 1..50000 is raised to 50000 (the answer
+    /// and `GET .../strategies/config` report it).
     #[schema(minimum = 50000, maximum = 1000000000, example = 20000000)]
     pub execution_time: u64,
     /// A specific PID (a process: all its threads are covered).
@@ -96,6 +102,48 @@ impl Strategy {
     }
 }
 
+/// `priority` as posted: a bool, or the int 0/1 Gthulhu plugin releases
+/// since 2026-02 use.
+fn bool_or_0_1<'de, D: serde::Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a bool or the integer 0 or 1")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<bool, E> {
+            match v {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(E::invalid_value(serde::de::Unexpected::Unsigned(v), &self)),
+            }
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<bool, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+            }
+        }
+    }
+    de.deserialize_any(Visitor)
+}
+
+/// How `GET /api/v1/scheduling/strategies` writes `priority`: Gthulhu
+/// clients of 2025 (scheduler 2025-08, plugin up to 2025-12) decode a bool;
+/// plugin releases since 2026-01-24 (2026-02 on, and Gthulhu main built on
+/// them) decode an int and fail on a bool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PriorityWire {
+    /// `true`/`false` (the original contract).
+    #[default]
+    Bool,
+    /// `1`/`0`.
+    Int,
+}
+
 /// The body of `POST /api/v1/scheduling/strategies`: the whole new set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -128,7 +176,15 @@ pub struct StrategySet {
     /// A PID without an entry matches whatever process has it (sets from
     /// before start times were recorded, or proc roots without them).
     pub pid_start_ticks: HashMap<u32, u64>,
+    /// What validation adjusted or could not check, one line per finding
+    /// (`strategies[i].field: ...`); kept with the set for
+    /// `GET .../strategies/config`, not saved.
+    pub warnings: Vec<String>,
 }
+
+/// The start time recorded for a `pid` strategy whose PID had no process when
+/// it was accepted: no process has it, so a later one with the PID never matches.
+pub const NO_PROCESS_START_TICKS: u64 = u64::MAX;
 
 impl From<Vec<Strategy>> for StrategySet {
     fn from(strategies: Vec<Strategy>) -> Self {
@@ -158,6 +214,7 @@ impl StrategySet {
             strategies,
             regexes,
             pid_start_ticks: HashMap::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -166,13 +223,19 @@ impl StrategySet {
         Self::new(strategies).pin(proc_root)
     }
 
-    /// Tie each `pid` strategy to the process that has the PID now.
+    /// Tie each `pid` strategy to the process that has the PID now (or, when
+    /// none has it, to no process).
     pub fn pin(mut self, proc_root: &Path) -> Self {
         self.pid_start_ticks = self
             .strategies
             .iter()
             .filter_map(|s| s.pid)
-            .filter_map(|pid| Some((pid, crate::pods::start_ticks(proc_root, pid)?)))
+            .filter_map(|pid| {
+                if !proc_root.join(pid.to_string()).exists() {
+                    return Some((pid, NO_PROCESS_START_TICKS));
+                }
+                Some((pid, crate::pods::start_ticks(proc_root, pid)?))
+            })
             .collect();
         self
     }

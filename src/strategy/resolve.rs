@@ -11,7 +11,9 @@ use regex::Regex;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::model::{DesiredStrategies, LabelSelector, ResolvedStrategy, StrategySet};
+use super::model::{
+    DesiredStrategies, LabelSelector, ResolvedStrategy, StrategySet, NO_PROCESS_START_TICKS,
+};
 use crate::podmeta::PodDirectory;
 use crate::pods::{ProcInfo, ProcSnapshot};
 
@@ -71,8 +73,18 @@ pub fn resolve(set: &StrategySet, input: &ResolveInput) -> Resolved {
 /// A `pid` strategy covers its PID while the process it was posted for has it
 /// and may carry a strategy.
 fn pid_candidate(set: &StrategySet, pid: u32, input: &ResolveInput) -> Result<u32, String> {
+    let posted_for_none = set.pid_start_ticks.get(&pid) == Some(&NO_PROCESS_START_TICKS);
     if !input.proc_root.join(pid.to_string()).exists() {
-        return Err(format!("no process with PID {pid}"));
+        return Err(if posted_for_none {
+            format!("no process with PID {pid} (none had it when the strategy was posted)")
+        } else {
+            format!("no process with PID {pid}")
+        });
+    }
+    if posted_for_none {
+        return Err(format!(
+            "PID {pid} had no process when the strategy was posted; the process that has it now is not covered"
+        ));
     }
     // One read of /proc/PID/stat for both checks.
     let id = crate::pods::identity(input.proc_root, pid);
@@ -480,6 +492,41 @@ mod tests {
         assert!(r.desired.is_empty());
         let note = r.per_strategy[0].note.as_deref().unwrap();
         assert!(note.contains("another process"), "{note}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_pid_posted_without_a_process_covers_no_later_process() {
+        let root = std::env::temp_dir().join(format!("scx_pilot_gone_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let set = StrategySet::pinned(vec![pid_strategy(4001, 1_000_000)], &root);
+        assert_eq!(
+            set.pid_start_ticks.get(&4001),
+            Some(&NO_PROCESS_START_TICKS)
+        );
+        let input = ResolveInput {
+            proc_root: &root,
+            snapshot: None,
+            pods: None,
+            agent_pid: 1,
+        };
+        let r = resolve(&set, &input);
+        assert!(r.desired.is_empty());
+        assert!(r.per_strategy[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("no process with PID 4001"));
+        // A process gets the PID later: still not covered.
+        fake_proc(&root, 4001, 900);
+        let r = resolve(&set, &input);
+        assert!(r.desired.is_empty());
+        let note = r.per_strategy[0].note.as_deref().unwrap();
+        assert!(
+            note.contains("had no process when the strategy was posted"),
+            "{note}"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -37,8 +37,10 @@ pub struct ValidationContext<'a> {
     pub agent_pid: u32,
     /// Where /proc is (used to refuse kernel threads).
     pub proc_root: &'a Path,
-    /// Check the processes the PIDs name now: they must exist and be neither
-    /// kernel threads nor scx_pilot (a POST). A saved set is loaded without:
+    /// Check the processes the PIDs name now: they must be neither kernel
+    /// threads nor scx_pilot (a POST); a PID without a process is accepted
+    /// with a warning (the client may have seen it exit just before posting;
+    /// the strategy then covers nothing). A saved set is loaded without:
     /// its processes may be gone and their PIDs reused, and the rest of the set
     /// must not be lost for that (resolution skips such PIDs).
     pub check_processes: bool,
@@ -59,13 +61,45 @@ fn err(index: usize, field: impl Into<String>, message: impl Into<String>) -> Va
 /// regexes compiled.
 pub fn validate(req: &StrategyRequest, ctx: &ValidationContext) -> Check<StrategySet> {
     check_count(req.strategies.len())?;
-    let regexes = req
+    let mut warnings = Vec::new();
+    let strategies: Vec<Strategy> = req
         .strategies
         .iter()
         .enumerate()
-        .map(|(i, s)| check_strategy(i, s, ctx))
+        .map(|(i, s)| lenient(i, s, &mut warnings))
+        .collect();
+    let regexes = strategies
+        .iter()
+        .enumerate()
+        .map(|(i, s)| check_strategy(i, s, ctx, &mut warnings))
         .collect::<Check<Vec<_>>>()?;
-    Ok(StrategySet::compiled(req.strategies.clone(), regexes))
+    let mut set = StrategySet::compiled(strategies, regexes);
+    set.warnings = warnings;
+    Ok(set)
+}
+
+/// What real clients send that has one sensible meaning: `selectors: []`
+/// (Gthulhu's web UI sends it beside `pid` or `command_regex`) is no
+/// selectors, and a slice below the floor is raised to it (Gthulhu's default
+/// configuration asks for 20 us). Each change is reported.
+fn lenient(i: usize, s: &Strategy, warnings: &mut Vec<String>) -> Strategy {
+    let mut s = s.clone();
+    if s.selectors.as_ref().is_some_and(Vec::is_empty) {
+        s.selectors = None;
+    }
+    match s.execution_time {
+        0 => warnings.push(format!(
+            "strategies[{i}].execution_time: 0 means the scheduler's default slice"
+        )),
+        ns if ns < MIN_SLICE_NS => {
+            warnings.push(format!(
+                "strategies[{i}].execution_time: {ns} ns raised to {MIN_SLICE_NS} ns, the shortest slice the scheduler honours"
+            ));
+            s.execution_time = MIN_SLICE_NS;
+        }
+        _ => {}
+    }
+    s
 }
 
 fn check_count(count: usize) -> Check {
@@ -81,13 +115,20 @@ fn check_count(count: usize) -> Check {
 
 /// One strategy's checks, in the order their errors are reported; returns its
 /// compiled regex.
-fn check_strategy(i: usize, s: &Strategy, ctx: &ValidationContext) -> Check<Option<Regex>> {
+fn check_strategy(
+    i: usize,
+    s: &Strategy,
+    ctx: &ValidationContext,
+    warnings: &mut Vec<String>,
+) -> Check<Option<Regex>> {
     check_slice(i, s.execution_time)?;
     check_targets(i, s)?;
     if let Some(pid) = s.pid {
         check_pid(i, pid)?;
         if ctx.check_processes {
-            check_process(i, pid, ctx)?;
+            if let Some(warning) = check_process(i, pid, ctx)? {
+                warnings.push(warning);
+            }
         }
     }
     let regex = s
@@ -101,12 +142,14 @@ fn check_strategy(i: usize, s: &Strategy, ctx: &ValidationContext) -> Check<Opti
     Ok(regex)
 }
 
+/// Above the ceiling is refused: raising a slice is harmless, cutting one
+/// the client asked to be long would not be what it asked for.
 fn check_slice(i: usize, slice_ns: u64) -> Check {
-    if !(MIN_SLICE_NS..=MAX_SLICE_NS).contains(&slice_ns) {
+    if slice_ns > MAX_SLICE_NS {
         return Err(err(
             i,
             "execution_time",
-            format!("{slice_ns} ns is out of range {MIN_SLICE_NS}..={MAX_SLICE_NS} ns"),
+            format!("{slice_ns} ns is out of range {MIN_SLICE_NS}..={MAX_SLICE_NS} ns (0: the default slice)"),
         ));
     }
     Ok(())
@@ -141,8 +184,9 @@ fn check_pid(i: usize, pid: u32) -> Check {
     Ok(())
 }
 
-/// The process the PID names now may carry a strategy.
-fn check_process(i: usize, pid: u32, ctx: &ValidationContext) -> Check {
+/// The process the PID names now may carry a strategy; a PID without a
+/// process gives a warning.
+fn check_process(i: usize, pid: u32, ctx: &ValidationContext) -> Check<Option<String>> {
     if pid == ctx.agent_pid {
         return Err(err(
             i,
@@ -151,7 +195,9 @@ fn check_process(i: usize, pid: u32, ctx: &ValidationContext) -> Check {
         ));
     }
     if !ctx.proc_root.join(pid.to_string()).exists() {
-        return Err(err(i, "pid", format!("no process with PID {pid}")));
+        return Ok(Some(format!(
+            "strategies[{i}].pid: no process with PID {pid}: accepted, it covers nothing (a later process with this PID is not covered either)"
+        )));
     }
     if crate::pods::is_kernel_thread(ctx.proc_root, pid) {
         return Err(err(
@@ -160,7 +206,7 @@ fn check_process(i: usize, pid: u32, ctx: &ValidationContext) -> Check {
             format!("PID {pid} is a kernel thread and cannot carry a strategy"),
         ));
     }
-    Ok(())
+    Ok(None)
 }
 
 fn check_regex(i: usize, re: &str) -> Check<Regex> {
@@ -236,7 +282,7 @@ mod tests {
         let req = StrategyRequest {
             strategies: vec![
                 pid_strategy(std::process::id(), 1_000_000),
-                pid_strategy(std::process::id(), 10),
+                pid_strategy(std::process::id(), 2_000_000_000),
             ],
         };
         let e = validate(&req, &ctx()).unwrap_err();
@@ -244,7 +290,7 @@ mod tests {
         assert_eq!(e.field, "execution_time");
         assert_eq!(
             e.to_string(),
-            "strategies[1].execution_time: 10 ns is out of range 50000..=1000000000 ns"
+            "strategies[1].execution_time: 2000000000 ns is out of range 50000..=1000000000 ns (0: the default slice)"
         );
     }
 
@@ -256,27 +302,47 @@ mod tests {
             };
             assert!(validate(&req, &ctx()).is_ok());
         }
-        for ns in [MIN_SLICE_NS - 1, MAX_SLICE_NS + 1] {
-            let req = StrategyRequest {
-                strategies: vec![pid_strategy(std::process::id(), ns)],
-            };
-            assert!(validate(&req, &ctx()).is_err());
-        }
+        let req = StrategyRequest {
+            strategies: vec![pid_strategy(std::process::id(), MAX_SLICE_NS + 1)],
+        };
+        assert!(validate(&req, &ctx()).is_err());
     }
 
     #[test]
-    fn refuses_pids_without_a_process_only_when_checking() {
+    fn short_slices_are_raised_and_reported() {
+        let req = StrategyRequest {
+            strategies: vec![
+                pid_strategy(std::process::id(), MIN_SLICE_NS - 1),
+                pid_strategy(std::process::id(), 0),
+                pid_strategy(std::process::id(), 20_000),
+            ],
+        };
+        let set = validate(&req, &ctx()).unwrap();
+        let slices: Vec<u64> = set.strategies.iter().map(|s| s.execution_time).collect();
+        assert_eq!(slices, [MIN_SLICE_NS, 0, MIN_SLICE_NS]);
+        assert_eq!(set.warnings.len(), 3, "{:?}", set.warnings);
+        assert!(set.warnings[0]
+            .starts_with("strategies[0].execution_time: 49999 ns raised to 50000 ns"));
+        assert!(set.warnings[1].contains("default slice"));
+    }
+
+    #[test]
+    fn accepts_pids_without_a_process_with_a_warning_only_when_checking() {
         let req = StrategyRequest {
             strategies: vec![pid_strategy(u32::MAX - 1, 1_000_000)],
         };
-        let e = validate(&req, &ctx()).unwrap_err();
-        assert_eq!((e.index, e.field.as_str()), (0, "pid"));
-        assert!(e.message.contains("no process with PID"), "{e}");
+        let set = validate(&req, &ctx()).unwrap();
+        assert_eq!(set.warnings.len(), 1);
+        assert!(
+            set.warnings[0].starts_with("strategies[0].pid: no process with PID"),
+            "{:?}",
+            set.warnings
+        );
         let saved = ValidationContext {
             check_processes: false,
             ..ctx()
         };
-        assert!(validate(&req, &saved).is_ok());
+        assert!(validate(&req, &saved).unwrap().warnings.is_empty());
     }
 
     #[test]
@@ -312,6 +378,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("must target something"));
+        // `selectors: []` is no selectors: still no target.
         s.selectors = Some(vec![]);
         let e = validate(
             &StrategyRequest {
@@ -320,7 +387,17 @@ mod tests {
             &ctx(),
         )
         .unwrap_err();
-        assert_eq!(e.field, "selectors");
+        assert!(e.message.contains("must target something"));
+        // Beside a pid it is dropped.
+        s.pid = Some(std::process::id());
+        let set = validate(
+            &StrategyRequest {
+                strategies: vec![s.clone()],
+            },
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(set.strategies[0].selectors, None);
         s.pid = Some(1000);
         s.selectors = Some(vec![LabelSelector {
             key: "a".into(),

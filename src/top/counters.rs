@@ -68,7 +68,7 @@ pub(super) fn counter_rows(reading: &Reading) -> Vec<Row> {
     let user_dispatch = reading.policy.filter(got_work);
     let bss = counters::BSS
         .iter()
-        .filter(|d| d.kind != Kind::Id)
+        .filter(|d| !matches!(d.kind, Kind::Id | Kind::Timestamp))
         .filter_map(|d| row(d, Some(reading.data)));
     let policy = counters::POLICY.iter().filter_map(|d| {
         let values = match d.modes {

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::config::{AlertsConfig, Severity};
 use super::Condition;
-use crate::metrics::{BssData, Rates};
+use crate::metrics::Rates;
 use crate::pod_figures::Figures;
 use crate::podmeta::KubeStatus;
 use crate::sched::Mode;
@@ -62,7 +62,7 @@ pub struct Inputs {
     /// Rates of this agent's scheduler over its last sample interval.
     pub scheduler_rates: Option<Rates>,
     /// The newest report of each external reporter.
-    pub external: Vec<(DateTime<Utc>, BssData)>,
+    pub external: Vec<crate::external::Report>,
     pub strategies: Vec<StrategyPids>,
     pub priority_pods: Vec<PriorityPod>,
     pub kube: KubeStatus,
@@ -168,10 +168,19 @@ mod tests {
     use super::*;
     use crate::alerts::book::AlertBook;
     use crate::alerts::EventKind;
+    use crate::metrics::BssData;
     use crate::podmeta::MetaSource;
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn ext(received_at: DateTime<Utc>, data: BssData) -> crate::external::Report {
+        crate::external::Report {
+            reporter: crate::external::Reporter::of(&data, None),
+            received_at,
+            data,
+        }
     }
 
     fn inputs(now: i64) -> Inputs {
@@ -269,12 +278,12 @@ mod tests {
             ..BssData::default()
         };
         let i = Inputs {
-            external: vec![(at(0), report(0))],
+            external: vec![ext(at(0), report(0))],
             ..inputs(0)
         };
         assert!(r.evaluate(&i).is_empty());
         let i = Inputs {
-            external: vec![(at(2), report(1000))],
+            external: vec![ext(at(2), report(1000))],
             ..inputs(2)
         };
         let c = r.evaluate(&i);
@@ -283,24 +292,24 @@ mod tests {
         assert_eq!(c[0].labels["usersched_pid"], "77");
         // Holds until the next report...
         let i = Inputs {
-            external: vec![(at(2), report(1000))],
+            external: vec![ext(at(2), report(1000))],
             ..inputs(30)
         };
         assert_eq!(r.evaluate(&i).len(), 1);
         // ...which shows no growth.
         let i = Inputs {
-            external: vec![(at(31), report(1000))],
+            external: vec![ext(at(31), report(1000))],
             ..inputs(31)
         };
         assert!(r.evaluate(&i).is_empty());
         // A stale reporter says nothing.
         let i = Inputs {
-            external: vec![(at(32), report(5000))],
+            external: vec![ext(at(32), report(5000))],
             ..inputs(32)
         };
         assert_eq!(r.evaluate(&i).len(), 1);
         let i = Inputs {
-            external: vec![(at(32), report(5000))],
+            external: vec![ext(at(32), report(5000))],
             ..inputs(32 + rates::EXTERNAL_STALE_SECS + 1)
         };
         assert!(r.evaluate(&i).is_empty());

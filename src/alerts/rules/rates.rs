@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{labels, Inputs};
 use crate::alerts::config::{AlertsConfig, RateRule};
 use crate::alerts::Condition;
+use crate::external::Reporter;
 use crate::metrics::BssData;
 
 pub const SCHED_CONGESTED: &str = "sched_congested";
@@ -98,29 +99,33 @@ struct ExternalTrack {
 /// each reporter's last report is kept to take the rate between two.
 #[derive(Default)]
 pub struct ExternalRates {
-    by_pid: HashMap<u32, ExternalTrack>,
+    by_reporter: HashMap<Reporter, ExternalTrack>,
 }
 
 impl ExternalRates {
     pub fn evaluate(&mut self, c: &AlertsConfig, inp: &Inputs) -> Vec<Condition> {
         // Reporters that are gone take their memory with them.
-        self.by_pid
-            .retain(|pid, _| inp.external.iter().any(|(_, d)| d.usersched_pid == *pid));
+        self.by_reporter
+            .retain(|who, _| inp.external.iter().any(|r| r.reporter == *who));
         let mut out = Vec::new();
-        for (at, data) in &inp.external {
-            let pid = data.usersched_pid;
-            let t = self.track(*at, data);
+        for report in &inp.external {
+            let t = self.track(report.reporter, report.received_at, &report.data);
             if (inp.now - t.last_at).num_seconds() > EXTERNAL_STALE_SECS {
                 continue;
             }
             let Some(rates) = t.rates else {
                 continue;
             };
-            let source = labels([
-                ("source", "external".to_string()),
-                ("usersched_pid", pid.to_string()),
-            ]);
-            let whose = format!("external scheduler {pid}");
+            // A reporter without usersched_pid is named by its address.
+            let (key, name) = match report.reporter {
+                Reporter::Pid(pid) => ("usersched_pid", pid.to_string()),
+                Reporter::Address(ip) => (
+                    "reporter_address",
+                    ip.map_or_else(|| "unknown".into(), |ip| ip.to_string()),
+                ),
+            };
+            let source = labels([("source", "external".to_string()), (key, name.clone())]);
+            let whose = format!("external scheduler {name}");
             out.extend(source_conditions(c, rates, source, &whose));
         }
         out
@@ -128,15 +133,12 @@ impl ExternalRates {
 
     /// Take in a reporter's newest report (`data`, received `at`); a report
     /// seen already changes nothing.
-    fn track(&mut self, at: DateTime<Utc>, data: &BssData) -> &ExternalTrack {
-        let t = self
-            .by_pid
-            .entry(data.usersched_pid)
-            .or_insert(ExternalTrack {
-                last_at: at,
-                last: *data,
-                rates: None,
-            });
+    fn track(&mut self, who: Reporter, at: DateTime<Utc>, data: &BssData) -> &ExternalTrack {
+        let t = self.by_reporter.entry(who).or_insert(ExternalTrack {
+            last_at: at,
+            last: *data,
+            rates: None,
+        });
         let gap_ns = (at - t.last_at).num_nanoseconds().unwrap_or(i64::MAX);
         // Reports closer than this keep the older baseline: a rate over a few
         // microseconds is noise, and over zero it is infinite.
@@ -174,13 +176,16 @@ mod tests {
     fn reports_close_together_give_finite_rates() {
         let mut r = ExternalRates::default();
         let t0 = Utc::now();
-        r.track(t0, &report(0));
+        r.track(Reporter::Pid(9), t0, &report(0));
         // 300 µs later: too close to take a rate over; the baseline stays.
         let t1 = t0 + chrono::Duration::microseconds(300);
-        assert!(r.track(t1, &report(5)).rates.is_none());
+        assert!(r.track(Reporter::Pid(9), t1, &report(5)).rates.is_none());
         // 1 s after the baseline: 10 failures over 1 s.
         let t2 = t0 + chrono::Duration::seconds(1);
-        let rates = r.track(t2, &report(10)).rates.expect("a rate over 1 s");
+        let rates = r
+            .track(Reporter::Pid(9), t2, &report(10))
+            .rates
+            .expect("a rate over 1 s");
         assert!(rates.failed_dispatches_per_s.is_finite());
         assert!((rates.failed_dispatches_per_s - 10.0).abs() < 1e-9);
     }

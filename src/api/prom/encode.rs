@@ -28,7 +28,7 @@ type Fmt = Result<(), std::fmt::Error>;
 fn metric_type(kind: Kind) -> MetricType {
     match kind {
         Kind::Counter => MetricType::Counter,
-        Kind::Gauge | Kind::Id => MetricType::Gauge,
+        Kind::Gauge | Kind::Id | Kind::Timestamp => MetricType::Gauge,
     }
 }
 
@@ -251,6 +251,17 @@ impl Collector for Snapshot {
                 labelled(e, name, def.prom_help, metric_type(kind), "source", &series)?;
             }
         }
+        // Moments, in seconds; a source that did not report one has no series.
+        for def in counters::BSS.iter().filter(|d| d.kind == Kind::Timestamp) {
+            let Some(name) = def.prom else { continue };
+            let series: Vec<(&str, f64)> = sources
+                .iter()
+                .map(|(s, d)| (*s, (def.get)(d)))
+                .filter(|(_, ns)| *ns > 0)
+                .map(|(s, ns)| (s, ns as f64 / 1e9))
+                .collect();
+            labelled(e, name, def.prom_help, MetricType::Gauge, "source", &series)?;
+        }
         gauge(
             e,
             "scx_pilot_external_reporters",
@@ -268,7 +279,9 @@ impl Collector for Snapshot {
                     // the other, so rate() needs no mode guard; a gauge only
                     // means something in its mode.
                     Kind::Gauge if def.modes == Modes::UserDispatch && self.mode != Mode::User => {}
-                    Kind::Gauge | Kind::Id => gauge(e, name, def.prom_help, None, v as i64)?,
+                    Kind::Gauge | Kind::Id | Kind::Timestamp => {
+                        gauge(e, name, def.prom_help, None, v as i64)?
+                    }
                 }
             }
             gauge(
@@ -468,6 +481,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn last_run_is_a_gauge_in_seconds() {
+        let mut snap = snapshot(Mode::Kernel);
+        snap.external = Some(BssData {
+            usersched_last_run_at: 1_750_000_000_500_000_000,
+            ..Default::default()
+        });
+        let out = PromMetrics::new().render(&snap, Format::PrometheusText);
+        assert!(out.contains("# TYPE scx_pilot_usersched_last_run_timestamp_seconds gauge"));
+        assert!(
+            out.contains(
+                "\nscx_pilot_usersched_last_run_timestamp_seconds{source=\"external\"} 1750000000.5\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("usersched_last_run_timestamp_seconds{source=\"scheduler\"}"));
+    }
+
     /// The series names are a contract with dashboards and alert rules.
     #[test]
     fn counter_series_keep_their_names() {
@@ -493,6 +524,8 @@ mod tests {
         assert!(out.contains("\nscx_pilot_queued_tasks{source=\"external\"} 4\n"));
         assert!(out.contains("# TYPE scx_pilot_queued_tasks gauge"));
         assert!(!out.contains("usersched_pid"));
+        // A source without usersched_last_run_at has no series of it.
+        assert!(!out.contains("usersched_last_run"));
         for name in [
             "direct_dispatches",
             "prio_dispatches",
