@@ -171,14 +171,24 @@ pub async fn post_strategies(
     body: JsonBody<StrategyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let req = body.0;
-    let set = strategy::validate(
-        &req,
-        &ValidationContext {
-            agent_pid: state.agent_pid,
-            proc_root: &state.proc_root,
-            check_processes: true,
-        },
-    )?;
+    // Compiling regexes and reading /proc are work for the blocking pool, not
+    // for the HTTP workers that also answer /health.
+    let st = state.clone();
+    let set = web::block(move || {
+        strategy::validate(
+            &req,
+            &ValidationContext {
+                agent_pid: st.agent_pid,
+                proc_root: &st.proc_root,
+                check_processes: true,
+            },
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Other {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("Failed to check scheduling strategies: {e}"),
+    })??;
     // For the write log: the whole new set.
     let posted = serde_json::to_string(&set.strategies).unwrap_or_default();
     let warnings = set.warnings.clone();

@@ -70,7 +70,10 @@ pub fn replace(state: &AgentState, set: StrategySet) -> Result<Replaced, Replace
         after: size(&next),
         updated_at: next.updated_at,
     };
-    *current = next;
+    let old = std::mem::replace(&mut *current, next);
+    drop(current);
+    drop(old);
+    return_freed_memory();
     Ok(replaced)
 }
 
@@ -103,5 +106,15 @@ fn size(s: &StrategyState) -> SetSize {
     SetSize {
         strategies: s.strategies.len(),
         pids: s.resolved.desired.len(),
+    }
+}
+
+/// Hand the memory of a replaced set (compiled regexes above all) back to the
+/// system instead of keeping it in the allocator's free lists.
+fn return_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap memory; no pointer is touched.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

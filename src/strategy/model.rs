@@ -27,6 +27,16 @@ pub const MAX_LABEL_VALUE_LEN: usize = 63;
 pub const MAX_REGEX_LEN: usize = 256;
 /// Most memory one compiled `command_regex` may take.
 const REGEX_SIZE_LIMIT_BYTES: usize = 256 * 1024;
+/// Most memory the compiled regexes of one set may take together (program
+/// and lazy-DFA cache each): a set of many heavy regexes is refused instead
+/// of costing the agent hundreds of megabytes.
+pub const SET_REGEX_BUDGET_BYTES: usize = 8 << 20;
+
+/// What each of `count` regexes of one set may take ([`SET_REGEX_BUDGET_BYTES`]
+/// shared, at most [`REGEX_SIZE_LIMIT_BYTES`] each).
+pub(super) fn regex_limit(count: usize) -> usize {
+    (SET_REGEX_BUDGET_BYTES / 2 / count.max(1)).min(REGEX_SIZE_LIMIT_BYTES)
+}
 
 /// What the scheduler applies to one PID (or to every thread of a process when
 /// the PID is a tgid).
@@ -159,9 +169,11 @@ pub struct ResolvedStrategy {
     pub pid: u32,
 }
 
-pub(super) fn compile_regex(re: &str) -> Result<Regex, regex::Error> {
+/// Compile `re` within `limit` bytes of program and `limit` of lazy-DFA cache.
+pub(super) fn compile_regex(re: &str, limit: usize) -> Result<Regex, regex::Error> {
     regex::RegexBuilder::new(re)
-        .size_limit(REGEX_SIZE_LIMIT_BYTES)
+        .size_limit(limit)
+        .dfa_size_limit(limit)
         .build()
 }
 
@@ -196,12 +208,18 @@ impl StrategySet {
     /// Compile the set's regexes; strategies whose regex does not compile
     /// (only possible for sets that skipped validation) match nothing.
     pub fn new(strategies: Vec<Strategy>) -> Self {
+        let limit = regex_limit(
+            strategies
+                .iter()
+                .filter(|s| s.command_regex.is_some())
+                .count(),
+        );
         let regexes = strategies
             .iter()
             .map(|s| {
                 s.command_regex
                     .as_deref()
-                    .and_then(|r| compile_regex(r).ok())
+                    .and_then(|r| compile_regex(r, limit).ok())
             })
             .collect();
         Self::compiled(strategies, regexes)

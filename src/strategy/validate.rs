@@ -6,8 +6,9 @@ use std::path::Path;
 use regex::Regex;
 
 use super::model::{
-    compile_regex, LabelSelector, Strategy, StrategyRequest, StrategySet, MAX_LABEL_KEY_LEN,
-    MAX_LABEL_VALUE_LEN, MAX_REGEX_LEN, MAX_SELECTORS, MAX_SLICE_NS, MAX_STRATEGIES, MIN_SLICE_NS,
+    compile_regex, regex_limit, LabelSelector, Strategy, StrategyRequest, StrategySet,
+    MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_REGEX_LEN, MAX_SELECTORS, MAX_SLICE_NS,
+    MAX_STRATEGIES, MIN_SLICE_NS, SET_REGEX_BUDGET_BYTES,
 };
 
 /// Why a request was refused: the strategy index, the field and what is wrong.
@@ -68,10 +69,16 @@ pub fn validate(req: &StrategyRequest, ctx: &ValidationContext) -> Check<Strateg
         .enumerate()
         .map(|(i, s)| lenient(i, s, &mut warnings))
         .collect();
+    let limit = regex_limit(
+        strategies
+            .iter()
+            .filter(|s| s.command_regex.is_some())
+            .count(),
+    );
     let regexes = strategies
         .iter()
         .enumerate()
-        .map(|(i, s)| check_strategy(i, s, ctx, &mut warnings))
+        .map(|(i, s)| check_strategy(i, s, ctx, limit, &mut warnings))
         .collect::<Check<Vec<_>>>()?;
     let mut set = StrategySet::compiled(strategies, regexes);
     set.warnings = warnings;
@@ -119,6 +126,7 @@ fn check_strategy(
     i: usize,
     s: &Strategy,
     ctx: &ValidationContext,
+    regex_limit: usize,
     warnings: &mut Vec<String>,
 ) -> Check<Option<Regex>> {
     check_slice(i, s.execution_time)?;
@@ -134,7 +142,7 @@ fn check_strategy(
     let regex = s
         .command_regex
         .as_deref()
-        .map(|re| check_regex(i, re))
+        .map(|re| check_regex(i, re, regex_limit))
         .transpose()?;
     if let Some(selectors) = &s.selectors {
         check_selectors(i, selectors)?;
@@ -209,7 +217,7 @@ fn check_process(i: usize, pid: u32, ctx: &ValidationContext) -> Check<Option<St
     Ok(None)
 }
 
-fn check_regex(i: usize, re: &str) -> Check<Regex> {
+fn check_regex(i: usize, re: &str, limit: usize) -> Check<Regex> {
     if re.is_empty() || re.len() > MAX_REGEX_LEN {
         return Err(err(
             i,
@@ -217,7 +225,19 @@ fn check_regex(i: usize, re: &str) -> Check<Regex> {
             format!("must be 1..={MAX_REGEX_LEN} bytes long"),
         ));
     }
-    compile_regex(re).map_err(|e| {
+    compile_regex(re, limit).map_err(|e| {
+        if let regex::Error::CompiledTooBig(_) = e {
+            return err(
+                i,
+                "command_regex",
+                format!(
+                    "compiles to more than its share of memory ({} KiB; the regexes of one set \
+                     may take {} MiB together): simplify it or post fewer regexes",
+                    limit >> 10,
+                    SET_REGEX_BUDGET_BYTES >> 20
+                ),
+            );
+        }
         // The regex error spans several lines; keep the message on one.
         let msg = e
             .to_string()
