@@ -1,3 +1,4 @@
+pub mod access_policy;
 pub mod agent;
 pub mod alerts;
 pub mod api;
@@ -6,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod external;
 pub mod jwt;
+pub mod jwt_files;
 pub mod kube;
 pub mod logging;
 pub mod metrics;
