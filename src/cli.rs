@@ -103,8 +103,9 @@ pub struct Opts {
     #[arg(long)]
     pub api_only: bool,
 
-    /// Origins whose web pages may read the API (CORS, GET only; writes never
-    /// get CORS headers): `*` for any, a comma-separated list, or "" for none.
+    /// Origins whose web pages may read the API (CORS; writes never
+    /// get CORS headers unless from a --cors-write-origin page): `*` for any, a
+    /// comma-separated list, or "" for none.
     /// `*` lets a dashboard be hosted anywhere, and lets any page a user opens
     /// read the metrics; a list or "" narrows that.
     #[arg(long, default_value = "*", value_name = "ORIGINS")]
