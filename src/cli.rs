@@ -107,8 +107,9 @@ pub struct Opts {
     #[arg(long)]
     pub api_only: bool,
 
-    /// Origins whose web pages may read the API (CORS, GET only; writes never
-    /// get CORS headers): `*` for any, a comma-separated list, or "" for none.
+    /// Origins whose web pages may read the API (CORS; writes never
+    /// get CORS headers unless from a --cors-write-origin page): `*` for any, a
+    /// comma-separated list, or "" for none.
     /// `*` lets a dashboard be hosted anywhere, and lets any page a user opens
     /// read the metrics; a list or "" narrows that.
     #[arg(long, default_value = "*", value_name = "ORIGINS")]
@@ -161,7 +162,7 @@ pub struct Opts {
     /// Who may write (POST strategies, POST metrics): `token` needs the bearer
     /// token of --token-file on every write; `none` lets anyone who can reach
     /// the port change how every process is scheduled (a warning is logged).
-    /// Reads stay open either way.
+    /// Reads stay open unless --auth-reads.
     #[arg(long, value_enum, default_value_t = AuthMode::Token)]
     pub auth: AuthMode,
 
@@ -176,6 +177,51 @@ pub struct Opts {
     /// web page cannot reach the API through DNS rebinding.
     #[arg(long = "allowed-host", value_name = "NAME")]
     pub allowed_hosts: Vec<String>,
+
+    /// Reads under /api/v1 need a token too (the static one or a JWT), as
+    /// Gthulhu's server asks. Off (the default), reads stay open as in the
+    /// original contract: whoever reaches the port sees metrics, pods and
+    /// strategies. /, /health, /metrics, /dashboard, the OpenAPI document, the
+    /// token endpoint and OPTIONS stay open either way; the built-in dashboard
+    /// cannot read the API with it. Needs --auth token.
+    #[arg(long)]
+    pub auth_reads: bool,
+
+    /// Gthulhu-compatible tokens: `on` serves POST /api/v1/auth/token, which
+    /// gives an RS256 JWT to a client presenting the public key of --jwt-key,
+    /// and accepts such JWTs wherever the static token is accepted; `off`
+    /// serves neither, so Gthulhu's clients get no token (the static token
+    /// keeps working).
+    #[arg(long, value_enum, default_value_t = JwtMode::On)]
+    pub jwt: JwtMode,
+
+    /// RSA private key that signs the JWTs [default: <state-dir>/jwt_private.pem].
+    /// Generated (2048 bits, mode 0600) at first start when missing; a file
+    /// group or others may read is refused. One key file can move between
+    /// scx_pilot and Gthulhu's own API server (PKCS#1 or PKCS#8 PEM).
+    #[arg(long, value_name = "FILE")]
+    pub jwt_key: Option<PathBuf>,
+
+    /// Where the public half of --jwt-key is written, for Gthulhu's
+    /// `public_key_path` [default: <state-dir>/jwt_public.pem], mode 0600:
+    /// whoever can read it can get a token that writes, so hand it out like
+    /// the token file (Gthulhu's scheduler runs as root and reads it).
+    #[arg(long, value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// How long a JWT stays valid, in hours. Shorter limits what a leaked
+    /// token can do, but below 24 Gthulhu's 2025 clients (scheduler 2025-08,
+    /// plugin 2025-12) break: they reuse a token for 23 h whatever its expiry
+    /// and do not ask again after a 401.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub jwt_token_hours: u64,
+
+    /// An origin (http(s)://host[:port]) whose web pages may write, besides
+    /// the agent's own (repeatable). Any other page's write is refused (403),
+    /// even when --cors-origin lets it read: otherwise any page a user opens
+    /// could post strategies through their browser.
+    #[arg(long = "cors-write-origin", value_name = "URL")]
+    pub cors_write_origins: Vec<String>,
 
     /// Writes per second each client address may make (also the burst); 0 for
     /// no limit. Over it a write gets 429. Bounds how fast one client can churn
@@ -313,48 +359,9 @@ impl Opts {
         Ok(samples)
     }
 
-    /// The write policy the command line asks for: the token loaded or created
-    /// (unless `--auth none`), the Host check for the listen address, the rate
-    /// limit. Logs the warnings an operator must see; never the token.
+    /// Who may call what, as the command line asks: see [`crate::access_policy`].
     pub fn write_policy(&self) -> anyhow::Result<crate::api::auth::WritePolicy> {
-        use crate::api::auth::{HostCheck, WritePolicy};
-        use crate::auth::{load_or_create, TokenOrigin};
-
-        let listen = self.listen.ip();
-        let token = match self.auth {
-            AuthMode::None => {
-                log::warn!(
-                    "--auth none: anyone who can reach {} may change how every process is scheduled",
-                    self.listen
-                );
-                if !listen.is_loopback() {
-                    log::warn!(
-                        "writes are open on a non-loopback address ({listen}) without a token: \
-                         any host on the network may post strategies"
-                    );
-                }
-                None
-            }
-            AuthMode::Token => {
-                let path = self.token_file();
-                let (token, origin) = load_or_create(&path)?;
-                match origin {
-                    TokenOrigin::Created => log::info!(
-                        "writes need the bearer token in {} (created now, mode 0600)",
-                        path.display()
-                    ),
-                    TokenOrigin::Existing => {
-                        log::info!("writes need the bearer token in {}", path.display())
-                    }
-                }
-                Some(token)
-            }
-        };
-        Ok(WritePolicy {
-            token,
-            hosts: Some(HostCheck::for_listen(listen, &self.allowed_hosts)),
-            rate_per_s: (self.write_rate_limit > 0).then_some(self.write_rate_limit),
-        })
+        crate::access_policy::from_opts(self)
     }
 
     pub fn api_config(&self) -> crate::api::ApiConfig {
@@ -385,6 +392,20 @@ impl Opts {
             .unwrap_or_else(|| crate::auth::default_token_file(&self.state_dir))
     }
 
+    /// The JWT signing key: --jwt-key, or <state-dir>/jwt_private.pem.
+    pub fn jwt_key(&self) -> PathBuf {
+        self.jwt_key
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("jwt_private.pem"))
+    }
+
+    /// Where its public half goes: --jwt-public-key, or <state-dir>/jwt_public.pem.
+    pub fn jwt_public_key(&self) -> PathBuf {
+        self.jwt_public_key
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("jwt_public.pem"))
+    }
+
     /// The webhook's settings, when --alert-webhook is set.
     pub fn webhook_config(&self) -> Option<crate::alerts::webhook::WebhookConfig> {
         self.alert_webhook
@@ -400,6 +421,13 @@ impl Opts {
     pub fn static_strategies(&self) -> DesiredStrategies {
         self.strategies.iter().copied().collect()
     }
+}
+
+/// Whether Gthulhu-compatible JWTs are issued and accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JwtMode {
+    On,
+    Off,
 }
 
 /// How writes are authorized.

@@ -1,3 +1,4 @@
+pub mod access_policy;
 pub mod agent;
 pub mod alerts;
 pub mod api;
@@ -7,6 +8,7 @@ pub mod client;
 pub(crate) mod counters;
 pub mod external;
 pub mod jwt;
+pub mod jwt_files;
 pub mod kube;
 pub mod limits;
 pub mod logging;

@@ -7,8 +7,12 @@
 
 mod alerts;
 pub mod auth;
+mod auth_doc;
+pub mod cors;
+mod credentials;
 mod dashboard;
 mod error;
+mod host_check;
 mod info;
 mod metrics;
 pub mod openapi;
@@ -17,6 +21,7 @@ pub mod prom;
 mod server;
 mod stats;
 mod strategies;
+pub mod token;
 
 use std::future::{ready, Future, Ready};
 use std::net::SocketAddr;
@@ -26,7 +31,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_cors::Cors;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceFactory, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::{header, Method};
@@ -60,6 +64,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "GET",
         path: "/health",
         description: "Health of the agent: scheduler, sampler and Kubernetes status (503 when unhealthy)",
+    },
+    Endpoint {
+        method: "POST",
+        path: "/api/v1/auth/token",
+        description: "A JWT for a client that presents this agent's public key (Gthulhu's clients); open",
     },
     Endpoint {
         method: "GET",
@@ -148,7 +157,8 @@ pub fn allowed_methods(path: &str) -> String {
 pub struct ApiConfig {
     pub listen: SocketAddr,
     pub workers: usize,
-    /// `*`, a comma-separated list of origins, or empty for no CORS headers.
+    /// Origins whose pages may read: `*`, a comma-separated list of origins,
+    /// or empty for no CORS headers (writes: [`auth::WritePolicy`]).
     pub cors_origin: String,
     pub body_limit: usize,
     /// Who may write (token, Host check, rate limit), shared by every worker.
@@ -212,19 +222,22 @@ impl std::ops::Deref for ApiState {
 }
 
 fn resource(path: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            path: path.to_string(),
-            allow: allowed_methods(path),
-        })
-    }))
+    web::resource(path)
+        .route(web::route().method(Method::OPTIONS).to(cors::preflight))
+        .default_service(web::to(move |req: HttpRequest| async move {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                method: req.method().to_string(),
+                path: path.to_string(),
+                allow: allowed_methods(path),
+            })
+        }))
 }
 
 /// Register every route of [`ENDPOINTS`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/").route(web::get().to(info::index)))
         .service(resource("/health").route(web::get().to(info::health)))
+        .service(resource(token::TOKEN_PATH).route(web::post().to(token::post_token)))
         .service(
             resource("/api/v1/metrics")
                 .route(web::get().to(metrics::get_metrics))
@@ -260,20 +273,6 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         method: req.method().to_string(),
         path: req.path().to_string(),
     })
-}
-
-fn cors(origin: &str) -> Cors {
-    let origin = origin.trim();
-    let base = Cors::default().allowed_methods([Method::GET]).max_age(3600);
-    if origin == "*" {
-        base.allow_any_origin().send_wildcard()
-    } else {
-        origin
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-            .fold(base, |c, o| c.allowed_origin(o))
-    }
 }
 
 fn is_read(method: &Method) -> bool {
@@ -446,7 +445,13 @@ fn finish<B: MessageBody>(
             .into());
         }
     };
-    if !is_read(&method) {
+    // A write's answer is for the page that made it only when that page is a
+    // --cors-write-origin one (marked by the guard).
+    let cross_origin_write = res
+        .response()
+        .extensions()
+        .contains::<cors::CrossOriginWrite>();
+    if !is_read(&method) && !cross_origin_write {
         let headers = res.headers_mut();
         let cors: Vec<_> = headers
             .keys()
@@ -504,10 +509,10 @@ pub fn app(
         .app_data(web::Data::from(config.writes.clone()))
         .configure(routes)
         .default_service(web::to(not_found))
-        .wrap(auth::Guard)
+        .wrap(auth::Guard::new(&config.writes.policy))
         .wrap(actix_web::middleware::Condition::new(
             !cors_origin.is_empty(),
-            cors(&cors_origin),
+            cors::read_layer(&cors_origin),
         ))
         .wrap(Finish { state })
 }

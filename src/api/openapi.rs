@@ -7,7 +7,7 @@ use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
-use super::{alerts, info, metrics, pods, stats, strategies};
+use super::{alerts, info, metrics, pods, stats, strategies, token};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,13 +18,16 @@ use super::{alerts, info, metrics, pods, stats, strategies};
             400 for malformed JSON, wrong types or out-of-range values; 404 for an unknown route; \
             405 (with an Allow header) for a wrong method; 413 for a body over the limit \
             (64 KiB by default); 415 for a Content-Type other than application/json. \
-            Reads are open; writes need `Authorization: Bearer <token>` (401 without it), \
-            a Host header naming the listen address (403) and stay under the per-client \
-            write rate (429)."
+            Reads are open (unless the agent runs with --auth-reads); writes need \
+            `Authorization: Bearer <token>` (401 without it) with the static token or a JWT \
+            from POST /api/v1/auth/token, a Host header naming the listen address and, from a \
+            browser, the agent's own origin or a --cors-write-origin one (403), and stay under \
+            the per-client write rate (429). OPTIONS answers 204 on every route."
     ),
     paths(
         info::index,
         info::health,
+        token::post_token,
         metrics::get_metrics,
         metrics::post_metrics,
         metrics::post_metrics_batch,
@@ -42,6 +45,9 @@ use super::{alerts, info, metrics, pods, stats, strategies};
     ),
     components(schemas(
         ErrorBody,
+        token::TokenRequest,
+        token::TokenResponse,
+        token::TokenData,
         crate::metrics::BssData,
         crate::metrics::PolicyCounters,
         crate::metrics::Rates,
@@ -69,6 +75,7 @@ use super::{alerts, info, metrics, pods, stats, strategies};
         (name = "strategies", description = "Scheduling strategies"),
         (name = "alerts", description = "Built-in alert rules: active and recent alerts"),
         (name = "info", description = "Health and API information"),
+        (name = "auth", description = "Tokens for Gthulhu's clients (RS256 JWT)"),
     )
 )]
 pub struct ApiDoc;
