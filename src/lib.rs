@@ -1,4 +1,3 @@
-pub mod access_policy;
 pub mod agent;
 pub mod alerts;
 pub mod api;

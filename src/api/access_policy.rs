@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use crate::api::auth::{HostCheck, WritePolicy};
-use crate::api::cors::WriteOrigins;
+use super::auth::{HostCheck, WritePolicy};
+use super::cors::WriteOrigins;
 use crate::auth::{load_or_create, TokenOrigin};
 use crate::cli::{AuthMode, JwtMode, Opts};
 
