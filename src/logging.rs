@@ -19,5 +19,5 @@ pub fn init(verbose: u8) {
         let _ = TermLogger::init(level, config, TerminalMode::Stderr, ColorChoice::Never);
     }
 
-    crate::sched::log_libbpf_to_log();
+    crate::sched::forward_bpf_logs();
 }

@@ -13,7 +13,7 @@ pub mod strategy_map;
 pub mod user_dispatch;
 pub(crate) mod user_policy;
 
-pub use libbpf_log::log_libbpf_to_log;
+pub use libbpf_log::forward_bpf_logs;
 pub use scheduler::{Channels, RunExit, SchedConfig, Scheduler};
 pub use status::{DispatcherStatus, Mode, SchedulerStatus, StatusCell};
 pub use strategy_map::StrategyMapWriter;
