@@ -16,7 +16,9 @@ use crate::pod_figures::PodFigures;
 use crate::podmeta::PodMetaHandle;
 use crate::pods::ScanCache;
 use crate::sched::StatusCell;
-use crate::strategy::{DesiredStrategies, StateStore, StrategySet, StrategyState};
+use crate::strategy::{
+    ClusterHandle, DesiredStrategies, StateStore, StrategySet, StrategyState,
+};
 
 /// Everything the agent knows, shared by its threads.
 pub struct AgentState {
@@ -41,6 +43,8 @@ pub struct AgentState {
     pub started_at: DateTime<Utc>,
     /// What the alerts thread last published (nothing without one).
     pub alerts: Arc<AlertsHandle>,
+    /// The `SchedulingStrategy` resources this node applies.
+    pub cluster: Arc<ClusterHandle>,
 }
 
 impl AgentState {
@@ -64,6 +68,7 @@ impl AgentState {
             history_seconds: 3600,
             started_at: Utc::now(),
             alerts: Arc::new(AlertsHandle::default()),
+            cluster: Arc::new(ClusterHandle::default()),
         }
     }
 

@@ -107,6 +107,7 @@ pub fn gather(state: &AgentState) -> Inputs {
         strategies,
         priority_pods,
         kube: state.pod_meta.status(),
+        cluster: state.cluster.status(),
     }
 }
 

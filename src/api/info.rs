@@ -52,6 +52,9 @@ pub struct Components {
     pub scheduler: SchedulerHealth,
     pub sampler: SamplerHealth,
     pub kubernetes: KubernetesHealth,
+    /// The watch of SchedulingStrategy resources; while it is disconnected
+    /// the last known cluster strategies stay applied (not unhealthy either).
+    pub cluster_strategies: crate::strategy::ClusterStatus,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -158,6 +161,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
                 stale_after_ms: stale.num_milliseconds() as u64,
             },
             kubernetes: state.pod_meta.status(),
+            cluster_strategies: state.cluster.status(),
         },
     };
     let code = if healthy {

@@ -11,7 +11,13 @@ use super::ApiState;
 use crate::strategy::{
     self, ResolvedStrategy, Strategy, StrategyRequest, StrategyResolution, ValidationContext,
 };
+use crate::strategy::cluster::{ClusterResolution, ClusterStrategyView};
 use crate::timefmt::{now, rfc3339};
+
+/// How a PID matched by several strategies is resolved.
+const PRECEDENCE: &str = "pid > command_regex > selectors; first wins among equals; \
+cluster strategies only on PIDs no api strategy covers: commandRegex > podSelector; \
+first by namespace/name wins among equals";
 
 #[derive(Serialize, ToSchema)]
 pub struct StrategiesResponse {
@@ -26,6 +32,9 @@ pub struct StrategiesResponse {
 /// A stored strategy with what it resolved to.
 #[derive(Serialize, ToSchema)]
 pub struct ConfiguredStrategy {
+    /// "api": posted to this agent (or `--strategy` flags).
+    #[schema(example = "api")]
+    pub source: &'static str,
     #[serde(flatten)]
     pub strategy: Strategy,
     pub resolution: StrategyResolution,
@@ -50,8 +59,25 @@ pub struct StrategyConfigResponse {
     /// How a PID matched by several strategies is resolved.
     #[schema(example = "pid > command_regex > selectors; first wins among equals")]
     pub precedence: &'static str,
-    /// The strategies as posted, in order.
-    pub strategies: Vec<ConfiguredStrategy>,
+    /// The strategies as posted, in order, then the cluster strategies this
+    /// node applies (`source` "namespace/name"), by namespace and name.
+    pub strategies: Vec<ConfiguredEntry>,
+}
+
+/// A local strategy, or a SchedulingStrategy resource.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConfiguredEntry {
+    Api(ConfiguredStrategy),
+    Cluster(ConfiguredClusterStrategy),
+}
+
+/// A cluster strategy with what it resolved to on this node.
+#[derive(Serialize, ToSchema)]
+pub struct ConfiguredClusterStrategy {
+    #[serde(flatten)]
+    pub strategy: ClusterStrategyView,
+    pub resolution: ClusterResolution,
 }
 
 #[utoipa::path(
@@ -147,15 +173,37 @@ pub async fn post_strategies(
 )]
 pub async fn get_config(state: web::Data<ApiState>) -> HttpResponse {
     let current = state.strategies_snapshot();
-    let strategies = current
+    let mut strategies: Vec<ConfiguredEntry> = current
         .strategies
         .into_iter()
         .zip(current.resolved.per_strategy)
-        .map(|(strategy, resolution)| ConfiguredStrategy {
-            strategy,
-            resolution,
+        .map(|(strategy, resolution)| {
+            ConfiguredEntry::Api(ConfiguredStrategy {
+                source: "api",
+                strategy,
+                resolution,
+            })
         })
         .collect();
+    let cluster = state.cluster.set();
+    strategies.extend(cluster.strategies.iter().map(|s| {
+        let source = s.source();
+        let resolution = current
+            .resolved
+            .cluster
+            .iter()
+            .find(|r| r.source == source)
+            .cloned()
+            .unwrap_or_else(|| ClusterResolution {
+                source,
+                note: Some("not resolved yet".into()),
+                ..Default::default()
+            });
+        ConfiguredEntry::Cluster(ConfiguredClusterStrategy {
+            strategy: s.into(),
+            resolution,
+        })
+    }));
     HttpResponse::Ok().json(StrategyConfigResponse {
         success: true,
         message: "Scheduling strategy configuration retrieved successfully",
@@ -168,7 +216,7 @@ pub async fn get_config(state: web::Data<ApiState>) -> HttpResponse {
             .state_store
             .as_ref()
             .map(|s| s.path().display().to_string()),
-        precedence: "pid > command_regex > selectors; first wins among equals",
+        precedence: PRECEDENCE,
         strategies,
     })
 }

@@ -17,12 +17,17 @@
 //! among strategies of the same kind, the first one in the posted list wins.
 //! PID 1, kernel threads and scx_pilot itself are never targeted.
 //!
+//! Cluster strategies (`SchedulingStrategy` resources, see [`cluster`])
+//! cover only the PIDs this set leaves.
+//!
 //! Data flows one way: a posted set is validated ([`validate`]), then
 //! [`replace`] resolves, saves, stores it in the agent's state and sends it to
 //! the scheduler; the [`resolver`] thread re-resolves the stored set as
 //! processes and pods come and go.
 
 mod apply;
+pub mod cluster;
+mod cluster_handle;
 mod model;
 mod resolve;
 pub mod resolver;
@@ -30,6 +35,7 @@ mod state;
 mod store;
 mod validate;
 
+pub use cluster_handle::{ClusterHandle, ClusterStatus};
 pub use apply::{replace, ReplaceError, Replaced, SetSize};
 pub use model::{
     from_static, DesiredStrategies, LabelSelector, PidStrategy, ResolvedStrategy, Strategy,

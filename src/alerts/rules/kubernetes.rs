@@ -1,18 +1,34 @@
-//! `kubernetes_disconnected`: the pod metadata comes from the Kubernetes API
-//! and the watcher cannot reach it, so pod labels may be out of date.
+//! `kubernetes_disconnected`: the pod metadata or the cluster strategies come
+//! from the Kubernetes API and a watcher cannot reach it, so pod labels or
+//! cluster strategies may be out of date (the last known ones stay applied).
 
 use super::labels;
 use crate::alerts::config::ForRule;
 use crate::alerts::Condition;
 use crate::podmeta::{KubeStatus, MetaSource};
+use crate::strategy::ClusterStatus;
 
 pub const KUBERNETES_DISCONNECTED: &str = "kubernetes_disconnected";
 
-pub fn disconnected(rule: &ForRule, kube: &KubeStatus) -> Option<Condition> {
-    let holds = kube.source == MetaSource::Kubernetes && !kube.connected;
-    if !(rule.enabled && holds) {
+pub fn disconnected(
+    rule: &ForRule,
+    kube: &KubeStatus,
+    cluster: &ClusterStatus,
+) -> Option<Condition> {
+    let pods = kube.source == MetaSource::Kubernetes && !kube.connected;
+    if !(rule.enabled && (pods || cluster.disconnected())) {
         return None;
     }
+    let cluster_note = if cluster.disconnected() {
+        format!(
+            "; cluster strategies: {} ({}), the {} cluster strategies last known stay applied",
+            cluster.status,
+            cluster.last_error.as_deref().unwrap_or("no error yet"),
+            cluster.strategies
+        )
+    } else {
+        String::new()
+    };
     let endpoint = kube.endpoint.clone().unwrap_or_default();
     Some(Condition {
         name: KUBERNETES_DISCONNECTED,
@@ -20,7 +36,7 @@ pub fn disconnected(rule: &ForRule, kube: &KubeStatus) -> Option<Condition> {
         labels: labels([("endpoint", endpoint.clone())]),
         message: format!(
             "not connected to the Kubernetes API {} ({}, {} failed attempts; last \
-             error: {}); pod labels are the last known ones",
+             error: {}); pod labels are the last known ones{cluster_note}",
             if endpoint.is_empty() {
                 "(none)"
             } else {

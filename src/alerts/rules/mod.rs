@@ -10,6 +10,7 @@ mod rates;
 mod scheduler;
 mod strategy;
 
+use crate::strategy::ClusterStatus;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -64,6 +65,8 @@ pub struct Inputs {
     pub strategies: Vec<StrategyPids>,
     pub priority_pods: Vec<PriorityPod>,
     pub kube: KubeStatus,
+    /// The watch of cluster strategies.
+    pub cluster: ClusterStatus,
 }
 
 /// The rules with their thresholds and memory.
@@ -149,6 +152,7 @@ impl Rules {
         out.extend(kubernetes::disconnected(
             &c.kubernetes_disconnected,
             &inp.kube,
+            &inp.cluster,
         ));
         out
     }
@@ -178,6 +182,7 @@ mod tests {
             strategies: vec![],
             priority_pods: vec![],
             kube: KubeStatus::default(),
+            cluster: ClusterStatus::default(),
         }
     }
 
@@ -385,5 +390,23 @@ mod tests {
         kube.status = "ok";
         let i = Inputs { kube, ..inputs(1) };
         assert!(r.evaluate(&i).is_empty());
+        // The pods are current, the cluster strategies' watch is not.
+        let cluster = ClusterStatus {
+            status: "error",
+            strategies: 2,
+            last_error: Some("HTTP 503".into()),
+            ..ClusterStatus::default()
+        };
+        let i = Inputs {
+            cluster,
+            ..inputs(2)
+        };
+        let c = r.evaluate(&i);
+        assert_eq!(names(&c), [KUBERNETES_DISCONNECTED]);
+        assert!(
+            c[0].message.contains("2 cluster strategies"),
+            "{}",
+            c[0].message
+        );
     }
 }
