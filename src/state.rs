@@ -16,9 +16,7 @@ use crate::pod_figures::PodFigures;
 use crate::podmeta::PodMetaHandle;
 use crate::pods::ScanCache;
 use crate::sched::StatusCell;
-use crate::strategy::{
-    ClusterHandle, DesiredStrategies, StateStore, StrategySet, StrategyState,
-};
+use crate::strategy::{ClusterHandle, DesiredStrategies, StateStore, StrategySet, StrategyState};
 
 /// Everything the agent knows, shared by its threads.
 pub struct AgentState {

@@ -8,10 +8,10 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::metrics::SuccessResponse;
 use super::ApiState;
+use crate::strategy::cluster::{ClusterResolution, ClusterStrategyView};
 use crate::strategy::{
     self, ResolvedStrategy, Strategy, StrategyRequest, StrategyResolution, ValidationContext,
 };
-use crate::strategy::cluster::{ClusterResolution, ClusterStrategyView};
 use crate::timefmt::{now, rfc3339};
 
 /// How a PID matched by several strategies is resolved.

@@ -54,7 +54,11 @@ pub const EXECUTION_TIME_PATTERN: &str = "^(([5-9][0-9]{4}|[1-9][0-9]{5,8}|10000
         json_path = ".status.nodes[*].matchedPods",
         description = "Pods matched on each of those nodes, in the same order"
     ),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SchedulingStrategySpec {

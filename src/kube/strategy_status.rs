@@ -101,7 +101,10 @@ fn scheduler_problem(state: &AgentState) -> Option<(&'static str, String)> {
         ));
     }
     if !st.attached {
-        let why = st.last_exit.clone().unwrap_or_else(|| "not attached yet".into());
+        let why = st
+            .last_exit
+            .clone()
+            .unwrap_or_else(|| "not attached yet".into());
         return Some(("SchedExtNotAttached", format!("sched_ext scheduler: {why}")));
     }
     None

@@ -121,7 +121,11 @@ pub fn parse_execution_time(s: &str) -> Result<u64, String> {
         "us" => 1_000,
         "ms" => 1_000_000,
         "s" => 1_000_000_000,
-        _ => return Err(format!("executionTime {s:?}: the unit must be ns, us, ms or s")),
+        _ => {
+            return Err(format!(
+                "executionTime {s:?}: the unit must be ns, us, ms or s"
+            ))
+        }
     };
     // Written as the CRD's pattern allows: no sign, no leading zero.
     let plain = digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
@@ -372,10 +376,18 @@ mod tests {
     fn the_schema_pattern_agrees_with_the_parser() {
         let re = Regex::new(EXECUTION_TIME_PATTERN).unwrap();
         let mut samples: Vec<String> = Vec::new();
-        for n in [0u64, 1, 5, 9, 10, 49, 50, 51, 99, 100, 999, 1000, 1001, 49_999, 50_000]
-            .into_iter()
-            .chain([999_999, 1_000_000, 1_000_001, 999_999_999, 1_000_000_000, 1_000_000_001])
-        {
+        for n in [
+            0u64, 1, 5, 9, 10, 49, 50, 51, 99, 100, 999, 1000, 1001, 49_999, 50_000,
+        ]
+        .into_iter()
+        .chain([
+            999_999,
+            1_000_000,
+            1_000_001,
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+        ]) {
             for unit in ["ns", "us", "ms", "s"] {
                 samples.push(format!("{n}{unit}"));
             }
@@ -388,8 +400,9 @@ mod tests {
 
     #[test]
     fn selectors_follow_kubernetes_semantics() {
-        let labels: BTreeMap<String, String> =
-            [("nf".to_string(), "upf".to_string())].into_iter().collect();
+        let labels: BTreeMap<String, String> = [("nf".to_string(), "upf".to_string())]
+            .into_iter()
+            .collect();
         let req = |key: &str, operator, values: &[&str]| SelectorRequirement {
             key: key.into(),
             operator,
@@ -401,11 +414,26 @@ mod tests {
         };
         use SelectorOperator::*;
         assert!(selector_matches(&PodSelector::default(), &labels));
-        assert!(selector_matches(&sel(vec![req("nf", In, &["upf", "smf"])]), &labels));
-        assert!(!selector_matches(&sel(vec![req("nf", NotIn, &["upf"])]), &labels));
-        assert!(selector_matches(&sel(vec![req("x", NotIn, &["upf"])]), &labels));
-        assert!(selector_matches(&sel(vec![req("nf", Exists, &[])]), &labels));
-        assert!(!selector_matches(&sel(vec![req("nf", DoesNotExist, &[])]), &labels));
+        assert!(selector_matches(
+            &sel(vec![req("nf", In, &["upf", "smf"])]),
+            &labels
+        ));
+        assert!(!selector_matches(
+            &sel(vec![req("nf", NotIn, &["upf"])]),
+            &labels
+        ));
+        assert!(selector_matches(
+            &sel(vec![req("x", NotIn, &["upf"])]),
+            &labels
+        ));
+        assert!(selector_matches(
+            &sel(vec![req("nf", Exists, &[])]),
+            &labels
+        ));
+        assert!(!selector_matches(
+            &sel(vec![req("nf", DoesNotExist, &[])]),
+            &labels
+        ));
         assert!(check_selector(&sel(vec![req("nf", In, &[])])).is_err());
         assert!(check_selector(&sel(vec![req("nf", Exists, &["a"])])).is_err());
     }

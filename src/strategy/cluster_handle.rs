@@ -92,7 +92,10 @@ impl ClusterHandle {
     pub fn publish(&self, set: ClusterSet) {
         let (n, invalid) = (
             set.strategies.len(),
-            set.strategies.iter().filter(|s| s.invalid.is_some()).count(),
+            set.strategies
+                .iter()
+                .filter(|s| s.invalid.is_some())
+                .count(),
         );
         self.set.store(Arc::new(set));
         self.update_status(|s| {

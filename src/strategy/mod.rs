@@ -35,8 +35,8 @@ mod state;
 mod store;
 mod validate;
 
-pub use cluster_handle::{ClusterHandle, ClusterStatus};
 pub use apply::{replace, ReplaceError, Replaced, SetSize};
+pub use cluster_handle::{ClusterHandle, ClusterStatus};
 pub use model::{
     from_static, DesiredStrategies, LabelSelector, PidStrategy, ResolvedStrategy, Strategy,
     StrategyRequest, StrategySet, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_REGEX_LEN,

@@ -19,32 +19,38 @@ pub fn disconnected(
     if !(rule.enabled && (pods || cluster.disconnected())) {
         return None;
     }
-    let cluster_note = if cluster.disconnected() {
-        format!(
-            "; cluster strategies: {} ({}), the {} cluster strategies last known stay applied",
-            cluster.status,
-            cluster.last_error.as_deref().unwrap_or("no error yet"),
-            cluster.strategies
-        )
-    } else {
-        String::new()
-    };
     let endpoint = kube.endpoint.clone().unwrap_or_default();
+    let mut parts = Vec::new();
+    if pods {
+        parts.push(format!(
+            "pods: {}, {} failed attempts, last error: {}; pod labels are the last known ones",
+            kube.status,
+            kube.failures,
+            kube.last_error.as_deref().unwrap_or("none")
+        ));
+    }
+    if cluster.disconnected() {
+        parts.push(format!(
+            "cluster strategies: {}, {} failed attempts, last error: {}; the {} cluster \
+             strategies last known stay applied",
+            cluster.status,
+            cluster.failures,
+            cluster.last_error.as_deref().unwrap_or("none"),
+            cluster.strategies
+        ));
+    }
     Some(Condition {
         name: KUBERNETES_DISCONNECTED,
         severity: rule.severity,
         labels: labels([("endpoint", endpoint.clone())]),
         message: format!(
-            "not connected to the Kubernetes API {} ({}, {} failed attempts; last \
-             error: {}); pod labels are the last known ones{cluster_note}",
+            "not connected to the Kubernetes API {} ({})",
             if endpoint.is_empty() {
                 "(none)"
             } else {
                 &endpoint
             },
-            kube.status,
-            kube.failures,
-            kube.last_error.as_deref().unwrap_or("none")
+            parts.join("; ")
         ),
         for_secs: rule.for_secs,
         value: None,
