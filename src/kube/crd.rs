@@ -40,25 +40,13 @@ pub const EXECUTION_TIME_PATTERN: &str = "^(([5-9][0-9]{4}|[1-9][0-9]{5,8}|10000
     namespaced,
     status = "SchedulingStrategyStatus",
     doc = "A scheduling strategy that every scx_pilot agent applies to the matching pods of this namespace on its node",
-    printcolumn(name = "Priority", type_ = "boolean", json_path = ".spec.priority"),
-    printcolumn(name = "Slice", type_ = "string", json_path = ".spec.executionTime"),
-    printcolumn(
-        name = "Nodes",
-        type_ = "string",
-        json_path = ".status.nodes[*].node",
-        description = "The nodes that report applying it"
-    ),
-    printcolumn(
-        name = "Matched-Pods",
-        type_ = "string",
-        json_path = ".status.nodes[*].matchedPods",
-        description = "Pods matched on each of those nodes, in the same order"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Priority","type":"boolean","jsonPath":".spec.priority"}"#,
+    printcolumn = r#"{"name":"Slice","type":"string","jsonPath":".spec.executionTime"}"#,
+    printcolumn = r#"{"name":"Nodes","type":"string","jsonPath":".status.nodes[*].node",
+        "description":"The nodes that report applying it"}"#,
+    printcolumn = r#"{"name":"Matched-Pods","type":"string","jsonPath":".status.nodes[*].matchedPods",
+        "description":"Pods matched on each of those nodes, in the same order"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SchedulingStrategySpec {
