@@ -338,3 +338,30 @@ fn two_nodes_keep_their_own_status_entries() {
     drop((a, b));
     cg_a.kill(pid_a);
 }
+
+#[test]
+fn a_cluster_without_the_crd_is_not_an_outage() {
+    let stub = StubApi::start();
+    stub.without_crd(true);
+    let dir = TempDir::new("crd_absent");
+    let rules = dir.path().join("alerts.json");
+    std::fs::write(&rules, r#"{"kubernetes_disconnected": {"for_secs": 0}}"#).unwrap();
+    let state = TempDir::new("crd_absent_state");
+    let a = start_agent(
+        &stub,
+        &state,
+        "node-a",
+        &["--alerts-file", rules.to_str().unwrap()],
+    );
+    let h = wait_health(&a, "not installed", |h| h["status"] == "not installed");
+    assert_eq!(h["failures"], 0, "{h}");
+    assert_eq!(a.get("/health")["status"], "healthy");
+    std::thread::sleep(Duration::from_millis(1500));
+    let active = a.get("/api/v1/alerts")["data"]["active"].clone();
+    assert_eq!(active, json!([]), "{}", a.stderr_text());
+    assert!(
+        a.stderr_text().contains("CRD is not installed"),
+        "{}",
+        a.stderr_text()
+    );
+}

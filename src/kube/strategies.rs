@@ -22,6 +22,10 @@ use crate::strategy::cluster::{ClusterSet, ClusterStrategy};
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// The delay before a new list after 410 Gone.
 const RELIST_AFTER_GONE: Duration = Duration::from_millis(200);
+/// How often a cluster without the CRD is asked again.
+const CRD_RECHECK: Duration = Duration::from_secs(60);
+/// The `last_error` while the CRD is not installed.
+const NOT_INSTALLED: &str = "the SchedulingStrategy CRD is not installed (HTTP 404)";
 
 /// The watch of cluster strategies, on a current-thread runtime of its own
 /// (as the pod watcher). On an error the last known strategies stay applied,
@@ -126,6 +130,12 @@ async fn watch_strategies(client: ::kube::Client, node: String, state: Arc<Agent
                 {
                     break None;
                 }
+                // The CRD is not installed: not an outage; look again later.
+                Some(Err(watcher::Error::InitialListFailed(::kube::Error::Api(s))))
+                    if s.code == 404 =>
+                {
+                    break Some(NOT_INSTALLED.to_string());
+                }
                 Some(Err(e)) => break Some(e.to_string()),
                 None => break Some("the watch stream ended".to_string()),
             };
@@ -161,7 +171,23 @@ async fn watch_strategies(client: ::kube::Client, node: String, state: Arc<Agent
             continue;
         };
         let known = state.cluster.set().strategies.len();
-        if state.cluster.status().last_error.as_deref() != Some(error.as_str()) {
+        let repeated = state.cluster.status().last_error.as_deref() == Some(error.as_str());
+        if error == NOT_INSTALLED {
+            if !repeated {
+                log::info!(
+                    "cluster strategies: the SchedulingStrategy CRD is not installed \
+                     (k8s/crd.yaml); looking again every {CRD_RECHECK:?}"
+                );
+            }
+            state.cluster.update_status(|s| {
+                s.status = "not installed";
+                s.connected = true;
+                s.last_error = Some(error);
+            });
+            tokio::time::sleep(CRD_RECHECK).await;
+            continue;
+        }
+        if !repeated {
             log::warn!("cluster strategies: {error}; keeping the {known} known ones applied");
         }
         state.cluster.update_status(|s| {

@@ -14,8 +14,9 @@ use super::cluster::ClusterSet;
 /// The state of the `SchedulingStrategy` watch.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ClusterStatus {
-    /// "not configured" (no Kubernetes API), "connecting", "ok" or "error"
-    /// (the last known cluster strategies stay applied while retrying).
+    /// "not configured" (no Kubernetes API), "not installed" (no CRD in the
+    /// cluster), "connecting", "ok" or "error" (the last known cluster
+    /// strategies stay applied while retrying).
     #[schema(example = "ok")]
     pub status: &'static str,
     pub connected: bool,
@@ -55,7 +56,7 @@ impl Default for ClusterStatus {
 impl ClusterStatus {
     /// The watch was configured and cannot reach the API server now.
     pub fn disconnected(&self) -> bool {
-        self.status != "not configured" && !self.connected
+        matches!(self.status, "connecting" | "error")
     }
 }
 
