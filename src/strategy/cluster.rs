@@ -437,4 +437,114 @@ mod tests {
         assert!(check_selector(&sel(vec![req("nf", In, &[])])).is_err());
         assert!(check_selector(&sel(vec![req("nf", Exists, &["a"])])).is_err());
     }
+
+    fn resource(ns: &str, name: &str, spec: serde_json::Value) -> ClusterStrategy {
+        let r: SchedulingStrategy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "scx-pilot.io/v1alpha1",
+            "kind": "SchedulingStrategy",
+            "metadata": {"name": name, "namespace": ns, "generation": 1},
+            "spec": spec,
+        }))
+        .unwrap();
+        ClusterStrategy::from_resource(&r)
+    }
+
+    #[test]
+    fn the_local_set_first_then_regex_then_namespace_order() {
+        use crate::podmeta::{PodDirectory, PodMeta};
+        use crate::pods::{PodRef, ProcInfo, ProcSnapshot};
+        let proc = |pid, command: &str, pod: &str| ProcInfo {
+            pid,
+            ppid: 1,
+            command: command.into(),
+            kernel_thread: false,
+            pod: Some(PodRef {
+                pod_uid: pod.into(),
+                container_id: "c".into(),
+            }),
+        };
+        let mut snapshot = ProcSnapshot::empty();
+        snapshot.processes = vec![
+            proc(10, "upf", "uid-a"),
+            proc(11, "helper", "uid-a"),
+            proc(12, "upf", "uid-b"),
+            proc(13, "upf", "uid-a"),
+        ];
+        let meta = |uid: &str, ns: &str| PodMeta {
+            uid: uid.into(),
+            name: "upf-0".into(),
+            namespace: ns.into(),
+            labels: [("nf".to_string(), "upf".to_string())]
+                .into_iter()
+                .collect(),
+            config_hash: None,
+        };
+        let pods = PodDirectory::from_pods([meta("uid-a", "5g"), meta("uid-b", "lab")]);
+        let sel = serde_json::json!({"matchLabels": {"nf": "upf"}});
+        let set = ClusterSet::new(vec![
+            resource(
+                "5g",
+                "b-all",
+                serde_json::json!({"executionTime": "1ms", "podSelector": sel}),
+            ),
+            resource(
+                "5g",
+                "a-all",
+                serde_json::json!({"executionTime": "2ms", "podSelector": sel}),
+            ),
+            resource(
+                "5g",
+                "z-regex",
+                serde_json::json!({"executionTime": "3ms", "podSelector": sel, "commandRegex": "^upf$"}),
+            ),
+            resource(
+                "5g",
+                "bad",
+                serde_json::json!({"executionTime": "2s", "podSelector": {}}),
+            ),
+        ]);
+        // A local strategy holds PID 13.
+        let mut resolved = Resolved::default();
+        resolved.desired.insert(
+            13,
+            PidStrategy {
+                slice_ns: 9_000_000,
+                priority: false,
+            },
+        );
+        let input = ResolveInput {
+            proc_root: std::path::Path::new("/proc"),
+            snapshot: Some(&snapshot),
+            pods: Some(&pods),
+            agent_pid: 1,
+        };
+        resolve_into(&set, &input, &mut resolved);
+        let slice = |pid: u32| resolved.desired.get(&pid).map(|s| s.slice_ns);
+        assert_eq!(slice(13), Some(9_000_000), "the local set wins");
+        assert_eq!(
+            slice(10),
+            Some(3_000_000),
+            "commandRegex beats selector-only"
+        );
+        assert_eq!(
+            slice(11),
+            Some(2_000_000),
+            "then the first by namespace/name"
+        );
+        assert_eq!(slice(12), None, "another namespace's pod");
+        let by = |name: &str| {
+            resolved
+                .cluster
+                .iter()
+                .find(|r| r.source == format!("5g/{name}"))
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(by("z-regex").pids, [10]);
+        assert!(by("z-regex").note.unwrap().contains("local strategy"));
+        assert_eq!(by("a-all").pids, [11]);
+        assert!(by("b-all").pids.is_empty());
+        assert!(by("bad").note.unwrap().contains("out of range"));
+        assert_eq!(resolved.list.len(), 3);
+    }
 }
