@@ -28,6 +28,7 @@ struct Running {
     alerts: alerts::Running,
     pod_figures: Option<scx_pilot::pod_figures::Sampler>,
     kube: Option<scx_pilot::kube::KubeWatcher>,
+    cluster_strategies: Option<scx_pilot::kube::StrategyWatcher>,
     /// The scheduler's status (attached or not), for READY=1.
     status: StatusCell,
     scheduler: Option<agent::SchedulerThread>,
@@ -115,7 +116,10 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
         state = state.with_scheduler_channel(strategies_tx, strategies_rx.clone());
     }
     let desired = state.desired();
+    state.cluster.set_notify(startup.wake.0.clone());
     let state = Arc::new(state);
+    let cluster_strategies =
+        scx_pilot::kube::StrategyWatcher::start(&opts.kube_config(), state.clone());
 
     let server = api::start(
         web::Data::new(ApiState::new(state.clone())),
@@ -150,6 +154,7 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
         alerts,
         pod_figures,
         kube: startup.kube,
+        cluster_strategies,
         status: status.clone(),
         scheduler: None,
     };
@@ -232,6 +237,9 @@ impl Running {
         if let Some(kube) = self.kube {
             kube.stop();
         }
+        if let Some(w) = self.cluster_strategies {
+            w.stop();
+        }
         if let Some(s) = self.scheduler {
             s.stop()?;
         }
@@ -240,6 +248,19 @@ impl Running {
 }
 
 fn main() -> ExitCode {
+    // `scx_pilot crd`: the SchedulingStrategy CRD, for `kubectl apply -f -`.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "crd") {
+        return match scx_pilot::kube::crd::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("scx_pilot crd: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // `scx_pilot top ...`: the terminal monitor, a client of a running agent.
     if std::env::args_os().nth(1).is_some_and(|a| a == "top") {
         return match scx_pilot::top::main(std::env::args_os().skip(1)) {

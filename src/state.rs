@@ -16,7 +16,9 @@ use crate::pod_figures::PodFigures;
 use crate::podmeta::PodMetaHandle;
 use crate::pods::ScanCache;
 use crate::sched::StatusCell;
-use crate::strategy::{DesiredStrategies, PriorityWire, StateStore, StrategySet, StrategyState};
+use crate::strategy::{
+    ClusterHandle, DesiredStrategies, PriorityWire, StateStore, StrategySet, StrategyState,
+};
 
 /// Everything the agent knows, shared by its threads.
 pub struct AgentState {
@@ -46,6 +48,8 @@ pub struct AgentState {
     pub alerts: Arc<AlertsHandle>,
     /// How the strategies list writes `priority` (`--priority-wire`).
     pub priority_wire: PriorityWire,
+    /// The `SchedulingStrategy` resources this node applies.
+    pub cluster: Arc<ClusterHandle>,
 }
 
 impl AgentState {
@@ -71,6 +75,7 @@ impl AgentState {
             started_at: Utc::now(),
             alerts: Arc::new(AlertsHandle::default()),
             priority_wire: PriorityWire::default(),
+            cluster: Arc::new(ClusterHandle::default()),
         }
     }
 

@@ -79,6 +79,123 @@ fn manifests_validate_strictly_against_kubernetes_schemas() {
 }
 
 #[test]
+fn crd_validates_and_is_what_the_binary_prints() {
+    let out = Command::new(BIN).arg("crd").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        read("k8s/crd.yaml"),
+        "k8s/crd.yaml drifted: scx_pilot crd > k8s/crd.yaml"
+    );
+    for version in ["1.37.0", "1.30.0"] {
+        let (ok, out) = run_tool(
+            "kubernetes-validate",
+            &["--strict", "-k", version, "k8s/crd.yaml"],
+        );
+        assert!(ok, "against {version}:\n{out}");
+        assert!(
+            out.contains(
+                "passed for resource customresourcedefinition/schedulingstrategies.scx-pilot.io"
+            ),
+            "{out}"
+        );
+    }
+    let crd = &documents("k8s/crd.yaml")[0];
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(
+        crd["spec"]["names"]["shortNames"],
+        serde_json::json!(["schedstrat"])
+    );
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(version["subresources"]["status"], serde_json::json!({}));
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        ["Priority", "Slice", "Nodes", "Matched-Pods", "Age"]
+    );
+}
+
+/// Check `objects` against the CRD's openAPIV3Schema with the venv's
+/// jsonschema (kubernetes-validate's own dependency: it knows no custom
+/// resources); one verdict per object, None when it passes.
+fn against_crd_schema(objects: &[serde_json::Value]) -> Vec<Option<String>> {
+    let script = "import json,sys,yaml,jsonschema\n\
+        crd=yaml.safe_load(open('k8s/crd.yaml'))\n\
+        schema=crd['spec']['versions'][0]['schema']['openAPIV3Schema']\n\
+        v=jsonschema.Draft4Validator(schema)\n\
+        out=[]\n\
+        for o in json.load(sys.stdin):\n\
+        \x20   errs=sorted(e.message for e in v.iter_errors(o))\n\
+        \x20   out.append('; '.join(errs) if errs else None)\n\
+        print(json.dumps(out))";
+    let mut child = Command::new(venv().join("bin/python"))
+        .args(["-c", script])
+        .current_dir(ROOT)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        serde_json::to_string(objects).unwrap().as_bytes(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_example_fits_the_crd_schema_and_out_of_range_slices_do_not() {
+    let example = documents("k8s/examples/schedulingstrategy.yaml")[0].clone();
+    assert_eq!(example["kind"], "SchedulingStrategy");
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut o = example.clone();
+        f(&mut o);
+        o
+    };
+    let slice = |s: &'static str| with(&move |o| o["spec"]["executionTime"] = s.into());
+    let labels: serde_json::Map<String, serde_json::Value> = (0..17)
+        .map(|i| (format!("k{i}"), serde_json::json!("v")))
+        .collect();
+    let cases = vec![
+        ("the example", example.clone(), true),
+        ("50us", slice("50us"), true),
+        ("1s", slice("1s"), true),
+        ("49us", slice("49us"), false),
+        ("2s", slice("2s"), false),
+        ("1001ms", slice("1001ms"), false),
+        ("20 (no unit)", slice("20"), false),
+        (
+            "17 matchLabels",
+            with(&|o| o["spec"]["podSelector"]["matchLabels"] = labels.clone().into()),
+            false,
+        ),
+        (
+            "a 257-byte regex",
+            with(&|o| o["spec"]["commandRegex"] = "a".repeat(257).into()),
+            false,
+        ),
+        (
+            "an unknown operator",
+            with(&|o| o["spec"]["podSelector"]["matchExpressions"][0]["operator"] = "Near".into()),
+            false,
+        ),
+    ];
+    let objects: Vec<serde_json::Value> = cases.iter().map(|c| c.1.clone()).collect();
+    let verdicts = against_crd_schema(&objects);
+    for ((what, _, ok), verdict) in cases.iter().zip(verdicts) {
+        assert_eq!(verdict.is_none(), *ok, "{what}: {verdict:?}");
+    }
+}
+
+#[test]
 fn deployment_yaml_is_the_daemonset_under_its_header() {
     let ds = read("k8s/daemonset.yaml");
     let dep = read("k8s/deployment.yaml");
@@ -118,11 +235,16 @@ fn daemonset_has_what_the_agent_needs_and_no_more() {
             .unwrap_or_else(|| panic!("no {k}"))
     };
 
-    // RBAC: pods get/list/watch, nothing else.
+    // RBAC: pods and cluster strategies get/list/watch, the strategies'
+    // status patch, nothing else.
     let role = kind("ClusterRole");
     assert_eq!(
         role["rules"],
-        serde_json::json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}])
+        serde_json::json!([
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["scx-pilot.io"], "resources": ["schedulingstrategies"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["scx-pilot.io"], "resources": ["schedulingstrategies/status"], "verbs": ["patch"]},
+        ])
     );
     let binding = kind("ClusterRoleBinding");
     assert_eq!(binding["subjects"][0]["name"], "scx-pilot");

@@ -60,6 +60,14 @@ fn latency(a: &Agent, since: Instant, what: &str, want: impl Fn(&Agent) -> bool)
     }
 }
 
+/// The pod watcher's requests (the cluster strategies' watcher has its own).
+fn pod_requests(stub: &StubApi) -> Vec<kube_stub::Request> {
+    stub.requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v1/pods")
+        .collect()
+}
+
 fn kube(a: &Agent) -> Value {
     a.get("/health")["components"]["kubernetes"].clone()
 }
@@ -154,7 +162,7 @@ fn pods_from_a_watched_api_server_drive_selectors_and_survive_failures() {
     assert_eq!(k["pods"], 1, "only node-a's pods: {k}");
     assert_eq!(k["failures"], 0, "{k}");
     assert!(k["last_sync_at"].is_string(), "{k}");
-    let reqs = stub.requests();
+    let reqs = pod_requests(&stub);
     assert!(reqs.iter().any(|r| !r.is_watch()), "no list: {reqs:?}");
     for r in &reqs {
         assert_eq!(
@@ -196,7 +204,10 @@ fn pods_from_a_watched_api_server_drive_selectors_and_survive_failures() {
         (&json!("upf-0"), &json!("5g"))
     );
     assert_eq!(kube(&a)["pods"], 2);
-    let w = stub.requests().into_iter().rfind(|r| r.is_watch()).unwrap();
+    let w = pod_requests(&stub)
+        .into_iter()
+        .rfind(|r| r.is_watch())
+        .unwrap();
     assert!(w.query.contains_key("resourceVersion"), "{w:?}");
 
     // MODIFIED labels: out of the selector, then back in.
@@ -262,7 +273,7 @@ fn pods_from_a_watched_api_server_drive_selectors_and_survive_failures() {
     // 410 Gone: a change the open watch does not deliver, the history
     // compacted past it, the watch ended; the agent's new watch from its old
     // resourceVersion gets 410 and it lists again (routine: still "ok").
-    let lists = stub.requests().iter().filter(|r| !r.is_watch()).count();
+    let lists = pod_requests(&stub).iter().filter(|r| !r.is_watch()).count();
     let synced = kube(&a)["last_sync_at"].clone();
     stub.pause_watches(true);
     let t = stub.relabel(&uid, &[("nf", "upf")]);
@@ -280,7 +291,7 @@ fn pods_from_a_watched_api_server_drive_selectors_and_survive_failures() {
         k["last_sync_at"].as_str() > synced.as_str(),
         "re-listed: {k}"
     );
-    assert!(stub.requests().iter().filter(|r| !r.is_watch()).count() > lists);
+    assert!(pod_requests(&stub).iter().filter(|r| !r.is_watch()).count() > lists);
     assert!(
         stub.requests().iter().any(|r| r.is_watch()
             && r.query.get("allowWatchBookmarks").map(String::as_str) == Some("true")),

@@ -46,6 +46,10 @@ fn strategies_survive_a_restart_and_a_crash() {
             .map(|s| {
                 let mut s = s.clone();
                 s.as_object_mut().unwrap().remove("resolution");
+                assert_eq!(
+                    s.as_object_mut().unwrap().remove("source"),
+                    Some(json!("api"))
+                );
                 s
             })
             .collect();

@@ -108,6 +108,7 @@ pub fn gather(state: &AgentState) -> Inputs {
         priority_pods,
         kube: state.pod_meta.status(),
         proc_scan: state.pods.health(),
+        cluster: state.cluster.status(),
     }
 }
 

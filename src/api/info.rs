@@ -59,6 +59,9 @@ pub struct Components {
     /// The `/proc` scans behind strategy resolution and the pods API. A failed
     /// scan does not make the agent unhealthy: the last good resolution stays.
     pub proc_scan: crate::pods::ScanHealth,
+    /// The watch of SchedulingStrategy resources; while it is disconnected
+    /// the last known cluster strategies stay applied (not unhealthy either).
+    pub cluster_strategies: crate::strategy::ClusterStatus,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -168,6 +171,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
             },
             kubernetes: state.pod_meta.status(),
             proc_scan: state.pods.health(),
+            cluster_strategies: state.cluster.status(),
         },
     };
     let code = if healthy {

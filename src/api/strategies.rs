@@ -7,11 +7,17 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::ApiState;
+use crate::strategy::cluster::{ClusterResolution, ClusterStrategyView};
 use crate::strategy::{
     self, PriorityWire, ResolvedStrategy, Strategy, StrategyRequest, StrategyResolution,
     ValidationContext,
 };
 use crate::timefmt::{now, rfc3339};
+
+/// How a PID matched by several strategies is resolved.
+const PRECEDENCE: &str = "pid > command_regex > selectors; first wins among equals; \
+cluster strategies only on PIDs no api strategy covers: commandRegex > podSelector; \
+first by namespace/name wins among equals";
 
 #[derive(Serialize, ToSchema)]
 pub struct StrategiesResponse {
@@ -77,6 +83,9 @@ pub struct StrategiesSaved {
 /// A stored strategy with what it resolved to.
 #[derive(Serialize, ToSchema)]
 pub struct ConfiguredStrategy {
+    /// "api": posted to this agent (or `--strategy` flags).
+    #[schema(example = "api")]
+    pub source: &'static str,
     #[serde(flatten)]
     pub strategy: Strategy,
     pub resolution: StrategyResolution,
@@ -104,8 +113,25 @@ pub struct StrategyConfigResponse {
     /// What validation adjusted when the set was posted (see the POST
     /// answer); `[]` for a set loaded at start.
     pub warnings: Vec<String>,
-    /// The strategies as accepted (slices raised, `selectors: []` dropped), in order.
-    pub strategies: Vec<ConfiguredStrategy>,
+    /// The strategies as posted, in order, then the cluster strategies this
+    /// node applies (`source` "namespace/name"), by namespace and name.
+    pub strategies: Vec<ConfiguredEntry>,
+}
+
+/// A local strategy, or a SchedulingStrategy resource.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConfiguredEntry {
+    Api(ConfiguredStrategy),
+    Cluster(ConfiguredClusterStrategy),
+}
+
+/// A cluster strategy with what it resolved to on this node.
+#[derive(Serialize, ToSchema)]
+pub struct ConfiguredClusterStrategy {
+    #[serde(flatten)]
+    pub strategy: ClusterStrategyView,
+    pub resolution: ClusterResolution,
 }
 
 #[utoipa::path(
@@ -239,15 +265,37 @@ pub async fn post_strategies(
 )]
 pub async fn get_config(state: web::Data<ApiState>) -> HttpResponse {
     let current = state.strategies_snapshot();
-    let strategies = current
+    let mut strategies: Vec<ConfiguredEntry> = current
         .strategies
         .into_iter()
         .zip(current.resolved.per_strategy)
-        .map(|(strategy, resolution)| ConfiguredStrategy {
-            strategy,
-            resolution,
+        .map(|(strategy, resolution)| {
+            ConfiguredEntry::Api(ConfiguredStrategy {
+                source: "api",
+                strategy,
+                resolution,
+            })
         })
         .collect();
+    let cluster = state.cluster.set();
+    strategies.extend(cluster.strategies.iter().map(|s| {
+        let source = s.source();
+        let resolution = current
+            .resolved
+            .cluster
+            .iter()
+            .find(|r| r.source == source)
+            .cloned()
+            .unwrap_or_else(|| ClusterResolution {
+                source,
+                note: Some("not resolved yet".into()),
+                ..Default::default()
+            });
+        ConfiguredEntry::Cluster(ConfiguredClusterStrategy {
+            strategy: s.into(),
+            resolution,
+        })
+    }));
     HttpResponse::Ok().json(StrategyConfigResponse {
         success: true,
         message: "Scheduling strategy configuration retrieved successfully",
@@ -260,7 +308,7 @@ pub async fn get_config(state: web::Data<ApiState>) -> HttpResponse {
             .state_store
             .as_ref()
             .map(|s| s.path().display().to_string()),
-        precedence: "pid > command_regex > selectors; first wins among equals",
+        precedence: PRECEDENCE,
         warnings: current.set.warnings,
         strategies,
     })

@@ -1,14 +1,20 @@
 //! The sources of pod metadata: the Kubernetes API (a watch over this node's
-//! pods) or a `--pods-file`; both publish into a [`PodMetaHandle`].
+//! pods) or a `--pods-file`; both publish into a [`PodMetaHandle`]. With the
+//! API, cluster strategies (`SchedulingStrategy` resources) come from it too.
 
 mod config;
+pub mod crd;
 mod pods_file;
+mod strategies;
+mod strategy_status;
 mod watcher;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use pods_file::PodsFile;
+pub use strategies::StrategyWatcher;
+pub use strategy_status::field_manager;
 pub use watcher::KubeWatcher;
 
 use crate::podmeta::PodMetaHandle;

@@ -80,7 +80,8 @@ pub fn replace(state: &AgentState, set: StrategySet) -> Result<Replaced, Replace
 /// Resolve against the processes as they are now: the poster expects the
 /// processes it sees.
 fn resolve_now(state: &AgentState, set: &StrategySet) -> Result<Resolved, ReplaceError> {
-    let snapshot = if set.needs_scan() {
+    let cluster = state.cluster.set();
+    let snapshot = if set.needs_scan() || !cluster.is_empty() {
         Some(
             state
                 .pods
@@ -91,15 +92,15 @@ fn resolve_now(state: &AgentState, set: &StrategySet) -> Result<Resolved, Replac
         None
     };
     let dir = state.pod_meta.directory();
-    Ok(resolve(
-        set,
-        &ResolveInput {
-            proc_root: &state.proc_root,
-            snapshot: snapshot.as_deref(),
-            pods: dir.as_deref(),
-            agent_pid: state.agent_pid,
-        },
-    ))
+    let input = ResolveInput {
+        proc_root: &state.proc_root,
+        snapshot: snapshot.as_deref(),
+        pods: dir.as_deref(),
+        agent_pid: state.agent_pid,
+    };
+    let mut resolved = resolve(set, &input);
+    super::cluster::resolve_into(&cluster, &input, &mut resolved);
+    Ok(resolved)
 }
 
 fn size(s: &StrategyState) -> SetSize {

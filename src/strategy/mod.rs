@@ -17,12 +17,17 @@
 //! among strategies of the same kind, the first one in the posted list wins.
 //! PID 1, kernel threads and scx_pilot itself are never targeted.
 //!
+//! Cluster strategies (`SchedulingStrategy` resources, see [`cluster`])
+//! cover only the PIDs this set leaves.
+//!
 //! Data flows one way: a posted set is validated ([`validate`]), then
 //! [`replace`] resolves, saves, stores it in the agent's state and sends it to
 //! the scheduler; the [`resolver`] thread re-resolves the stored set as
 //! processes and pods come and go.
 
 mod apply;
+pub mod cluster;
+mod cluster_handle;
 mod model;
 mod resolve;
 pub mod resolver;
@@ -31,6 +36,7 @@ mod store;
 mod validate;
 
 pub use apply::{replace, ReplaceError, Replaced, SetSize};
+pub use cluster_handle::{ClusterHandle, ClusterStatus};
 pub use model::{
     from_static, DesiredStrategies, LabelSelector, PidStrategy, PriorityWire, ResolvedStrategy,
     Strategy, StrategyRequest, StrategySet, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_REGEX_LEN,

@@ -36,6 +36,8 @@ pub struct Resolved {
     pub list: Vec<ResolvedStrategy>,
     /// One entry per stored strategy, in posted order.
     pub per_strategy: Vec<StrategyResolution>,
+    /// One entry per cluster strategy, in `namespace/name` order.
+    pub cluster: Vec<super::cluster::ClusterResolution>,
 }
 
 /// What resolution looks at.
@@ -67,6 +69,7 @@ pub fn resolve(set: &StrategySet, input: &ResolveInput) -> Resolved {
         list: listing(&desired),
         desired,
         per_strategy,
+        cluster: Vec::new(),
     }
 }
 
@@ -271,7 +274,7 @@ fn assign(
 }
 
 /// The desired set as listed by PID.
-fn listing(desired: &DesiredStrategies) -> Vec<ResolvedStrategy> {
+pub(super) fn listing(desired: &DesiredStrategies) -> Vec<ResolvedStrategy> {
     let mut list: Vec<ResolvedStrategy> = desired
         .iter()
         .map(|(&pid, s)| ResolvedStrategy {

@@ -30,7 +30,8 @@ pub fn resolve_once(state: &AgentState, max_scan_age: Duration) -> bool {
         let cur = state.lock_strategies();
         (cur.set.clone(), cur.generation)
     };
-    let snapshot = if set.needs_scan() {
+    let cluster = state.cluster.set();
+    let snapshot = if set.needs_scan() || !cluster.is_empty() {
         match state.pods.get_within(max_scan_age) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -51,15 +52,14 @@ pub fn resolve_once(state: &AgentState, max_scan_age: Duration) -> bool {
         None
     };
     let dir = state.pod_meta.directory();
-    let resolved = resolve(
-        &set,
-        &ResolveInput {
-            proc_root: &state.proc_root,
-            snapshot: snapshot.as_deref(),
-            pods: dir.as_deref(),
-            agent_pid: state.agent_pid,
-        },
-    );
+    let input = ResolveInput {
+        proc_root: &state.proc_root,
+        snapshot: snapshot.as_deref(),
+        pods: dir.as_deref(),
+        agent_pid: state.agent_pid,
+    };
+    let mut resolved = resolve(&set, &input);
+    super::cluster::resolve_into(&cluster, &input, &mut resolved);
     store_resolved(state, generation, resolved)
 }
 

@@ -11,6 +11,7 @@ mod rates;
 mod scheduler;
 mod strategy;
 
+use crate::strategy::ClusterStatus;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -67,6 +68,8 @@ pub struct Inputs {
     pub priority_pods: Vec<PriorityPod>,
     pub kube: KubeStatus,
     pub proc_scan: crate::pods::ScanHealth,
+    /// The watch of cluster strategies.
+    pub cluster: ClusterStatus,
 }
 
 /// The rules with their thresholds and memory.
@@ -157,6 +160,7 @@ impl Rules {
         out.extend(kubernetes::disconnected(
             &c.kubernetes_disconnected,
             &inp.kube,
+            &inp.cluster,
         ));
         out.extend(proc_scan::failing(&c.proc_scan_failing, &inp.proc_scan));
         out
@@ -197,6 +201,7 @@ mod tests {
             priority_pods: vec![],
             kube: KubeStatus::default(),
             proc_scan: Default::default(),
+            cluster: ClusterStatus::default(),
         }
     }
 
@@ -404,5 +409,23 @@ mod tests {
         kube.status = "ok";
         let i = Inputs { kube, ..inputs(1) };
         assert!(r.evaluate(&i).is_empty());
+        // The pods are current, the cluster strategies' watch is not.
+        let cluster = ClusterStatus {
+            status: "error",
+            strategies: 2,
+            last_error: Some("HTTP 503".into()),
+            ..ClusterStatus::default()
+        };
+        let i = Inputs {
+            cluster,
+            ..inputs(2)
+        };
+        let c = r.evaluate(&i);
+        assert_eq!(names(&c), [KUBERNETES_DISCONNECTED]);
+        assert!(
+            c[0].message.contains("2 cluster strategies"),
+            "{}",
+            c[0].message
+        );
     }
 }
