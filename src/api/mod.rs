@@ -21,6 +21,7 @@ mod metrics;
 pub mod openapi;
 mod pods;
 pub mod prom;
+mod rate_limit;
 mod server;
 mod stats;
 mod strategies;
