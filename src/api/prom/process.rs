@@ -49,10 +49,15 @@ fn read() -> ProcessFigures {
         .split_ascii_whitespace()
         .map(|v| v.parse::<i64>().unwrap_or(0));
     let (size, resident) = (pages.next().unwrap_or(0), pages.next().unwrap_or(0));
-    let btime = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| boot_time(&s))
-        .unwrap_or(0.0);
+    // The boot time never changes; /proc/stat is long (a line per CPU and
+    // interrupt counts), so it is read once, not at every scrape.
+    static BTIME: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let btime = *BTIME.get_or_init(|| {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| boot_time(&s))
+            .unwrap_or(0.0)
+    });
     ProcessFigures {
         cpu_seconds: cpu_ticks as f64 / ticks,
         resident_bytes: resident * page_size(),
