@@ -458,26 +458,11 @@ mod tests {
             ..Default::default()
         };
         Snapshot {
-            mode,
             attached: true,
-            ops_name: None,
-            restarts: 0,
-            last_exit: None,
             scheduler: Some((1.5, bss, policy)),
             external: Some(bss),
             external_reporters: 1,
-            strategies_by_target: vec![],
-            resolved_priority: 0,
-            resolved_normal: 0,
-            map_pids: 0,
-            pods: None,
-            kubernetes_connected: false,
-            start_time: 0.0,
-            pod_stats: vec![],
-            strategy_pids: vec![],
-            kubernetes_configured: false,
-            proc_scan: Default::default(),
-            alerts: AlertsSnapshot::default(),
+            ..Snapshot::empty(mode)
         }
     }
 

@@ -198,31 +198,14 @@ mod tests {
         m.observe(None, "GET", 404, Duration::from_micros(50));
         m.observe(Some("/x/{id}"), "BREW", 405, Duration::from_micros(50));
         let snap = Snapshot {
-            mode: Mode::ApiOnly,
-            attached: false,
-            ops_name: None,
-            restarts: 0,
-            last_exit: None,
-            scheduler: None,
-            external: None,
-            external_reporters: 0,
-            strategies_by_target: vec![],
-            resolved_priority: 0,
-            resolved_normal: 0,
-            map_pids: 0,
-            pods: None,
-            kubernetes_connected: false,
-            start_time: 0.0,
-            pod_stats: vec![],
             strategy_pids: vec![0, 3],
-            kubernetes_configured: false,
-            proc_scan: Default::default(),
             alerts: AlertsSnapshot {
                 rules: vec![("strategy_no_pids", "warning", true, 2)],
                 pods: vec![("priority_pod_wait", "warning", "5g".into(), "upf-0".into())],
                 priority_pods: vec![("5g".into(), "upf-0".into())],
                 webhook: None,
             },
+            ..Snapshot::empty(Mode::ApiOnly)
         };
         let out = m.render(&snap, Format::PrometheusText);
         assert!(out.contains(

@@ -197,3 +197,32 @@ impl Snapshot {
         }
     }
 }
+
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot with nothing in it, for tests to fill in what they check.
+    pub(crate) fn empty(mode: crate::sched::Mode) -> Self {
+        Self {
+            mode,
+            attached: false,
+            ops_name: None,
+            restarts: 0,
+            last_exit: None,
+            scheduler: None,
+            external: None,
+            external_reporters: 0,
+            strategies_by_target: vec![],
+            resolved_priority: 0,
+            resolved_normal: 0,
+            map_pids: 0,
+            pods: None,
+            kubernetes_connected: false,
+            start_time: 0.0,
+            pod_stats: vec![],
+            strategy_pids: vec![],
+            kubernetes_configured: false,
+            proc_scan: Default::default(),
+            alerts: AlertsSnapshot::default(),
+        }
+    }
+}
