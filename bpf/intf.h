@@ -17,6 +17,13 @@ typedef unsigned long long u64;
 enum pilot_consts {
 	/* Upper bound on PIDs that can carry a strategy at once. */
 	MAX_STRATEGY_PIDS	= 65536,
+	/* Upper bound on cgroups whose cpu.weight is honoured (others run as 100). */
+	MAX_CGROUPS		= 16384,
+	/*
+	 * Shortest slice handed out when many tasks wait (BPF and the user-space
+	 * policy): shorter slices cost more context switches than they save.
+	 */
+	MIN_SLICE_NS		= 250000,
 	/* Upper bound on CPUs the per-CPU state is sized for. */
 	MAX_CPUS		= 1024,
 

@@ -1,26 +1,38 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * scx_pilot: a weighted virtual-time sched_ext scheduler with per-PID strategies.
+ * scx_pilot: a weighted deadline sched_ext scheduler with per-PID strategies.
  *
- * Policy in one paragraph: every task carries a virtual time that advances by
- * its CPU use divided by its weight, and waiting tasks are served in vtime
- * order from one shared queue, so nothing starves and nice levels are honoured.
- * A waking task that finds an idle CPU goes straight to that CPU's local queue.
- * User space (the agent) fills a hash map pid -> strategy; a task whose pid or
- * tgid is in it runs with the strategy's slice, and a priority strategy puts it
- * in a queue that is always consumed first and lets it preempt a CPU that runs
- * a normal task. A starvation guard serves the shared queue at least every
- * starvation_ns, so priority tasks can never stall normal tasks long enough for
- * the sched_ext watchdog to eject the scheduler.
+ * Policy in one paragraph: every task carries a virtual runtime that advances
+ * by its CPU use divided by its weight (its nice weight, times its cgroup's
+ * cpu.weight down the hierarchy, shared among the cgroup's runnable tasks), and
+ * a deadline: that vruntime plus the CPU time it used since it last woke (at
+ * most one slice), scaled the same way. Waiting tasks are served from one
+ * shared queue in deadline order, so tasks that wake, run briefly and sleep go
+ * ahead of CPU hogs, and nothing starves. A waking task takes an idle CPU when
+ * there is one; otherwise it preempts the task running on its CPU when that
+ * task's deadline is later by more than the minimum slice (EEVDF's wakeup
+ * preemption; the margin stops two chatty tasks from ping-ponging). Slices
+ * shrink as more tasks wait (slice_ns at most, slice_min_ns at least) and are
+ * refreshed in dispatch() for a task that keeps its CPU. User space (the agent)
+ * fills a hash map pid -> strategy; a task whose pid or tgid is in it runs with
+ * the strategy's slice, and a priority strategy puts it in a queue that is
+ * always consumed first and lets it preempt a CPU that runs a normal task. The
+ * starvation guard is per CPU: a CPU that has not started a normal task for
+ * starvation_ns while one that may run there waits serves the shared queue
+ * first for the next starvation_ns / 4, so normal tasks keep at least a fifth
+ * of every CPU they may use under any priority load, long before the
+ * sched_ext watchdog would eject the scheduler.
  *
  * User dispatch mode (user_dispatch): tasks that would go to the shared queue
  * are sent to the agent's dispatcher thread through a ring buffer instead; it
  * returns a deadline, a slice and optionally a CPU through a user ring buffer
- * that dispatch() drains. Priority tasks, per-CPU kthreads and the dispatcher
- * itself keep the in-kernel path, so none of them ever waits on user space.
- * When the dispatcher holds tasks and makes no progress for user_stall_ns,
- * BPF takes them back and dispatches directly until the dispatcher is heard
- * from again (nr_user_fallbacks), long before the watchdog would fire.
+ * that dispatch() drains, and BPF preempts a CPU whose running task has a later
+ * deadline. Priority tasks, per-CPU kthreads and the dispatcher itself keep the
+ * in-kernel path, so none of them ever waits on user space. A task the
+ * dispatcher has held for user_stall_ns is taken back and dispatched by BPF,
+ * and when the dispatcher holds tasks and makes no progress for that long BPF
+ * bypasses it until it is heard from again (nr_user_fallbacks), long before
+ * the watchdog would fire.
  */
 #include <scx/common.bpf.h>
 #include "intf.h"
@@ -43,6 +55,8 @@ char _license[] SEC("license") = "GPL";
 #pragma weak scx_bpf_dispatch_nr_slots
 #pragma weak bpf_task_from_pid
 #pragma weak bpf_task_release
+#pragma weak bpf_cgroup_release
+#pragma weak bpf_cgroup_ancestor
 
 UEI_DEFINE(uei);
 
@@ -51,10 +65,26 @@ const volatile u64 slice_ns = 5000000ULL;
 const volatile u64 starvation_ns = 100000000ULL;
 /* Send normal tasks to the agent's dispatcher thread (--dispatch user). */
 const volatile bool user_dispatch = false;
-/* A dispatcher that holds tasks and answers nothing this long is bypassed. */
+/* A task the dispatcher holds this long is taken back; a silent dispatcher is bypassed. */
 const volatile u64 user_stall_ns = 500000000ULL;
 /* Most tasks the dispatcher may hold at once; beyond, BPF dispatches directly. */
 const volatile u64 user_queue_depth = USER_RING_TASKS;
+/* --dispatcher-test-hooks: honour test_force_error. */
+const volatile bool test_hooks = false;
+
+/*
+ * The shortest slice when many tasks wait, and the deadline margin a waking
+ * task must win by to preempt: below it a context switch costs more than the
+ * latency it saves.
+ */
+static u64 slice_min(void)
+{
+	u64 min = slice_ns / 8;
+
+	if (min < MIN_SLICE_NS)
+		min = MIN_SLICE_NS;
+	return min < slice_ns ? min : slice_ns;
+}
 
 /*
  * Counters read by the agent through the mmapped .bss (names from the user's
@@ -72,47 +102,77 @@ u64 nr_cancel_dispatches;
 u64 nr_bounce_dispatches;
 u64 nr_failed_dispatches;
 u64 nr_sched_congested;
-/* Beyond the seed: what the policy did. */
+/* Beyond the user's list: what the policy did. */
 u64 nr_direct_dispatches;	/* waking task put straight on an idle CPU */
 u64 nr_prio_dispatches;		/* tasks queued through a priority strategy */
 u64 nr_preemptions;		/* priority task preempted a normal one */
-u64 nr_starvation_guards;	/* shared queue served ahead of the priority one */
+u64 nr_wakeup_preemptions;	/* waking normal task preempted a later deadline */
+u64 nr_starvation_guards;	/* a CPU served the shared queue ahead of the priority one */
 u64 nr_strategy_hits;		/* enqueues decided by any strategy */
 /* User dispatch mode. */
 u64 nr_user_enqueues;		/* tasks sent to the dispatcher */
 u64 nr_user_fallbacks;		/* times a stalled dispatcher was bypassed */
-u64 nr_user_recovered;		/* tasks taken back from a stalled dispatcher */
+u64 nr_user_recovered;		/* tasks taken back from the dispatcher */
+u64 nr_user_aged;		/* of those, taken back for age while it was alive */
 u64 nr_user_withdrawn;		/* tasks dequeued while in the dispatcher's hands */
 u64 user_fallback_active;	/* 1 while BPF dispatches without the dispatcher */
-u64 nr_user_outstanding;
+u64 nr_user_outstanding;	/* tasks in the dispatcher's hands now */
 /*
  * Set by the agent's test hook (--dispatcher-test-hooks, SIGUSR2): the next
  * dispatch reports an error, so tests see a real ejection with its dump.
  */
-u32 test_force_error;	/* tasks in the dispatcher's hands now */
+u32 test_force_error;
 
-/* Global virtual clock: vtime of the most recently started task. */
+/* Global virtual clock: the highest vruntime of a task that started running. */
 static u64 vtime_now;
-/* Last time the shared queue was served or seen empty. */
-static u64 shared_served_at;
 /* Enqueue sequence of tasks sent to user space. */
 static u64 user_seq;
 /* Last sign of life from the dispatcher (or when it was last given work while idle). */
 static u64 user_progress_at;
+/* Set by the stall timer when a task has been in the dispatcher's hands too long. */
+static u64 user_aged_pending;
+/* Bumped at every cgroup weight change: cached hierarchical weights are stale. */
+static u64 cg_gen = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	/* Deleted entries are freed after an RCU grace period, not reused at once. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, MAX_STRATEGY_PIDS);
 	__type(key, u32);
 	__type(value, struct strategy);
 } strategies SEC(".maps");
 
 struct task_ctx {
+	u64 vruntime;		/* weighted CPU time, in the vtime_now domain */
+	u64 deadline;		/* vruntime plus the weighted burst, at the last enqueue */
 	u64 slice_ns;		/* slice granted at the last enqueue */
 	u64 started_at;		/* when the task last got a CPU */
 	u64 exec_runtime_ns;	/* CPU time since the task last woke up */
+	u64 cgid;		/* its cgroup, for the cgroup weight */
 	bool prio;		/* queued through a priority strategy */
+	bool runnable;		/* counted in its cgroup's nr_runnable */
 };
+
+/* Per cgroup (key: cgroup id): its cpu.weight and the tasks that share it. */
+struct cg_ctx {
+	u64 parent;		/* parent cgroup id, 0 at the root */
+	u64 hweight;		/* product of weight/100 from the root, CG_ONE = 1.0 */
+	u64 gen;		/* cg_gen when hweight was computed */
+	s64 nr_runnable;
+	u32 weight;		/* cpu.weight, 100 by default */
+	u32 level;
+};
+
+#define CG_ONE		65536ULL
+#define CG_MAX_DEPTH	16
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_CGROUPS);
+	__type(key, u64);
+	__type(value, struct cg_ctx);
+} cg_ctxs SEC(".maps");
 
 /* Kernel -> dispatcher: runnable tasks waiting for a decision. */
 struct {
@@ -127,18 +187,23 @@ struct {
 } dispatched SEC(".maps");
 
 /*
- * Tasks in the dispatcher's hands: pid -> seq of the enqueue that sent it. A
- * decision is applied only if its seq is still here, and a stalled
- * dispatcher's tasks are found here to be taken back.
+ * Tasks in the dispatcher's hands: pid -> the enqueue that sent it. A decision
+ * is applied only if its seq is still here, and tasks held too long (or by a
+ * stalled dispatcher) are found here to be taken back.
  */
+struct user_task {
+	u64 seq;
+	u64 sent_at;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_USER_TASKS);
 	__type(key, u32);
-	__type(value, u64);
+	__type(value, struct user_task);
 } user_tasks SEC(".maps");
 
-/* Kicks idle CPUs while the dispatcher is stalled, so someone notices. */
+/* Kicks idle CPUs when the dispatcher holds a task too long, so someone takes it back. */
 struct stall_timer {
 	struct bpf_timer timer;
 };
@@ -158,6 +223,9 @@ struct {
 } task_ctxs SEC(".maps");
 
 struct cpu_ctx {
+	u64 deadline;		/* deadline of the task running here */
+	u64 normal_at;		/* last time a normal task started here, or none waited */
+	u64 guard_until;	/* the shared queue goes first here until then */
 	bool running_prio;	/* the CPU runs a task with a priority strategy */
 	bool busy;		/* the CPU runs one of our tasks */
 };
@@ -182,12 +250,6 @@ static struct task_ctx *task_ctx_of(struct task_struct *p)
 }
 
 /* The strategy of @p: its own pid first, then its process (tgid). */
-/* A strategy's slice; 0 asks for the scheduler's default slice. */
-static u64 strategy_slice(const struct strategy *s)
-{
-	return s && s->slice_ns ? s->slice_ns : slice_ns;
-}
-
 static struct strategy *strategy_of(const struct task_struct *p)
 {
 	u32 pid = p->pid, tgid = p->tgid;
@@ -197,6 +259,42 @@ static struct strategy *strategy_of(const struct task_struct *p)
 	if (!s && tgid != pid)
 		s = bpf_map_lookup_elem(&strategies, &tgid);
 	return s;
+}
+
+static bool is_prio(const struct strategy *s)
+{
+	return s && (s->flags & STRATEGY_F_PRIORITY);
+}
+
+/* The agent's dispatcher thread: it must never wait for itself. */
+static bool is_dispatcher(const struct task_struct *p)
+{
+	return user_dispatch && p->pid == READ_ONCE(usersched_pid);
+}
+
+/* Runs ahead of normal tasks: the dispatcher, or a priority strategy. */
+static bool is_prio_task(const struct task_struct *p)
+{
+	return is_dispatcher(p) || is_prio(strategy_of(p));
+}
+
+/*
+ * The slice of a normal task: the default slice shared among the tasks that
+ * wait (so each waits about one default slice), never below slice_min(). A
+ * strategy's slice is kept as given.
+ */
+static u64 task_slice(const struct strategy *s)
+{
+	u64 nr_cpus = READ_ONCE(nr_online_cpus) ?: 1;
+	u64 waiting, slice;
+
+	if (s && s->slice_ns)
+		return s->slice_ns;
+	waiting = scx_bpf_dsq_nr_queued(SHARED_DSQ);
+	if (waiting < nr_cpus)
+		waiting = nr_cpus;
+	slice = slice_ns * nr_cpus / waiting;
+	return slice < slice_min() ? slice_min() : slice;
 }
 
 /* Bytes a queued_task takes in the ring: the record and its 8-byte header. */
@@ -212,17 +310,81 @@ static void refresh_nr_queued(void)
 	WRITE_ONCE(nr_queued, n);
 }
 
-/*
- * A sleeper keeps at most one slice of credit: it runs ahead of CPU hogs when
- * it wakes, but cannot bank sleep time to monopolise a CPU later.
- */
-static u64 queue_vtime(const struct task_struct *p)
+/* The hierarchical weight of cgroup @cgid (CG_ONE = 1.0), cached per generation. */
+static u64 cg_hweight(u64 cgid)
 {
-	u64 vtime = p->scx.dsq_vtime, floor = vtime_now - slice_ns;
+	struct cg_ctx *cg = bpf_map_lookup_elem(&cg_ctxs, &cgid), *up;
+	u64 gen = READ_ONCE(cg_gen), hw = CG_ONE, id = cgid;
+	int depth;
 
-	if (vtime_now > slice_ns && time_before(vtime, floor))
-		return floor;
-	return vtime;
+	if (!cg)
+		return CG_ONE;
+	if (cg->gen == gen)
+		return cg->hweight;
+	for (depth = 0; depth < CG_MAX_DEPTH && id; depth++) {
+		up = bpf_map_lookup_elem(&cg_ctxs, &id);
+		if (!up)
+			break;
+		/* The root's weight is not a share of anything. */
+		if (up->level)
+			hw = hw * up->weight / 100;
+		id = up->parent;
+	}
+	if (!hw)
+		hw = 1;
+	cg->hweight = hw;
+	cg->gen = gen;
+	return hw;
+}
+
+/*
+ * The weight @p runs with (100 = nice 0 alone in the root cgroup): its nice
+ * weight times its cgroup's hierarchical weight, divided among the cgroup's
+ * runnable tasks as CFS divides a group's share. Tasks of the root cgroup
+ * compete one by one, as they do under CFS.
+ */
+static u64 task_weight(const struct task_struct *p, const struct task_ctx *tctx)
+{
+	u64 w = p->scx.weight;
+	struct cg_ctx *cg;
+	u64 cgid;
+	s64 n;
+
+	if (!tctx || !tctx->cgid)
+		return w ?: 1;
+	cgid = tctx->cgid;
+	cg = bpf_map_lookup_elem(&cg_ctxs, &cgid);
+	if (!cg || !cg->level)
+		return w ?: 1;
+	w = w * cg_hweight(cgid) / CG_ONE;
+	n = READ_ONCE(cg->nr_runnable);
+	if (n > 1)
+		w /= n;
+	return w ?: 1;
+}
+
+/* @ns of CPU time in @p's weighted time. */
+static u64 weighted(u64 ns, u64 weight)
+{
+	return ns * 100 / weight;
+}
+
+/*
+ * Sets @p's deadline for this enqueue: its vruntime, with sleep credit capped
+ * at one slice (a sleeper runs ahead of hogs when it wakes but cannot bank
+ * time), plus the CPU time it used since it last woke, at most one slice.
+ */
+static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx)
+{
+	u64 floor = vtime_now - slice_ns, burst;
+
+	if (!tctx)
+		return vtime_now;
+	if (vtime_now > slice_ns && time_before(tctx->vruntime, floor))
+		tctx->vruntime = floor;
+	burst = tctx->exec_runtime_ns < slice_ns ? tctx->exec_runtime_ns : slice_ns;
+	tctx->deadline = tctx->vruntime + weighted(burst, task_weight(p, tctx));
+	return tctx->deadline;
 }
 
 static void count_insert(bool ok)
@@ -241,10 +403,30 @@ static void kick_idle_cpu(const struct task_struct *p)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 }
 
-/* The agent's dispatcher thread: it must never wait for itself. */
-static bool is_dispatcher(const struct task_struct *p)
+/*
+ * Normal tasks that may run on this CPU have not started here for too long,
+ * or the CPU is still in the window in which it serves them first.
+ */
+static bool cpu_starving(const struct cpu_ctx *cctx, u64 now)
 {
-	return user_dispatch && p->pid == READ_ONCE(usersched_pid);
+	if (!cctx || !scx_bpf_dsq_nr_queued(SHARED_DSQ))
+		return false;
+	return time_before(now, cctx->guard_until) ||
+	       (s64)(now - cctx->normal_at) > (s64)starvation_ns;
+}
+
+/*
+ * Whether a waking task with @deadline should preempt @cpu now: the CPU runs
+ * one of our normal tasks whose deadline is later by more than the margin, and
+ * normal tasks are not being starved there (a guard window belongs to them).
+ */
+static bool should_preempt(s32 cpu, u64 deadline)
+{
+	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
+
+	if (!cctx || !cctx->busy || cctx->running_prio)
+		return false;
+	return time_before(deadline + slice_min(), cctx->deadline);
 }
 
 static bool dispatcher_stalled(u64 now)
@@ -255,39 +437,45 @@ static bool dispatcher_stalled(u64 now)
 
 /*
  * Hand @p to the dispatcher. False when it cannot take it now (ring full or
- * too many tasks in its hands): the caller dispatches directly.
+ * too many tasks in its hands): the caller dispatches directly. The task is
+ * counted outstanding before it is published, so a concurrent take-back never
+ * subtracts what was not yet added.
  */
 static bool send_to_user(struct task_struct *p, struct task_ctx *tctx, u64 slice,
 			 bool has_strategy, u64 enq_flags)
 {
+	struct user_task ut = {};
 	struct queued_task *q;
 	u32 pid = p->pid;
-	u64 seq;
+	u64 was;
 
 	if (READ_ONCE(nr_user_outstanding) >= user_queue_depth)
 		return false;
-	seq = __sync_add_and_fetch(&user_seq, 1);
-	if (bpf_map_update_elem(&user_tasks, &pid, &seq, BPF_NOEXIST))
-		return false;
 	q = bpf_ringbuf_reserve(&queued, sizeof(*q), 0);
-	if (!q) {
-		bpf_map_delete_elem(&user_tasks, &pid);
+	if (!q)
+		return false;
+	was = __sync_fetch_and_add(&nr_user_outstanding, 1);
+	ut.seq = __sync_add_and_fetch(&user_seq, 1);
+	ut.sent_at = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&user_tasks, &pid, &ut, BPF_NOEXIST)) {
+		__sync_fetch_and_sub(&nr_user_outstanding, 1);
+		bpf_ringbuf_discard(q, 0);
 		return false;
 	}
-	q->seq = seq;
-	q->vtime = queue_vtime(p);
+	q->seq = ut.seq;
+	q->vtime = tctx ? tctx->vruntime : vtime_now;
 	q->exec_runtime_ns = tctx ? tctx->exec_runtime_ns : 0;
 	q->slice_ns = slice;
 	q->pid = pid;
 	q->cpu = scx_bpf_task_cpu(p);
-	q->weight = p->scx.weight;
+	q->weight = tctx ? task_weight(p, tctx) : p->scx.weight;
 	q->nr_cpus_allowed = p->nr_cpus_allowed;
 	q->flags = ((enq_flags & SCX_ENQ_WAKEUP) ? QUEUED_F_WAKEUP : 0) |
 		   (has_strategy ? QUEUED_F_STRATEGY : 0);
 	q->__pad = 0;
 	/* The stall clock starts when an idle dispatcher is given work. */
-	if (!__sync_fetch_and_add(&nr_user_outstanding, 1))
-		WRITE_ONCE(user_progress_at, bpf_ktime_get_ns());
+	if (!was)
+		WRITE_ONCE(user_progress_at, ut.sent_at);
 	__sync_fetch_and_add(&nr_user_enqueues, 1);
 	bpf_ringbuf_submit(q, 0);
 	return true;
@@ -302,14 +490,15 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
 		struct strategy *s = strategy_of(p);
-		u64 slice = strategy_slice(s);
+		u64 slice = task_slice(s);
 
 		if (s)
 			__sync_fetch_and_add(&s->nr_hits, 1);
 		tctx = task_ctx_of(p);
 		if (tctx) {
 			tctx->slice_ns = slice;
-			tctx->prio = s && (s->flags & STRATEGY_F_PRIORITY);
+			tctx->prio = is_dispatcher(p) || is_prio(s);
+			task_deadline(p, tctx);
 		}
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0));
 		__sync_fetch_and_add(&nr_direct_dispatches, 1);
@@ -317,20 +506,13 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	return cpu;
 }
 
-/* Normal tasks are waiting and have not been served for too long. */
-static bool shared_starving(u64 now)
-{
-	return scx_bpf_dsq_nr_queued(SHARED_DSQ) &&
-	       now - READ_ONCE(shared_served_at) > starvation_ns;
-}
-
 /*
  * Give a CPU to priority task @p now: preempt the normal task on @p's own CPU,
  * or, when that CPU already runs a priority task, kick another allowed CPU
- * that runs a normal one so it picks @p from PRIO_DSQ. Returns true when @p
- * was inserted here.
+ * that runs a normal one so it picks @p from PRIO_DSQ. CPUs whose normal tasks
+ * are starving are left alone. Returns true when @p was inserted here.
  */
-static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags)
+static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 {
 	s32 cpu = scx_bpf_task_cpu(p), i;
 	u32 nr_cpus = scx_bpf_nr_cpu_ids();
@@ -338,6 +520,8 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags)
 
 	cctx = cpu_ctx_of(cpu);
 	if (cctx && !cctx->running_prio) {
+		if (cpu_starving(cctx, now))
+			return false;
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
 						enq_flags | SCX_ENQ_PREEMPT));
 		__sync_fetch_and_add(&nr_preemptions, 1);
@@ -350,7 +534,7 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags)
 		if (i == cpu || !bpf_cpumask_test_cpu(i, p->cpus_ptr))
 			continue;
 		cctx = cpu_ctx_of(i);
-		if (cctx && !cctx->running_prio) {
+		if (cctx && !cctx->running_prio && !cpu_starving(cctx, now)) {
 			scx_bpf_kick_cpu(i, SCX_KICK_PREEMPT);
 			__sync_fetch_and_add(&nr_preemptions, 1);
 			break;
@@ -362,14 +546,15 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags)
 void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct strategy *s = strategy_of(p);
-	u64 slice = strategy_slice(s);
+	u64 slice = task_slice(s), deadline, now;
 	bool dispatcher = is_dispatcher(p);
 	/*
 	 * The dispatcher runs ahead of everything it decides for, like a priority
 	 * task, so a decision is never stuck behind the tasks waiting for it.
 	 */
-	bool prio = dispatcher || (s && (s->flags & STRATEGY_F_PRIORITY));
+	bool prio = dispatcher || is_prio(s);
 	struct task_ctx *tctx = task_ctx_of(p);
+	s32 cpu;
 
 	if (tctx) {
 		tctx->slice_ns = slice;
@@ -379,6 +564,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		__sync_fetch_and_add(&s->nr_hits, 1);
 		__sync_fetch_and_add(&nr_strategy_hits, 1);
 	}
+	deadline = task_deadline(p, tctx);
 
 	/*
 	 * Per-CPU kthreads (ksoftirqd, kworkers bound to a CPU) can run nowhere
@@ -389,20 +575,19 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
+	now = bpf_ktime_get_ns();
 	if (prio) {
 		if (!dispatcher)
 			__sync_fetch_and_add(&nr_prio_dispatches, 1);
 		/*
-		 * Only a wakeup preempts, and never while normal tasks starve: a
-		 * priority task whose slice ran out goes through PRIO_DSQ, so its
-		 * CPU passes through dispatch() where the starvation guard can serve
-		 * normal tasks before the sched_ext watchdog would eject us.
+		 * Only a wakeup preempts: a priority task whose slice ran out goes
+		 * through PRIO_DSQ, so its CPU passes through dispatch() where the
+		 * starvation guard can serve normal tasks first.
 		 */
-		if ((enq_flags & SCX_ENQ_WAKEUP) && !shared_starving(bpf_ktime_get_ns()) &&
-		    !is_migration_disabled(p) && place_prio(p, slice, enq_flags))
+		if ((enq_flags & SCX_ENQ_WAKEUP) && !is_migration_disabled(p) &&
+		    place_prio(p, slice, enq_flags, now))
 			return;
-		count_insert(scx_bpf_dsq_insert_vtime(p, PRIO_DSQ, slice,
-						      queue_vtime(p), enq_flags));
+		count_insert(scx_bpf_dsq_insert_vtime(p, PRIO_DSQ, slice, deadline, enq_flags));
 		refresh_nr_queued();
 		return;
 	}
@@ -415,8 +600,17 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		__sync_fetch_and_add(&nr_sched_congested, 1);
 	}
 
-	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, queue_vtime(p),
-					      enq_flags));
+	/* EEVDF-style wakeup preemption of a later deadline on the task's CPU. */
+	cpu = scx_bpf_task_cpu(p);
+	if ((enq_flags & SCX_ENQ_WAKEUP) && !is_migration_disabled(p) &&
+	    bpf_cpumask_test_cpu(cpu, p->cpus_ptr) && should_preempt(cpu, deadline)) {
+		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
+						enq_flags | SCX_ENQ_PREEMPT));
+		__sync_fetch_and_add(&nr_wakeup_preemptions, 1);
+		return;
+	}
+
+	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, deadline, enq_flags));
 	refresh_nr_queued();
 
 	/* Tasks queued without select_cpu (preempted, new) may find an idle CPU. */
@@ -428,12 +622,15 @@ void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
 	u32 pid = p->pid;
 
 	/*
-	 * Taken back before it was dispatched (affinity, priority, exit...). In
-	 * user mode a task in the dispatcher's hands is withdrawn, and the
-	 * decision that may still come for it is counted as cancelled then.
+	 * Taken back before it was dispatched (affinity, priority, exit...). Where
+	 * the kernel also calls dequeue when a task merely leaves our queues for a
+	 * CPU, only the property changes it flags are cancellations. In user mode
+	 * a task in the dispatcher's hands is withdrawn, and the decision that may
+	 * still come for it is counted as cancelled then.
 	 */
 	if (!user_dispatch) {
-		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
+		if (!SCX_DEQ_SCHED_CHANGE || (deq_flags & SCX_DEQ_SCHED_CHANGE))
+			__sync_fetch_and_add(&nr_cancel_dispatches, 1);
 		return;
 	}
 	if (!bpf_map_delete_elem(&user_tasks, &pid)) {
@@ -442,11 +639,12 @@ void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
 	}
 }
 
-/* Run @p as the dispatcher decided. */
+/* Run @p as the dispatcher decided; preempt a later deadline where it pays. */
 static void apply_decision(struct task_struct *p, const struct dispatched_task *d)
 {
 	u64 slice = d->slice_ns, floor = vtime_now - slice_ns, vtime = d->vtime;
-	s32 cpu = d->cpu;
+	struct task_ctx *tctx = task_ctx_of(p);
+	s32 cpu = d->cpu, target;
 	bool ok;
 
 	/* Our own dispatcher, but a bad slice must not hold a CPU for long. */
@@ -455,20 +653,30 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 	/* Nor may a deadline jump the queue by more than one slice. */
 	if (vtime_now > slice_ns && time_before(vtime, floor))
 		vtime = floor;
+	if (tctx)
+		tctx->deadline = vtime;
 
 	if (cpu >= 0) {
 		if (cpu < scx_bpf_nr_cpu_ids() && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
 			ok = scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, 0);
 			if (ok)
-				scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+				scx_bpf_kick_cpu(cpu, should_preempt(cpu, vtime) ?
+						 SCX_KICK_PREEMPT : SCX_KICK_IDLE);
 			goto out;
 		}
 		/* Its affinity changed since it was queued. */
 		__sync_fetch_and_add(&nr_bounce_dispatches, 1);
 	}
 	ok = scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, 0);
-	if (ok)
-		kick_idle_cpu(p);
+	if (ok) {
+		target = scx_bpf_task_cpu(p);
+		if (bpf_cpumask_test_cpu(target, p->cpus_ptr) && should_preempt(target, vtime)) {
+			scx_bpf_kick_cpu(target, SCX_KICK_PREEMPT);
+			__sync_fetch_and_add(&nr_wakeup_preemptions, 1);
+		} else {
+			kick_idle_cpu(p);
+		}
+	}
 out:
 	if (ok)
 		__sync_fetch_and_add(&nr_user_dispatches, 1);
@@ -480,8 +688,8 @@ out:
 static long drain_decision(struct bpf_dynptr *dynptr, void *ctx)
 {
 	struct dispatched_task d;
+	struct user_task *ut;
 	struct task_struct *p;
-	u64 *seq;
 
 	if (bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
 		return 0;
@@ -493,9 +701,9 @@ static long drain_decision(struct bpf_dynptr *dynptr, void *ctx)
 	if (!d.pid)
 		return 0;
 
-	/* Stale: withdrawn, taken back while stalled, or enqueued again since. */
-	seq = bpf_map_lookup_elem(&user_tasks, &d.pid);
-	if (!seq || *seq != d.seq || bpf_map_delete_elem(&user_tasks, &d.pid)) {
+	/* Stale: withdrawn, taken back, or enqueued again since. */
+	ut = bpf_map_lookup_elem(&user_tasks, &d.pid);
+	if (!ut || ut->seq != d.seq || bpf_map_delete_elem(&user_tasks, &d.pid)) {
 		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
 		return 0;
 	}
@@ -511,50 +719,128 @@ static long drain_decision(struct bpf_dynptr *dynptr, void *ctx)
 	return scx_bpf_dispatch_nr_slots() ? 0 : 1;
 }
 
-/* Take one task back from a stalled dispatcher; returning 1 stops the walk. */
-static long take_back(struct bpf_map *map, u32 *pid, u64 *seq, void *ctx)
+struct take_back_ctx {
+	u64 now;
+	bool all;		/* the dispatcher is stalled: take back everything */
+	bool cut;		/* ran out of dispatch slots */
+};
+
+/* Take one task back from the dispatcher; returning 1 stops the walk. */
+static long take_back(struct bpf_map *map, u32 *pid, struct user_task *ut,
+		      struct take_back_ctx *tb)
 {
 	struct task_struct *p;
+	struct task_ctx *tctx;
 	u32 key = *pid;
 
-	if (!scx_bpf_dispatch_nr_slots())
+	if (!tb->all && (s64)(tb->now - ut->sent_at) <= (s64)user_stall_ns)
+		return 0;
+	if (!scx_bpf_dispatch_nr_slots()) {
+		tb->cut = true;
 		return 1;
+	}
 	if (bpf_map_delete_elem(&user_tasks, &key))
 		return 0;
 	__sync_fetch_and_sub(&nr_user_outstanding, 1);
 	p = bpf_task_from_pid(key);
 	if (!p)
 		return 0;
-	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice_ns, queue_vtime(p), 0));
+	tctx = task_ctx_of(p);
+	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice_ns,
+					      tctx ? tctx->deadline : vtime_now, 0));
 	__sync_fetch_and_add(&nr_user_recovered, 1);
+	if (!tb->all)
+		__sync_fetch_and_add(&nr_user_aged, 1);
 	bpf_task_release(p);
 	return 0;
 }
 
 static void user_dispatch_work(u64 now)
 {
+	struct take_back_ctx tb = { .now = now };
+
 	bpf_user_ringbuf_drain(&dispatched, drain_decision, NULL, 0);
-	if (!dispatcher_stalled(now))
+	tb.all = dispatcher_stalled(now);
+	if (tb.all) {
+		if (__sync_val_compare_and_swap(&user_fallback_active, 0, 1) == 0)
+			__sync_fetch_and_add(&nr_user_fallbacks, 1);
+	} else if (!READ_ONCE(user_aged_pending)) {
 		return;
-	if (__sync_val_compare_and_swap(&user_fallback_active, 0, 1) == 0)
-		__sync_fetch_and_add(&nr_user_fallbacks, 1);
-	bpf_for_each_map_elem(&user_tasks, take_back, NULL, 0);
+	}
+	WRITE_ONCE(user_aged_pending, 0);
+	bpf_for_each_map_elem(&user_tasks, take_back, &tb, 0);
+	if (tb.cut)
+		WRITE_ONCE(user_aged_pending, 1);
 }
 
-static bool serve_shared(u64 now)
+static bool serve_shared(void)
 {
 	if (!scx_bpf_dsq_move_to_local(SHARED_DSQ, 0))
 		return false;
-	WRITE_ONCE(shared_served_at, now);
 	__sync_fetch_and_add(&nr_kernel_dispatches, 1);
 	return true;
 }
 
+/*
+ * The per-CPU starvation guard: when normal tasks that may run here have
+ * waited starvation_ns, serve them first for the next starvation_ns / 4.
+ * Returns true when it dispatched a normal task.
+ */
+static bool guard_cpu(struct cpu_ctx *cctx, u64 now)
+{
+	bool in_window;
+
+	if (!scx_bpf_dsq_nr_queued(SHARED_DSQ)) {
+		cctx->normal_at = now;
+		return false;
+	}
+	if (!cpu_starving(cctx, now))
+		return false;
+	in_window = time_before(now, cctx->guard_until);
+	if (!serve_shared()) {
+		/* Nothing waiting can run here. */
+		cctx->normal_at = now;
+		cctx->guard_until = 0;
+		return false;
+	}
+	if (!in_window) {
+		cctx->guard_until = now + starvation_ns / 4;
+		__sync_fetch_and_add(&nr_starvation_guards, 1);
+	}
+	return true;
+}
+
+/*
+ * Nothing else to run: @prev keeps its CPU. Give it its configured (or its
+ * strategy's) slice again, so the kernel does not refill it with its own
+ * default, and a strategy posted meanwhile applies from this slice on.
+ */
+static void refresh_prev(struct task_struct *prev, s32 cpu)
+{
+	struct strategy *s = strategy_of(prev);
+	struct task_ctx *tctx = task_ctx_of(prev);
+	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
+	u64 slice = task_slice(s);
+
+	if (s) {
+		__sync_fetch_and_add(&s->nr_hits, 1);
+		__sync_fetch_and_add(&nr_strategy_hits, 1);
+	}
+	if (tctx) {
+		tctx->slice_ns = slice;
+		tctx->prio = is_dispatcher(prev) || is_prio(s);
+	}
+	if (cctx)
+		cctx->running_prio = tctx && tctx->prio;
+	scx_bpf_task_set_slice(prev, slice);
+}
+
 void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 {
+	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
 	u64 now = bpf_ktime_get_ns();
 
-	if (READ_ONCE(test_force_error)) {
+	if (test_hooks && READ_ONCE(test_force_error)) {
 		scx_bpf_error("forced exit by the agent's test hook");
 		return;
 	}
@@ -562,20 +848,22 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 	if (user_dispatch)
 		user_dispatch_work(now);
 
-	if (!scx_bpf_dsq_nr_queued(SHARED_DSQ)) {
-		WRITE_ONCE(shared_served_at, now);
-	} else if (shared_starving(now)) {
-		if (serve_shared(now)) {
-			__sync_fetch_and_add(&nr_starvation_guards, 1);
-			goto out;
-		}
+	if (cctx && guard_cpu(cctx, now))
+		goto out;
+	/* A priority task whose slice ran out is ahead of every normal task. */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && is_prio_task(prev) &&
+	    !scx_bpf_dsq_nr_queued(PRIO_DSQ)) {
+		refresh_prev(prev, cpu);
+		goto out;
 	}
-
 	if (scx_bpf_dsq_move_to_local(PRIO_DSQ, 0)) {
 		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
 		goto out;
 	}
-	serve_shared(now);
+	if (serve_shared())
+		goto out;
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED))
+		refresh_prev(prev, cpu);
 out:
 	refresh_nr_queued();
 }
@@ -584,14 +872,19 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 {
 	struct task_ctx *tctx = task_ctx_of(p);
 	struct cpu_ctx *cctx = cpu_ctx_of(scx_bpf_task_cpu(p));
+	u64 now = bpf_ktime_get_ns();
 
-	if (time_before(vtime_now, p->scx.dsq_vtime))
-		vtime_now = p->scx.dsq_vtime;
-	if (tctx)
-		tctx->started_at = bpf_ktime_get_ns();
+	if (tctx) {
+		if (time_before(vtime_now, tctx->vruntime))
+			vtime_now = tctx->vruntime;
+		tctx->started_at = now;
+	}
 	if (cctx) {
 		cctx->busy = true;
 		cctx->running_prio = tctx && tctx->prio;
+		cctx->deadline = tctx ? tctx->deadline : vtime_now;
+		if (!cctx->running_prio)
+			cctx->normal_at = now;
 	}
 	__sync_fetch_and_add(&nr_running, 1);
 }
@@ -604,7 +897,7 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 	if (tctx && tctx->started_at) {
 		u64 used = bpf_ktime_get_ns() - tctx->started_at;
 
-		p->scx.dsq_vtime += scale_by_task_weight_inverse(p, used);
+		tctx->vruntime += weighted(used, task_weight(p, tctx));
 		tctx->exec_runtime_ns += used;
 		tctx->started_at = 0;
 	}
@@ -617,24 +910,113 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 		__sync_fetch_and_sub(&nr_running, 1);
 }
 
+static void cg_count(u64 cgid, s64 delta)
+{
+	struct cg_ctx *cg;
+
+	if (!cgid)
+		return;
+	cg = bpf_map_lookup_elem(&cg_ctxs, &cgid);
+	if (cg)
+		__sync_fetch_and_add(&cg->nr_runnable, delta);
+}
+
 void BPF_STRUCT_OPS(pilot_runnable, struct task_struct *p, u64 enq_flags)
 {
 	struct task_ctx *tctx = task_ctx_of(p);
 
-	if (tctx)
-		tctx->exec_runtime_ns = 0;
+	if (!tctx)
+		return;
+	tctx->exec_runtime_ns = 0;
+	if (!tctx->runnable) {
+		tctx->runnable = true;
+		cg_count(tctx->cgid, 1);
+	}
+}
+
+void BPF_STRUCT_OPS(pilot_quiescent, struct task_struct *p, u64 deq_flags)
+{
+	struct task_ctx *tctx = task_ctx_of(p);
+
+	if (tctx && tctx->runnable) {
+		tctx->runnable = false;
+		cg_count(tctx->cgid, -1);
+	}
 }
 
 void BPF_STRUCT_OPS(pilot_enable, struct task_struct *p)
 {
-	p->scx.dsq_vtime = vtime_now;
+	struct task_ctx *tctx = task_ctx_of(p);
+
+	if (tctx)
+		tctx->vruntime = vtime_now;
+	scx_bpf_task_set_dsq_vtime(p, vtime_now);
 }
 
 s32 BPF_STRUCT_OPS(pilot_init_task, struct task_struct *p, struct scx_init_task_args *args)
 {
-	if (!bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE))
+	struct task_ctx *tctx;
+
+	tctx = bpf_task_storage_get(&task_ctxs, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tctx)
 		return -ENOMEM;
+	if (args->cgroup)
+		tctx->cgid = args->cgroup->kn->id;
 	return 0;
+}
+
+s32 BPF_STRUCT_OPS(pilot_cgroup_init, struct cgroup *cgrp, struct scx_cgroup_init_args *args)
+{
+	struct cg_ctx cg = {
+		.weight = args->weight ?: 100,
+		.level = cgrp->level,
+	};
+	u64 cgid = cgrp->kn->id;
+
+	if (cgrp->level > 0) {
+		struct cgroup *parent = bpf_cgroup_ancestor(cgrp, cgrp->level - 1);
+
+		if (parent) {
+			cg.parent = parent->kn->id;
+			bpf_cgroup_release(parent);
+		}
+	}
+	/* A full table only costs this cgroup its weight (it runs as 100). */
+	bpf_map_update_elem(&cg_ctxs, &cgid, &cg, BPF_ANY);
+	__sync_fetch_and_add(&cg_gen, 1);
+	return 0;
+}
+
+void BPF_STRUCT_OPS(pilot_cgroup_exit, struct cgroup *cgrp)
+{
+	u64 cgid = cgrp->kn->id;
+
+	bpf_map_delete_elem(&cg_ctxs, &cgid);
+}
+
+void BPF_STRUCT_OPS(pilot_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
+{
+	u64 cgid = cgrp->kn->id;
+	struct cg_ctx *cg = bpf_map_lookup_elem(&cg_ctxs, &cgid);
+
+	if (cg)
+		cg->weight = weight ?: 100;
+	/* Every descendant's hierarchical weight changes with it. */
+	__sync_fetch_and_add(&cg_gen, 1);
+}
+
+void BPF_STRUCT_OPS(pilot_cgroup_move, struct task_struct *p, struct cgroup *from,
+		    struct cgroup *to)
+{
+	struct task_ctx *tctx = task_ctx_of(p);
+
+	if (!tctx)
+		return;
+	if (tctx->runnable) {
+		cg_count(tctx->cgid, -1);
+		cg_count(to->kn->id, 1);
+	}
+	tctx->cgid = to->kn->id;
 }
 
 #ifndef CLOCK_MONOTONIC
@@ -642,16 +1024,29 @@ s32 BPF_STRUCT_OPS(pilot_init_task, struct task_struct *p, struct scx_init_task_
 #endif
 #define STALL_CHECK_NS (50 * 1000 * 1000ULL)
 
+/* Finds a task held longer than user_stall_ns; returning 1 stops the walk. */
+static long find_aged(struct bpf_map *map, u32 *pid, struct user_task *ut, u64 *now)
+{
+	if ((s64)(*now - ut->sent_at) <= (s64)user_stall_ns)
+		return 0;
+	WRITE_ONCE(user_aged_pending, 1);
+	return 1;
+}
+
 /*
  * An idle CPU does not call dispatch() by itself; while the dispatcher is
- * stalled, wake the idle CPUs so one of them takes its tasks back.
+ * stalled or holds a task too long, wake the idle CPUs so one of them takes
+ * the task back.
  */
 static int stall_check(void *map, int *key, struct bpf_timer *timer)
 {
 	u32 nr_cpus = scx_bpf_nr_cpu_ids();
+	u64 now = bpf_ktime_get_ns();
 	s32 i;
 
-	if (dispatcher_stalled(bpf_ktime_get_ns())) {
+	if (READ_ONCE(nr_user_outstanding))
+		bpf_for_each_map_elem(&user_tasks, find_aged, &now, 0);
+	if (dispatcher_stalled(now) || READ_ONCE(user_aged_pending)) {
 		if (nr_cpus > MAX_CPUS)
 			nr_cpus = MAX_CPUS;
 		bpf_for(i, 0, nr_cpus)
@@ -688,15 +1083,20 @@ void BPF_STRUCT_OPS(pilot_exit, struct scx_exit_info *ei)
 }
 
 SCX_OPS_DEFINE(pilot_ops,
-	       .select_cpu	= (void *)pilot_select_cpu,
-	       .enqueue		= (void *)pilot_enqueue,
-	       .dequeue		= (void *)pilot_dequeue,
-	       .dispatch	= (void *)pilot_dispatch,
-	       .running		= (void *)pilot_running,
-	       .stopping	= (void *)pilot_stopping,
-	       .runnable	= (void *)pilot_runnable,
-	       .enable		= (void *)pilot_enable,
-	       .init_task	= (void *)pilot_init_task,
-	       .init		= (void *)pilot_init,
-	       .exit		= (void *)pilot_exit,
-	       .name		= "scx_pilot");
+	       .select_cpu		= (void *)pilot_select_cpu,
+	       .enqueue			= (void *)pilot_enqueue,
+	       .dequeue			= (void *)pilot_dequeue,
+	       .dispatch		= (void *)pilot_dispatch,
+	       .running			= (void *)pilot_running,
+	       .stopping		= (void *)pilot_stopping,
+	       .runnable		= (void *)pilot_runnable,
+	       .quiescent		= (void *)pilot_quiescent,
+	       .enable			= (void *)pilot_enable,
+	       .init_task		= (void *)pilot_init_task,
+	       .cgroup_init		= (void *)pilot_cgroup_init,
+	       .cgroup_exit		= (void *)pilot_cgroup_exit,
+	       .cgroup_set_weight	= (void *)pilot_cgroup_set_weight,
+	       .cgroup_move		= (void *)pilot_cgroup_move,
+	       .init			= (void *)pilot_init,
+	       .exit			= (void *)pilot_exit,
+	       .name			= "scx_pilot");

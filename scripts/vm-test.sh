@@ -17,11 +17,12 @@ export VM_LOG=${VM_LOG:-$work/guest.log}
 
 echo "vm-test.sh: kernel $(<"$KERNEL_DIR/version"), agent $BIN"
 "$root/scripts/vm/initramfs.sh" "$work/initramfs.cpio.gz" "$root/scripts/vm/guest-sched.sh" \
-	"$BIN" /usr/bin/jq /usr/bin/curl "$root/scripts/vm/guest-user.sh"
+	"$BIN" /usr/bin/jq /usr/bin/curl "$root/scripts/vm/guest-user.sh" \
+	"$root/scripts/vm/guest-policy.sh"
 set +e
 for attempt in 1 2; do
 	: >"$VM_LOG"
-	VM_APPEND="AGENT=$BIN USER_PHASE=$root/scripts/vm/guest-user.sh ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-1500} \
+	VM_APPEND="AGENT=$BIN USER_PHASE=$root/scripts/vm/guest-user.sh POLICY_PHASE=$root/scripts/vm/guest-policy.sh ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-1500} \
 		"$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null
 	boot_rc=$?
 	# Multi-threaded TCG sometimes corrupts the kernel's live code patching

@@ -176,10 +176,17 @@ macro_rules! counter_table {
                     kernel: "priority tasks that preempted (or kicked) a CPU running a normal task",
                     user: "same",
                 },
+                #[serde(default)]
+                nr_wakeup_preemptions: u64 {
+                    kind: Counter, modes: Every, prom: "scx_pilot_wakeup_preemptions",
+                    help: "Waking normal tasks that preempted a running task with a later deadline",
+                    kernel: "waking normal tasks that preempted a running task with a later deadline",
+                    user: "dispatcher decisions that preempted a CPU running a later deadline",
+                },
                 nr_starvation_guards: u64 {
                     kind: Counter, modes: Every, prom: "scx_pilot_starvation_guards",
-                    help: "Times the shared queue was served ahead of the priority queue to prevent starvation",
-                    kernel: "times the shared queue was served ahead of the priority queue to prevent starvation",
+                    help: "Times a CPU served normal tasks ahead of priority ones because they had waited --starvation-ms",
+                    kernel: "times a CPU served normal tasks ahead of priority ones because they had waited `--starvation-ms`",
                     user: "same",
                 },
                 nr_strategy_hits: u64 {
@@ -206,9 +213,16 @@ macro_rules! counter_table {
                 #[serde(default)]
                 nr_user_recovered: u64 {
                     kind: Counter, modes: UserDispatch, prom: "scx_pilot_user_recovered",
-                    help: "Tasks BPF took back from a stalled user-space dispatcher",
+                    help: "Tasks BPF took back from the user-space dispatcher (stalled, or held a task --user-stall-ms)",
                     kernel: "always 0",
-                    user: "tasks BPF took back from a stalled dispatcher",
+                    user: "tasks BPF took back from the dispatcher (stalled, or held the task `--user-stall-ms`)",
+                },
+                #[serde(default)]
+                nr_user_aged: u64 {
+                    kind: Counter, modes: UserDispatch, prom: "scx_pilot_user_aged",
+                    help: "Of the tasks taken back, those held --user-stall-ms by a dispatcher that was otherwise answering",
+                    kernel: "always 0",
+                    user: "of the tasks taken back, those held `--user-stall-ms` by a dispatcher that was otherwise answering",
                 },
                 #[serde(default)]
                 nr_user_withdrawn: u64 {

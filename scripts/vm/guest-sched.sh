@@ -87,6 +87,21 @@ cpus=$(nproc)
 eevdf_ops=$(bogo_ops 5)
 echo "RESULT eevdf_bogo_ops=${eevdf_ops:-0}"
 
+# The 1 ms probe beside 3 shell hogs per vCPU under EEVDF (run again after the
+# agent's SIGTERM): the reference of the plain probe's regression guard.
+eevdf_probe() {
+	ehogs=""
+	for _ in $(seq $((cpus * 3))); do
+		sh -c 'while :; do :; done' &
+		ehogs="$ehogs $!"
+	done
+	sleep 1
+	hist probe-eevdf -t1 -i 1000 -l 1000
+	kill $ehogs
+	wait $ehogs 2>/dev/null
+}
+eevdf_probe
+
 # --- a fake pod on this node: a kubelet-style cgroup (systemd driver, burstable
 # QoS, containerd) and its metadata in a --pods-file, for selector strategies.
 POD_UID=3f2a1b4c-5d6e-4f70-8a9b-0c1d2e3f4a5b
@@ -354,6 +369,7 @@ wait_state disabled 50
 check sigterm-disabled $? "state after SIGTERM: $(state)"
 eevdf_ops2=$(bogo_ops 5)
 echo "RESULT eevdf_bogo_ops_2=${eevdf_ops2:-0}"
+eevdf_probe
 
 # --- SIGKILL: the kernel drops the scheduler, the guest keeps running
 start_agent
@@ -417,6 +433,10 @@ kill -0 "$agent_pid" && [ "$(state)" = enabled ] && [ "$reattaches" = 1 ]
 check eject-reattach $? "agent alive, state $(state), reattaches=$reattaches"
 stop_agent TERM
 check eject-sigterm $rc "exit code $rc after the re-attach"
+
+# --- the policy's guarantees: cgroup weights, the starvation bound, slices
+# shellcheck source=guest-policy.sh
+. "${POLICY_PHASE:?POLICY_PHASE must name guest-policy.sh}"
 
 # --- user dispatch mode (--dispatch user)
 # shellcheck source=guest-user.sh

@@ -92,6 +92,23 @@ def main():
     else:
         checks.append((False, "priority-latency", "cyclictest histograms missing from the guest log"))
 
+    # The default policy's regression guard: the plain probe wakes within 2x of
+    # EEVDF's p50 beside the same hogs (EEVDF rounds before and after, this boot).
+    if "probe-plain" in hists and "probe-eevdf" in hists:
+        a, b = percentile(hists["probe-plain"], 0.5), percentile(hists["probe-eevdf"], 0.5)
+        ok = a is not None and b is not None and a <= 2 * max(b, 50)
+        checks.append((ok, "plain-latency-vs-eevdf",
+                       f"probe p50 without a strategy {a} us vs EEVDF {b} us (need <= 2x)"))
+    else:
+        checks.append((False, "plain-latency-vs-eevdf", "probe-plain or probe-eevdf histogram missing"))
+
+    # Slices as configured: a 50 ms waker beside a lone hog on its vCPU.
+    for name, bound in (("slice-default", 10000), ("slice-strategy", 6000)):
+        h = hists.get(name)
+        p90 = percentile(h, 0.9) if h else None
+        checks.append((p90 is not None and p90 <= bound, f"{name}-wait",
+                       f"50 ms waker beside a lone hog: p90 {p90} us (need <= {bound} us)"))
+
     # User dispatch mode: the priority probe stays on the BPF path there, so it
     # must beat the plain one. Two rounds each, not three, so p99 rests on 20
     # wakeups and an overloaded emulating host pushes both past the histogram

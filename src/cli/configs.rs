@@ -18,6 +18,7 @@ impl Opts {
             user_stall_ms: self.user_stall_ms,
             user_queue_depth: self.user_queue_depth,
             exit_dump_len: self.exit_dump_len,
+            test_hooks: self.dispatcher_test_hooks,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct SchedConfig {
     /// Bytes of the kernel's debug dump kept at an error exit (0: the
     /// kernel's default).
     pub exit_dump_len: u32,
+    /// --dispatcher-test-hooks: BPF honours the forced-exit flag.
+    pub test_hooks: bool,
 }
 
 /// Why [`Scheduler::run`] returned.
@@ -94,6 +96,7 @@ impl<'obj> Scheduler<'obj> {
         rodata.user_dispatch = config.user_dispatch;
         rodata.user_stall_ns = config.user_stall_ms * 1_000_000;
         rodata.user_queue_depth = config.user_queue_depth;
+        rodata.test_hooks = config.test_hooks;
         let bss = skel
             .maps
             .bss_data
@@ -169,6 +172,8 @@ impl<'obj> Scheduler<'obj> {
                 fallback_active: bss.user_fallback_active != 0,
                 outstanding: p.nr_user_outstanding,
                 paused: stats.paused.load(Ordering::Relaxed),
+                overflows: stats.overflows.load(Ordering::Relaxed),
+                aged: p.nr_user_aged,
             }
         });
         if let Some(d) = &dispatcher {

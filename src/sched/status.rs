@@ -42,10 +42,33 @@ pub struct SchedulerStatus {
     /// The kernel's debug dump of that exit, when it wrote one.
     pub last_exit_dump: Option<String>,
     pub last_sample_at: Option<DateTime<Utc>>,
+    /// What the scheduler honours of cgroup CPU controls while it runs.
+    pub cgroup_cpu: CgroupCpu,
     /// PIDs currently in the BPF strategy map.
     pub strategy_pids: usize,
     /// The dispatcher of --dispatch user; None in the other modes.
     pub dispatcher: Option<DispatcherStatus>,
+}
+
+/// The cgroup CPU controls scx_pilot's scheduler honours. Stated in /health
+/// so an operator sees, on the node, that pod CPU limits are not enforced.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CgroupCpu {
+    /// `cpu.weight` (pod CPU requests, systemd CPUWeight=): honoured, down
+    /// the hierarchy and shared among a cgroup's runnable tasks.
+    pub weights_honoured: bool,
+    /// `cpu.max` (pod CPU limits, systemd CPUQuota=): not enforced while
+    /// scx_pilot's scheduler runs; they apply again under the kernel's own.
+    pub limits_enforced: bool,
+}
+
+impl Default for CgroupCpu {
+    fn default() -> Self {
+        Self {
+            weights_honoured: true,
+            limits_enforced: false,
+        }
+    }
 }
 
 /// The user-space dispatcher as /health shows it.
@@ -65,6 +88,11 @@ pub struct DispatcherStatus {
     pub outstanding: u64,
     /// True while the test hook holds it.
     pub paused: bool,
+    /// Records its inbox could not hold, answered at once with a neutral
+    /// decision (never dropped).
+    pub overflows: u64,
+    /// Of the tasks taken back, those it held --user-stall-ms while answering.
+    pub aged: u64,
 }
 
 impl SchedulerStatus {
@@ -79,6 +107,7 @@ impl SchedulerStatus {
             last_exit: None,
             last_exit_dump: None,
             last_sample_at: None,
+            cgroup_cpu: CgroupCpu::default(),
             strategy_pids: 0,
             dispatcher: None,
         }

@@ -17,7 +17,14 @@
 //!   the scheduler is attached.
 //! - Anything missed above (a bug, SIGSTOP, the test hook): BPF takes its tasks
 //!   back after `--user-stall-ms` and dispatches directly, counted in
-//!   nr_user_fallbacks, far sooner than the sched_ext watchdog would act.
+//!   nr_user_fallbacks, far sooner than the sched_ext watchdog would act; a
+//!   single task held that long while the thread answers is taken back too
+//!   (nr_user_aged).
+//!
+//! A record read from the ring is never dropped: libbpf counts a record as
+//! consumed even when the callback refuses it, so a record the inbox cannot
+//! hold is answered at once with a neutral decision (its own vtime and slice,
+//! any CPU) instead.
 
 use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd};
@@ -46,6 +53,32 @@ const RING_FULL_WAIT: Duration = Duration::from_micros(200);
 /// dispatcher stops answering, as a hung one would.
 static PAUSED: AtomicBool = AtomicBool::new(false);
 
+/// Environment variable that picks a faulty dispatcher under the test hooks,
+/// so a VM test can drive the paths a correct one never takes.
+pub const TEST_MODE_ENV: &str = "SCX_PILOT_DISPATCHER_TEST";
+
+/// What the test hooks make the dispatcher do wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestMode {
+    None,
+    /// Reads at most one task per round into the inbox but asks libbpf for
+    /// more: every other record overflows.
+    TinyInbox,
+    /// Forgets every tenth task it reads while still answering the rest, as
+    /// a buggy policy would: BPF must take them back by age.
+    Forget,
+}
+
+static TEST_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+fn test_mode() -> TestMode {
+    match TEST_MODE.load(Ordering::Relaxed) {
+        1 => TestMode::TinyInbox,
+        2 => TestMode::Forget,
+        _ => TestMode::None,
+    }
+}
+
 extern "C" fn toggle_pause(_: libc::c_int) {
     PAUSED.fetch_xor(true, Ordering::Relaxed);
 }
@@ -62,9 +95,17 @@ pub fn install_test_hook() -> Result<()> {
     if unsafe { libc::signal(libc::SIGUSR2, handler) } == libc::SIG_ERR {
         bail!("installing the SIGUSR2 test hook failed");
     }
+    let mode = match std::env::var(TEST_MODE_ENV).as_deref() {
+        Ok("tiny-inbox") => 1,
+        Ok("forget") => 2,
+        Ok("") | Err(_) => 0,
+        Ok(other) => bail!("{TEST_MODE_ENV}={other}: expected tiny-inbox or forget"),
+    };
+    TEST_MODE.store(mode, Ordering::Relaxed);
     log::warn!(
         "test hooks on: SIGUSR1 pauses and resumes the dispatcher thread, \
-         SIGUSR2 forces a scheduler error exit"
+         SIGUSR2 forces a scheduler error exit; dispatcher test mode {:?}",
+        test_mode()
     );
     Ok(())
 }
@@ -88,11 +129,36 @@ pub struct DispatcherStats {
     pub decisions: AtomicU64,
     /// True while the test hook holds the thread.
     pub paused: AtomicBool,
+    /// Records the inbox could not hold, answered at once.
+    pub overflows: AtomicU64,
 }
 
 /// Tasks read from the queued ring, waiting to be decided.
 struct Inbox {
     tasks: Vec<queued_task>,
+    /// Room the consume call may fill; records beyond it overflow.
+    room: usize,
+    /// Where an overflowing record is answered (set once the ring exists).
+    decisions: Option<NonNull<libbpf_sys::user_ring_buffer>>,
+    /// Records answered from the callback since the last round.
+    overflows: u64,
+}
+
+/// Sends one decision; false when the ring is full.
+fn send_decision(ring: NonNull<libbpf_sys::user_ring_buffer>, d: &dispatched_task) -> bool {
+    // SAFETY: valid ring; the reserved sample has room for one record.
+    unsafe {
+        let sample = libbpf_sys::user_ring_buffer__reserve(
+            ring.as_ptr(),
+            size_of::<dispatched_task>() as u32,
+        );
+        if sample.is_null() {
+            return false;
+        }
+        ptr::write_unaligned(sample as *mut dispatched_task, *d);
+        libbpf_sys::user_ring_buffer__submit(ring.as_ptr(), sample);
+    }
+    true
 }
 
 /// libbpf's callback for one queued_task record.
@@ -104,15 +170,31 @@ unsafe extern "C" fn on_queued(
     // SAFETY: ctx is the Inbox the ring was created with, alive as long as
     // the ring, and no other reference to it is live during a consume call.
     let inbox = unsafe { &mut *(ctx as *mut Inbox) };
-    if (size as usize) < size_of::<queued_task>() || inbox.tasks.len() == inbox.tasks.capacity() {
-        // Cannot happen: records have one size and the loop consumes no more
-        // than the free room. Stop rather than lose a task BPF waits on.
-        return -libc::ENOSPC;
+    if (size as usize) < size_of::<queued_task>() {
+        // Not ours to read; BPF takes the task back by age.
+        return 0;
     }
     // SAFETY: the record holds at least one queued_task; it may be unaligned.
-    inbox
-        .tasks
-        .push(unsafe { ptr::read_unaligned(data as *const queued_task) });
+    let t = unsafe { ptr::read_unaligned(data as *const queued_task) };
+    if inbox.tasks.len() < inbox.room {
+        inbox.tasks.push(t);
+        return 0;
+    }
+    // Full: answer now. If the decision ring is full too, BPF takes the task
+    // back once it has waited --user-stall-ms.
+    if let Some(ring) = inbox.decisions {
+        let d = dispatched_task {
+            seq: t.seq,
+            vtime: t.vtime,
+            slice_ns: t.slice_ns,
+            nr_pending: inbox.tasks.len() as u64,
+            pid: t.pid,
+            cpu: -1,
+        };
+        if send_decision(ring, &d) {
+            inbox.overflows += 1;
+        }
+    }
     0
 }
 
@@ -130,6 +212,9 @@ impl Rings {
     fn new(queued: MapHandle, decisions: MapHandle) -> Result<Self> {
         let inbox = Box::new(Inbox {
             tasks: Vec::with_capacity(pilot_consts_MAX_USER_TASKS as usize),
+            room: 0,
+            decisions: None,
+            overflows: 0,
         });
         let inbox = NonNull::from(Box::leak(inbox));
         // SAFETY: valid map fds; the callback and its context outlive the ring
@@ -160,6 +245,8 @@ impl Rings {
             }
             return Err(err).context("opening the decision ring");
         };
+        // SAFETY: not yet shared with a consume call.
+        unsafe { (*inbox.as_ptr()).decisions = Some(urb) };
         // SAFETY: rb is valid.
         let epoll_fd = unsafe { libbpf_sys::ring_buffer__epoll_fd(rb.as_ptr()) };
         Ok(Self {
@@ -177,16 +264,32 @@ impl Rings {
         unsafe { &mut self.inbox.as_mut().tasks }
     }
 
-    /// Reads queued tasks into the inbox, no more than it has room for.
-    fn consume(&mut self) {
-        let room = {
+    /// Reads queued tasks into the inbox, no more than it has room for;
+    /// returns how many records overflowed and were answered at once.
+    fn consume(&mut self) -> u64 {
+        let tiny = test_mode() == TestMode::TinyInbox;
+        let (room, want) = {
             let tasks = self.inbox();
-            tasks.capacity() - tasks.len()
+            let free = tasks.capacity() - tasks.len();
+            if tiny {
+                (tasks.len() + free.min(1), free.min(8))
+            } else {
+                (tasks.capacity(), free)
+            }
         };
-        if room > 0 {
-            // SAFETY: valid ring; see on_queued.
-            unsafe { libbpf_sys::ring_buffer__consume_n(self.queued.as_ptr(), room as _) };
+        if want == 0 {
+            return 0;
         }
+        // SAFETY: only this thread touches the inbox, outside consume calls.
+        unsafe {
+            let inbox = self.inbox.as_mut();
+            inbox.room = room;
+            inbox.overflows = 0;
+        }
+        // SAFETY: valid ring; see on_queued.
+        unsafe { libbpf_sys::ring_buffer__consume_n(self.queued.as_ptr(), want as _) };
+        // SAFETY: as above.
+        unsafe { self.inbox.as_ref().overflows }
     }
 
     /// Waits until BPF queues a task or `timeout` passes.
@@ -205,19 +308,7 @@ impl Rings {
 
     /// Sends one decision; false when the ring is full.
     fn send(&self, d: &dispatched_task) -> bool {
-        // SAFETY: valid ring; the reserved sample has room for one record.
-        unsafe {
-            let sample = libbpf_sys::user_ring_buffer__reserve(
-                self.decisions.as_ptr(),
-                size_of::<dispatched_task>() as u32,
-            );
-            if sample.is_null() {
-                return false;
-            }
-            ptr::write_unaligned(sample as *mut dispatched_task, *d);
-            libbpf_sys::user_ring_buffer__submit(self.decisions.as_ptr(), sample);
-        }
-        true
+        send_decision(self.decisions, d)
     }
 }
 
@@ -316,7 +407,14 @@ fn run(mut rings: Rings, mut policy: Policy, stop: &AtomicBool, stats: &Dispatch
         }
         stats.paused.store(false, Ordering::Relaxed);
 
-        rings.consume();
+        let overflows = rings.consume();
+        if overflows > 0 {
+            stats.overflows.fetch_add(overflows, Ordering::Relaxed);
+            stats.decisions.fetch_add(overflows, Ordering::Relaxed);
+        }
+        if test_mode() == TestMode::Forget {
+            forget_some(rings.inbox());
+        }
         if rings.inbox().is_empty() {
             if last_sent.elapsed() >= HEARTBEAT && rings.send(&heartbeat(0)) {
                 last_sent = Instant::now();
@@ -334,6 +432,11 @@ fn run(mut rings: Rings, mut policy: Policy, stop: &AtomicBool, stats: &Dispatch
             std::thread::sleep(RING_FULL_WAIT);
         }
     }
+}
+
+/// The Forget test mode: drops every tenth task read, undecided.
+fn forget_some(tasks: &mut Vec<queued_task>) {
+    tasks.retain(|t| t.seq % 10 != 0);
 }
 
 /// Orders the inbox and sends as many decisions as the ring takes; the rest

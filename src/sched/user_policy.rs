@@ -3,13 +3,15 @@
 //! task can run on a single one. Pure functions over the records BPF sends, so
 //! the policy is tested without a kernel.
 
-use super::bpf_intf::{dispatched_task, pilot_consts_QUEUED_F_STRATEGY, queued_task};
+use super::bpf_intf::{
+    dispatched_task, pilot_consts_MIN_SLICE_NS, pilot_consts_QUEUED_F_STRATEGY, queued_task,
+};
 
 const QUEUED_F_STRATEGY: u32 = pilot_consts_QUEUED_F_STRATEGY;
 
-/// Shortest slice the policy hands out when it divides time among many tasks:
-/// shorter slices cost more context switches than they buy in latency.
-pub const MIN_SLICE_NS: u64 = 250_000;
+/// Shortest slice the policy hands out when it divides time among many tasks
+/// (the same floor as the BPF side's).
+pub const MIN_SLICE_NS: u64 = pilot_consts_MIN_SLICE_NS as u64;
 
 /// What the dispatcher remembers between rounds.
 #[derive(Debug, Default, Clone, Copy)]

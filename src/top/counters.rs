@@ -108,11 +108,11 @@ mod tests {
         };
         assert_eq!(names(None).len(), 10, "external: BssData only");
         assert!(!names(Some(&idle)).contains(&"nr_user_fallbacks"));
-        assert_eq!(names(Some(&idle)).len(), 15);
+        assert_eq!(names(Some(&idle)).len(), 16);
         let rows = counter_rows(&reading(Some(&busy)));
-        assert_eq!(rows.len(), 20);
+        assert_eq!(rows.len(), 22);
         let tuple = |r: &Row| (r.name, r.value, r.counter);
         assert_eq!(tuple(&rows[0]), ("nr_queued", 3, false));
-        assert_eq!(tuple(&rows[19]), ("nr_user_outstanding", 2, false));
+        assert_eq!(tuple(&rows[21]), ("nr_user_outstanding", 2, false));
     }
 }
