@@ -4,14 +4,16 @@
  *
  * Policy in one paragraph: every task carries a virtual runtime that advances
  * by its CPU use divided by its weight (its nice weight, times its cgroup's
- * cpu.weight down the hierarchy, shared among the cgroup's runnable tasks), and
- * a deadline: that vruntime plus the CPU time it used since it last woke (at
- * most one slice), scaled the same way. Waiting tasks are served from one
+ * cpu.weight down the hierarchy, shared among the cgroup's runnable tasks),
+ * kept within one slice of its CPU's virtual clock, and a deadline: that
+ * vruntime plus the CPU time it used since it last woke (at most one slice),
+ * scaled the same way. Waiting tasks are served from one
  * shared queue in deadline order, so tasks that wake, run briefly and sleep go
  * ahead of CPU hogs, and nothing starves. A waking task takes an idle CPU when
  * there is one; otherwise it preempts the task running on its CPU when that
- * task's deadline is later by more than the minimum slice (EEVDF's wakeup
- * preemption; the margin stops two chatty tasks from ping-ponging). Slices
+ * task has no strategy and its deadline is later by more than the minimum
+ * slice (EEVDF's wakeup preemption; the margin stops two chatty tasks from
+ * ping-ponging). Slices
  * shrink as more tasks wait (slice_ns at most, slice_min_ns at least) and are
  * refreshed in dispatch() for a task that keeps its CPU. User space (the agent)
  * fills a hash map pid -> strategy; a task whose pid or tgid is in it runs with
@@ -123,8 +125,6 @@ u64 nr_user_outstanding;	/* tasks in the dispatcher's hands now */
  */
 u32 test_force_error;
 
-/* Global virtual clock: the highest vruntime of a task that started running. */
-static u64 vtime_now;
 /* Enqueue sequence of tasks sent to user space. */
 static u64 user_seq;
 /* Last sign of life from the dispatcher (or when it was last given work while idle). */
@@ -144,13 +144,14 @@ struct {
 } strategies SEC(".maps");
 
 struct task_ctx {
-	u64 vruntime;		/* weighted CPU time, in the vtime_now domain */
+	u64 vruntime;		/* weighted CPU time, near its CPU's vtime_now */
 	u64 deadline;		/* vruntime plus the weighted burst, at the last enqueue */
 	u64 slice_ns;		/* slice granted at the last enqueue */
 	u64 started_at;		/* when the task last got a CPU */
 	u64 exec_runtime_ns;	/* CPU time since the task last woke up */
 	u64 cgid;		/* its cgroup, for the cgroup weight */
 	bool prio;		/* queued through a priority strategy */
+	bool strategy;		/* runs with a strategy's slice */
 	bool runnable;		/* counted in its cgroup's nr_runnable */
 };
 
@@ -223,10 +224,17 @@ struct {
 } task_ctxs SEC(".maps");
 
 struct cpu_ctx {
+	/*
+	 * This CPU's virtual clock: the highest vruntime of a task that started
+	 * here. Per CPU, because tasks pinned to a busier CPU advance faster: a
+	 * global clock would push every waker elsewhere behind its CPU's hogs.
+	 */
+	u64 vtime_now;
 	u64 deadline;		/* deadline of the task running here */
 	u64 normal_at;		/* last time a normal task started here, or none waited */
 	u64 guard_until;	/* the shared queue goes first here until then */
 	bool running_prio;	/* the CPU runs a task with a priority strategy */
+	bool running_strategy;	/* ... or one with any strategy: its slice is kept */
 	bool busy;		/* the CPU runs one of our tasks */
 };
 
@@ -242,6 +250,29 @@ static struct cpu_ctx *cpu_ctx_of(s32 cpu)
 	u32 zero = 0;
 
 	return bpf_map_lookup_percpu_elem(&cpu_ctxs, &zero, cpu);
+}
+
+static u64 cpu_vtime(s32 cpu)
+{
+	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
+
+	return cctx ? cctx->vtime_now : 0;
+}
+
+/*
+ * @vruntime within one slice of @cpu's clock: a sleeper keeps at most one
+ * slice of credit (it runs ahead of hogs when it wakes but cannot bank time),
+ * and a task from a busier CPU brings at most one slice of debt.
+ */
+static u64 clamp_vruntime(u64 vruntime, s32 cpu)
+{
+	u64 now = cpu_vtime(cpu);
+
+	if (now > slice_ns && time_before(vruntime, now - slice_ns))
+		return now - slice_ns;
+	if (time_after(vruntime, now + slice_ns))
+		return now + slice_ns;
+	return vruntime;
 }
 
 static struct task_ctx *task_ctx_of(struct task_struct *p)
@@ -370,18 +401,17 @@ static u64 weighted(u64 ns, u64 weight)
 }
 
 /*
- * Sets @p's deadline for this enqueue: its vruntime, with sleep credit capped
- * at one slice (a sleeper runs ahead of hogs when it wakes but cannot bank
- * time), plus the CPU time it used since it last woke, at most one slice.
+ * Sets @p's deadline for this enqueue: its vruntime (within one slice of its
+ * CPU's clock) plus the CPU time it used since it last woke, at most one slice.
  */
 static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx)
 {
-	u64 floor = vtime_now - slice_ns, burst;
+	s32 cpu = scx_bpf_task_cpu(p);
+	u64 burst;
 
 	if (!tctx)
-		return vtime_now;
-	if (vtime_now > slice_ns && time_before(tctx->vruntime, floor))
-		tctx->vruntime = floor;
+		return cpu_vtime(cpu);
+	tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
 	burst = tctx->exec_runtime_ns < slice_ns ? tctx->exec_runtime_ns : slice_ns;
 	tctx->deadline = tctx->vruntime + weighted(burst, task_weight(p, tctx));
 	return tctx->deadline;
@@ -416,15 +446,15 @@ static bool cpu_starving(const struct cpu_ctx *cctx, u64 now)
 }
 
 /*
- * Whether a waking task with @deadline should preempt @cpu now: the CPU runs
- * one of our normal tasks whose deadline is later by more than the margin, and
- * normal tasks are not being starved there (a guard window belongs to them).
+ * Whether a waking normal task with @deadline should preempt @cpu now: the CPU
+ * runs one of our tasks without a strategy (a strategy's slice is kept as
+ * given) whose deadline is later by more than the margin.
  */
 static bool should_preempt(s32 cpu, u64 deadline)
 {
 	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
 
-	if (!cctx || !cctx->busy || cctx->running_prio)
+	if (!cctx || !cctx->busy || cctx->running_prio || cctx->running_strategy)
 		return false;
 	return time_before(deadline + slice_min(), cctx->deadline);
 }
@@ -463,11 +493,11 @@ static bool send_to_user(struct task_struct *p, struct task_ctx *tctx, u64 slice
 		return false;
 	}
 	q->seq = ut.seq;
-	q->vtime = tctx ? tctx->vruntime : vtime_now;
+	q->cpu = scx_bpf_task_cpu(p);
+	q->vtime = tctx ? tctx->vruntime : cpu_vtime(q->cpu);
 	q->exec_runtime_ns = tctx ? tctx->exec_runtime_ns : 0;
 	q->slice_ns = slice;
 	q->pid = pid;
-	q->cpu = scx_bpf_task_cpu(p);
 	q->weight = tctx ? task_weight(p, tctx) : p->scx.weight;
 	q->nr_cpus_allowed = p->nr_cpus_allowed;
 	q->flags = ((enq_flags & SCX_ENQ_WAKEUP) ? QUEUED_F_WAKEUP : 0) |
@@ -498,6 +528,7 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 		if (tctx) {
 			tctx->slice_ns = slice;
 			tctx->prio = is_dispatcher(p) || is_prio(s);
+			tctx->strategy = !!s;
 			task_deadline(p, tctx);
 		}
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0));
@@ -559,6 +590,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	if (tctx) {
 		tctx->slice_ns = slice;
 		tctx->prio = prio;
+		tctx->strategy = !!s;
 	}
 	if (s) {
 		__sync_fetch_and_add(&s->nr_hits, 1);
@@ -642,17 +674,18 @@ void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
 /* Run @p as the dispatcher decided; preempt a later deadline where it pays. */
 static void apply_decision(struct task_struct *p, const struct dispatched_task *d)
 {
-	u64 slice = d->slice_ns, floor = vtime_now - slice_ns, vtime = d->vtime;
+	u64 slice = d->slice_ns, vtime = d->vtime, now;
 	struct task_ctx *tctx = task_ctx_of(p);
-	s32 cpu = d->cpu, target;
+	s32 cpu = d->cpu, target = scx_bpf_task_cpu(p);
 	bool ok;
 
 	/* Our own dispatcher, but a bad slice must not hold a CPU for long. */
 	if (!slice || slice > starvation_ns)
 		slice = slice_ns;
 	/* Nor may a deadline jump the queue by more than one slice. */
-	if (vtime_now > slice_ns && time_before(vtime, floor))
-		vtime = floor;
+	now = cpu_vtime(target);
+	if (now > slice_ns && time_before(vtime, now - slice_ns))
+		vtime = now - slice_ns;
 	if (tctx)
 		tctx->deadline = vtime;
 
@@ -669,7 +702,6 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 	}
 	ok = scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, 0);
 	if (ok) {
-		target = scx_bpf_task_cpu(p);
 		if (bpf_cpumask_test_cpu(target, p->cpus_ptr) && should_preempt(target, vtime)) {
 			scx_bpf_kick_cpu(target, SCX_KICK_PREEMPT);
 			__sync_fetch_and_add(&nr_wakeup_preemptions, 1);
@@ -747,7 +779,7 @@ static long take_back(struct bpf_map *map, u32 *pid, struct user_task *ut,
 		return 0;
 	tctx = task_ctx_of(p);
 	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice_ns,
-					      tctx ? tctx->deadline : vtime_now, 0));
+					      tctx ? tctx->deadline : cpu_vtime(scx_bpf_task_cpu(p)), 0));
 	__sync_fetch_and_add(&nr_user_recovered, 1);
 	if (!tb->all)
 		__sync_fetch_and_add(&nr_user_aged, 1);
@@ -829,9 +861,12 @@ static void refresh_prev(struct task_struct *prev, s32 cpu)
 	if (tctx) {
 		tctx->slice_ns = slice;
 		tctx->prio = is_dispatcher(prev) || is_prio(s);
+		tctx->strategy = !!s;
 	}
-	if (cctx)
+	if (cctx) {
 		cctx->running_prio = tctx && tctx->prio;
+		cctx->running_strategy = tctx && tctx->strategy;
+	}
 	scx_bpf_task_set_slice(prev, slice);
 }
 
@@ -874,15 +909,15 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 	struct cpu_ctx *cctx = cpu_ctx_of(scx_bpf_task_cpu(p));
 	u64 now = bpf_ktime_get_ns();
 
-	if (tctx) {
-		if (time_before(vtime_now, tctx->vruntime))
-			vtime_now = tctx->vruntime;
+	if (tctx)
 		tctx->started_at = now;
-	}
 	if (cctx) {
+		if (tctx && time_before(cctx->vtime_now, tctx->vruntime))
+			cctx->vtime_now = tctx->vruntime;
 		cctx->busy = true;
 		cctx->running_prio = tctx && tctx->prio;
-		cctx->deadline = tctx ? tctx->deadline : vtime_now;
+		cctx->running_strategy = tctx && tctx->strategy;
+		cctx->deadline = tctx ? tctx->deadline : cctx->vtime_now;
 		if (!cctx->running_prio)
 			cctx->normal_at = now;
 	}
@@ -904,6 +939,7 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 	if (cctx) {
 		cctx->busy = false;
 		cctx->running_prio = false;
+		cctx->running_strategy = false;
 	}
 	/* running() and stopping() pair up; the guard only covers attach races. */
 	if (READ_ONCE(nr_running))
@@ -947,10 +983,11 @@ void BPF_STRUCT_OPS(pilot_quiescent, struct task_struct *p, u64 deq_flags)
 void BPF_STRUCT_OPS(pilot_enable, struct task_struct *p)
 {
 	struct task_ctx *tctx = task_ctx_of(p);
+	u64 now = cpu_vtime(scx_bpf_task_cpu(p));
 
 	if (tctx)
-		tctx->vruntime = vtime_now;
-	scx_bpf_task_set_dsq_vtime(p, vtime_now);
+		tctx->vruntime = now;
+	scx_bpf_task_set_dsq_vtime(p, now);
 }
 
 s32 BPF_STRUCT_OPS(pilot_init_task, struct task_struct *p, struct scx_init_task_args *args)

@@ -42,7 +42,7 @@ weight_ratio() { # PRIO(0|1)
 	wait $pids 2>/dev/null
 	[ "$1" = 1 ] && post_strategies '{"strategies":[]}' >/dev/null
 	rmdir "$cg/wa" "$cg/wb" "$cg/wc" 2>/dev/null
-	awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) 'BEGIN { printf "%.2f\n", a > 0 ? b / a : 0 }'
+	awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) 'BEGIN { printf "%.2f\n", (a > 0 ? b / a : 0) }'
 }
 
 eevdf_ratio=$(weight_ratio 0)

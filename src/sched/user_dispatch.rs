@@ -397,7 +397,7 @@ impl Drop for Dispatcher {
 }
 
 /// The dispatcher loop. No allocation, no lock, no logging: see the module doc.
-fn run(mut rings: Rings, mut policy: Policy, stop: &AtomicBool, stats: &DispatcherStats) {
+fn run(mut rings: Rings, policy: Policy, stop: &AtomicBool, stats: &DispatcherStats) {
     let mut last_sent = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if PAUSED.load(Ordering::Relaxed) {
@@ -423,7 +423,7 @@ fn run(mut rings: Rings, mut policy: Policy, stop: &AtomicBool, stats: &Dispatch
             continue;
         }
 
-        let sent = decide_round(&mut rings, &mut policy);
+        let sent = decide_round(&mut rings, &policy);
         if sent > 0 {
             stats.decisions.fetch_add(sent as u64, Ordering::Relaxed);
             last_sent = Instant::now();
@@ -441,7 +441,7 @@ fn forget_some(tasks: &mut Vec<queued_task>) {
 
 /// Orders the inbox and sends as many decisions as the ring takes; the rest
 /// stay in the inbox (nr_scheduled) for the next round.
-fn decide_round(rings: &mut Rings, policy: &mut Policy) -> usize {
+fn decide_round(rings: &mut Rings, policy: &Policy) -> usize {
     let mut tasks = std::mem::take(rings.inbox());
     policy.order(&mut tasks);
     let n = tasks.len();

@@ -13,32 +13,28 @@ const QUEUED_F_STRATEGY: u32 = pilot_consts_QUEUED_F_STRATEGY;
 /// (the same floor as the BPF side's).
 pub const MIN_SLICE_NS: u64 = pilot_consts_MIN_SLICE_NS as u64;
 
-/// What the dispatcher remembers between rounds.
+/// What the dispatcher knows of the machine.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Policy {
-    /// Highest deadline handed out so far: the dispatcher's virtual clock.
-    pub vtime_now: u64,
     pub nr_cpus: u64,
 }
 
 impl Policy {
     pub fn new(nr_cpus: u64) -> Self {
         Self {
-            vtime_now: 0,
             nr_cpus: nr_cpus.max(1),
         }
     }
 
-    /// The deadline of `t`: its weighted virtual time, with sleep credit
-    /// capped at one slice so a long sleeper cannot bank time, pushed back by
-    /// the CPU time it used since it last woke (scaled by its weight), so tasks
-    /// that wake, run briefly and sleep again go ahead of CPU hogs.
+    /// The deadline of `t`: its weighted virtual time (BPF already keeps it
+    /// within one slice of its CPU's clock, so a sleeper cannot bank time),
+    /// pushed back by the CPU time it used since it last woke (scaled by its
+    /// weight), so tasks that wake, run briefly and sleep again go ahead of
+    /// CPU hogs.
     pub fn deadline(&self, t: &queued_task) -> u64 {
-        let floor = self.vtime_now.saturating_sub(t.slice_ns);
-        let vtime = t.vtime.max(floor);
         let weight = u64::from(t.weight.max(1));
         let burst = t.exec_runtime_ns.min(t.slice_ns);
-        vtime.saturating_add(burst.saturating_mul(100) / weight)
+        t.vtime.saturating_add(burst.saturating_mul(100) / weight)
     }
 
     /// The slice of `t` when `nr_waiting` tasks wait for a CPU: a strategy's
@@ -69,17 +65,10 @@ impl Policy {
     }
 
     /// The decision for `t`, `nr_pending` tasks still held after it.
-    pub fn decide(
-        &mut self,
-        t: &queued_task,
-        nr_waiting: usize,
-        nr_pending: usize,
-    ) -> dispatched_task {
-        let vtime = self.deadline(t);
-        self.vtime_now = self.vtime_now.max(vtime);
+    pub fn decide(&self, t: &queued_task, nr_waiting: usize, nr_pending: usize) -> dispatched_task {
         dispatched_task {
             seq: t.seq,
-            vtime,
+            vtime: self.deadline(t),
             slice_ns: self.slice_ns(t, nr_waiting),
             nr_pending: nr_pending as u64,
             pid: t.pid,
@@ -139,11 +128,10 @@ mod tests {
     }
 
     #[test]
-    fn sleep_credit_is_capped_at_one_slice() {
-        let mut p = Policy::new(2);
-        p.vtime_now = 100_000_000;
-        let sleeper = task(1, 0, 0);
-        assert_eq!(p.deadline(&sleeper), 100_000_000 - 5_000_000);
+    fn burst_is_capped_at_one_slice() {
+        let p = Policy::new(2);
+        let hog = task(1, 1000, 60_000_000);
+        assert_eq!(p.deadline(&hog), 1000 + 5_000_000);
     }
 
     #[test]
@@ -173,11 +161,11 @@ mod tests {
     }
 
     #[test]
-    fn decisions_advance_the_clock_and_carry_the_seq() {
-        let mut p = Policy::new(2);
+    fn decisions_carry_the_deadline_and_the_seq() {
+        let p = Policy::new(2);
         let d = p.decide(&task(7, 50_000_000, 0), 1, 3);
         assert_eq!((d.pid, d.seq, d.nr_pending), (7, 7, 3));
-        assert_eq!(p.vtime_now, 50_000_000);
+        assert_eq!(d.vtime, 50_000_000);
         assert_eq!(heartbeat(2).pid, 0);
     }
 }
