@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# scx_pilot image: `docker build -t scx_pilot:latest .` (the seed's command with
-# this project's name). Two stages: a Debian 12 build with clang-19 for the BPF
+# scx_pilot image: `make image` runs `docker build -t IMAGE .` with IMAGE the
+# reference k8s/daemonset.yaml runs (README, "Kubernetes"). Two stages: a Debian 12 build with clang-19 for the BPF
 # part, and a slim runtime with only the libraries the binary links (libelf,
 # zlib). Run it with the privileges in k8s/daemonset.yaml (hostPID, CAP_BPF,
 # CAP_PERFMON, CAP_SYS_ADMIN, CAP_SYS_RESOURCE) on a kernel with sched_ext.

@@ -14,7 +14,7 @@ else
 AS_ROOT :=
 endif
 
-.PHONY: all build install deps run test test-host test-vm bench bench-sched bench-api clean fmt lint
+.PHONY: all build install deps run test test-host test-vm bench bench-sched bench-api clean fmt lint image
 
 all: build
 
@@ -71,6 +71,14 @@ bench-sched: build
 bench-api: build
 	@scripts/deps.sh bench
 	scripts/bench-api.sh
+
+# The container image the DaemonSet runs, tagged with the reference the
+# manifest names (so the manifest is the one place it is written). Loading it
+# into a cluster's nodes: README, "Kubernetes".
+IMAGE ?= $(shell sed -n 's/^ *image: *//p' k8s/daemonset.yaml)
+DOCKER ?= docker
+image:
+	$(DOCKER) build -t $(IMAGE) .
 
 fmt:
 	$(CARGO) fmt

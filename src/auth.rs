@@ -93,7 +93,13 @@ pub fn load_or_create(path: &Path) -> Result<(Token, TokenOrigin)> {
         Err(e) => return Err(e),
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::secure_fs::ensure_dir(dir).map_err(|e| anyhow!("the token directory: {e}"))?;
+        crate::secure_fs::ensure_dir(dir).map_err(|e| match e {
+            crate::secure_fs::TrustError::Io { .. } => anyhow!(
+                "the token directory: {e}: pass --state-dir (or --token-file) with a directory \
+                 this user can write"
+            ),
+            e => anyhow!("the token directory: {e}"),
+        })?;
     }
     let token = Token::random()?;
     let created = fs::OpenOptions::new()

@@ -8,7 +8,8 @@ use clap::Parser;
 use crossbeam_channel::{select, Receiver};
 
 use scx_pilot::api::{self, ApiState};
-use scx_pilot::cli::{Dispatch, Opts};
+use scx_pilot::cli::{Cli, Command, Dispatch, Opts};
+use scx_pilot::client::{self, ClientCommand};
 use scx_pilot::metrics::MetricsStore;
 use scx_pilot::sched::{Mode, StatusCell};
 use scx_pilot::state::AgentState;
@@ -82,6 +83,7 @@ fn mode(opts: &Opts) -> Mode {
 /// token) fails before anything runs, and the API binds before the scheduler
 /// loads, so a port in use fails fast.
 fn start(opts: &Opts) -> anyhow::Result<Running> {
+    opts.preflight()?;
     let nofile = scx_pilot::limits::raise_nofile();
     if !opts.api_only {
         scx_pilot::limits::raise_memlock();
@@ -148,6 +150,13 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
     for addr in server.addrs() {
         log::info!("HTTP API listening on {scheme}://{addr}");
     }
+    if let Some(addr) = server.addrs().first() {
+        log::info!(
+            "dashboard: {scheme}://{}{}",
+            browsable(*addr),
+            api::DASHBOARD_PATH
+        );
+    }
     let mut running = Running {
         server,
         resolver,
@@ -176,6 +185,19 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
         }
     }
     Ok(running)
+}
+
+/// `addr` as a browser can open it: a wildcard listen address becomes
+/// loopback (the dashboard is served there too).
+fn browsable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
 }
 
 /// The HTTP server's configuration: listen address, TLS, who may write, and
@@ -247,56 +269,46 @@ impl Running {
     }
 }
 
-fn main() -> ExitCode {
-    // `scx_pilot crd`: the SchedulingStrategy CRD, for `kubectl apply -f -`.
-    if std::env::args_os().nth(1).is_some_and(|a| a == "crd") {
-        return match scx_pilot::kube::crd::crd_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("scx_pilot crd: error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    // `scx_pilot top ...`: the terminal monitor, a client of a running agent.
-    if std::env::args_os().nth(1).is_some_and(|a| a == "top") {
-        return match scx_pilot::top::main(std::env::args_os().skip(1)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("scx_pilot top: error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    // `scx_pilot status`, `scx_pilot strategies get|set -f FILE`: operator
-    // commands against a running agent. Any other first word is the agent's.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| scx_pilot::client::COMMANDS.iter().any(|c| a == *c))
-    {
-        return match scx_pilot::client::main(std::env::args_os()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("scx_pilot: error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let opts = Opts::parse();
-    logging::init(opts.verbose);
-    match run(opts) {
+/// A command's outcome as an exit code, its error on one line after `who`.
+fn report(who: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let prio = if notify::stderr_is_journal() {
-                "<3>"
-            } else {
-                ""
-            };
-            eprintln!("{prio}scx_pilot: error: {e:#}");
+            eprintln!("{who}: error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let opts = match cli.command {
+        None => cli.agent,
+        Some(Command::Crd) => {
+            let yaml = scx_pilot::kube::crd::crd_yaml().map(|yaml| print!("{yaml}"));
+            return report("scx_pilot crd", yaml);
+        }
+        // top parses its own flags again (they are the ones just checked),
+        // from the words after `top`.
+        Some(Command::Top(_)) => {
+            return report(
+                "scx_pilot top",
+                scx_pilot::top::main(std::env::args_os().skip(1)),
+            )
+        }
+        Some(Command::Status(args)) => {
+            return report("scx_pilot", client::run(&args, ClientCommand::Status))
+        }
+        Some(Command::Strategies(s)) => {
+            let command = ClientCommand::Strategies(&s.command);
+            return report("scx_pilot", client::run(&s.client, command));
+        }
+    };
+    logging::init(opts.verbose);
+    let prio = if notify::stderr_is_journal() {
+        "<3>"
+    } else {
+        ""
+    };
+    report(&format!("{prio}scx_pilot"), run(opts))
 }

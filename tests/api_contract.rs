@@ -1062,6 +1062,52 @@ async fn health_reflects_mode_attachment_and_sample_age() {
 }
 
 #[actix_web::test]
+async fn liveness_always_and_readiness_while_scheduling_even_degraded() {
+    let f = fixture(Mode::ApiOnly);
+    let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
+    let (status, _, body) = send(&app, get("/readyz")).await;
+    assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("ready")));
+
+    // Scheduler mode, not attached: alive, not ready, with the reason.
+    let f = fixture(Mode::User);
+    let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
+    let (status, _, body) = send(&app, get("/livez")).await;
+    assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("alive")));
+    f.status
+        .update(|s| s.last_exit = Some("runnable task stall".into()));
+    let (status, _, body) = send(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], json!("not ready"));
+    assert_eq!(
+        body["reason"],
+        json!("scheduler is not attached (last exit: runnable task stall)")
+    );
+
+    // Attached while the dispatcher is in fallback: /health says 503, but
+    // the node is scheduled, so ready (degraded) and alive.
+    f.status.update(|s| {
+        s.attached = true;
+        s.last_sample_at = Some(Utc::now());
+        s.dispatcher = Some(scx_pilot::sched::DispatcherStatus {
+            fallback_active: true,
+            fallbacks: 2,
+            ..Default::default()
+        });
+    });
+    let (status, _, _) = send(&app, get("/health")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _, body) = send(&app, get("/readyz")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["reason"], Value::Null);
+    assert!(
+        body["degraded"][0].as_str().unwrap().contains("fallback"),
+        "{body}"
+    );
+    let (status, _, _) = send(&app, get("/livez")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[actix_web::test]
 async fn index_lists_every_endpoint_and_each_one_is_routed() {
     let f = fixture(Mode::ApiOnly);
     let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "fixtures/temp.rs"]
-mod temp;
+#[path = "fixtures/agent.rs"]
+mod agent;
 #[path = "fixtures/tools.rs"]
 mod tools;
 
-use temp::TempDir;
+use agent::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scx_pilot");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -270,9 +270,18 @@ fn daemonset_has_what_the_agent_needs_and_no_more() {
         c["env"][0],
         serde_json::json!({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
     );
-    for probe in ["livenessProbe", "readinessProbe"] {
-        assert_eq!(c[probe]["httpGet"]["path"], "/health", "{probe}");
-    }
+    // Distinct probes: restart only when the process no longer serves;
+    // out of the Service while the scheduler is not attached.
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/livez");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    // Nodes without /boot still start the pod.
+    let boot = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "boot")
+        .expect("the boot volume");
+    assert_eq!(boot["hostPath"]["type"], "DirectoryOrCreate");
     for r in ["requests", "limits"] {
         assert!(
             c["resources"][r]["cpu"].is_string() && c["resources"][r]["memory"].is_string(),
@@ -309,6 +318,47 @@ fn daemonset_has_what_the_agent_needs_and_no_more() {
         args.contains(&format!("--listen=0.0.0.0:{port}").as_str()),
         "{args:?}"
     );
+}
+
+#[test]
+fn probes_answer_on_the_agent_as_the_manifest_asks() {
+    let docs = documents("k8s/daemonset.yaml");
+    let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    let c = &ds["spec"]["template"]["spec"]["containers"][0];
+    let a = agent::Agent::start_temp("probes", &[]);
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let path = c[probe]["httpGet"]["path"].as_str().unwrap();
+        let resp = ureq::get(&a.url(path)).call().unwrap();
+        assert_eq!(resp.status(), 200, "{probe} {path}");
+    }
+}
+
+#[test]
+fn make_image_tags_the_image_the_manifest_runs() {
+    tools::require("make", "make");
+    let docs = documents("k8s/daemonset.yaml");
+    let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    let image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    // A released version, not `latest`: nodes keep what was loaded.
+    assert_eq!(
+        image,
+        format!("scx_pilot:{}", env!("CARGO_PKG_VERSION")),
+        "k8s/daemonset.yaml"
+    );
+    let out = Command::new("make")
+        .args(["-n", "image"])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(plan.trim(), format!("docker build -t {image} ."));
 }
 
 #[test]

@@ -51,8 +51,10 @@ pub use super::host_check::HostCheck;
 pub const OPEN_READS: &[&str] = &[
     "/",
     "/health",
+    super::probes::LIVEZ_PATH,
+    super::probes::READYZ_PATH,
     "/metrics",
-    "/dashboard",
+    super::DASHBOARD_PATH,
     "/api/v1/openapi.json",
     TOKEN_PATH,
 ];

@@ -2,6 +2,9 @@
 //! header of 405 answers, the request counters and a test that checks the
 //! router and the OpenAPI document against it.
 
+/// The dashboard page: where `GET /` sends a browser and the startup log points.
+pub const DASHBOARD_PATH: &str = "/dashboard";
+
 /// One route of the API.
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct Endpoint {
@@ -15,12 +18,22 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "GET",
         path: "/",
-        description: "API information: service, version and every endpoint",
+        description: "API information: service, version and every endpoint (a browser asking for HTML is redirected to /dashboard)",
     },
     Endpoint {
         method: "GET",
         path: "/health",
         description: "Health of the agent: scheduler, sampler and Kubernetes status (503 when unhealthy)",
+    },
+    Endpoint {
+        method: "GET",
+        path: super::probes::LIVEZ_PATH,
+        description: "Liveness: 200 whenever the process serves HTTP",
+    },
+    Endpoint {
+        method: "GET",
+        path: super::probes::READYZ_PATH,
+        description: "Readiness: 200 when scheduling (degraded modes listed) or api-only, 503 with the reason when the scheduler is not attached",
     },
     Endpoint {
         method: "POST",
@@ -94,7 +107,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "GET",
-        path: "/dashboard",
+        path: DASHBOARD_PATH,
         description: "Live dashboard page (self-contained HTML polling this API)",
     },
 ];

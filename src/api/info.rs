@@ -1,13 +1,14 @@
-//! `GET /health` and `GET /`.
+//! `GET /health` and `GET /` (a browser is sent on to the dashboard).
 
+use actix_web::http::header::{self, Accept, Header};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::{ApiState, Endpoint, ENDPOINTS, SERVICE_NAME};
+use super::{ApiState, Endpoint, DASHBOARD_PATH, ENDPOINTS, SERVICE_NAME};
 use crate::sched::{DispatcherStatus, Mode};
 use crate::timefmt::{now, rfc3339, rfc3339_ms};
 
@@ -106,14 +107,11 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
     let mut problems = Vec::new();
 
     let runs = st.mode.runs_scheduler();
-    let scheduler_status = match (runs, st.attached) {
+    let scheduler_status = match (runs, super::probes::not_attached(&st)) {
         (false, _) => "disabled",
-        (true, true) => "ok",
-        (true, false) => {
-            problems.push(match &st.last_exit {
-                Some(exit) => format!("scheduler is not attached (last exit: {exit})"),
-                None => "scheduler is not attached".to_string(),
-            });
+        (true, None) => "ok",
+        (true, Some(problem)) => {
+            problems.push(problem);
             "down"
         }
     };
@@ -204,10 +202,16 @@ pub struct IndexResponse {
     tag = "info",
     responses(
         (status = 200, description = "Service, version and every endpoint", body = IndexResponse),
+        (status = 303, description = "A browser (Accept preferring text/html) is sent to /dashboard"),
         (status = 405, description = "Wrong method", body = ErrorBody),
     )
 )]
-pub async fn index(state: web::Data<ApiState>) -> HttpResponse {
+pub async fn index(req: HttpRequest, state: web::Data<ApiState>) -> HttpResponse {
+    if prefers_html(&req) {
+        return HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, DASHBOARD_PATH))
+            .finish();
+    }
     HttpResponse::Ok().json(IndexResponse {
         service: SERVICE_NAME,
         name: env!("CARGO_PKG_NAME"),
@@ -217,5 +221,15 @@ pub async fn index(state: web::Data<ApiState>) -> HttpResponse {
         timestamp: now(),
         openapi: "/api/v1/openapi.json",
         endpoints: ENDPOINTS.to_vec(),
+    })
+}
+
+/// Whether the client ranks HTML first, as a browser opening the listen URL
+/// does; `*/*` (curl), JSON and no Accept header get the index.
+fn prefers_html(req: &HttpRequest) -> bool {
+    Accept::parse(req).is_ok_and(|a| {
+        a.ranked()
+            .first()
+            .is_some_and(|m| m.essence_str() == "text/html")
     })
 }

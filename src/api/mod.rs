@@ -20,6 +20,7 @@ mod info;
 mod metrics;
 pub mod openapi;
 mod pods;
+pub mod probes;
 pub mod prom;
 mod rate_limit;
 mod server;
@@ -38,7 +39,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse};
 use crate::state::AgentState;
 use finish::Finish;
 
-pub use endpoints::{allowed_methods, Endpoint, ENDPOINTS};
+pub use endpoints::{allowed_methods, Endpoint, DASHBOARD_PATH, ENDPOINTS};
 pub use error::{ApiError, BodyLimit, ErrorBody, DEFAULT_BODY_LIMIT};
 pub use metrics::{MetricsBody, MAX_BATCH_REPORTS};
 pub use server::{start, ApiServer};
@@ -131,6 +132,8 @@ fn resource(path: &'static str) -> actix_web::Resource {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/").route(web::get().to(info::index)))
         .service(resource("/health").route(web::get().to(info::health)))
+        .service(resource(probes::LIVEZ_PATH).route(web::get().to(probes::livez)))
+        .service(resource(probes::READYZ_PATH).route(web::get().to(probes::readyz)))
         .service(resource(token::TOKEN_PATH).route(web::post().to(token::post_token)))
         .service(
             resource("/api/v1/metrics")
@@ -159,7 +162,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/v1/alerts").route(web::get().to(alerts::get_alerts)))
         .service(resource("/api/v1/openapi.json").route(web::get().to(openapi::get_openapi)))
         .service(resource("/metrics").route(web::get().to(prom::get_prometheus)))
-        .service(resource("/dashboard").route(web::get().to(dashboard::get_dashboard)));
+        .service(resource(DASHBOARD_PATH).route(web::get().to(dashboard::get_dashboard)));
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

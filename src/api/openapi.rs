@@ -27,6 +27,8 @@ use super::{alerts, info, metrics, pods, stats, strategies, token};
     paths(
         info::index,
         info::health,
+        super::probes::livez,
+        super::probes::readyz,
         token::post_token,
         metrics::get_metrics,
         metrics::post_metrics,

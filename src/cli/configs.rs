@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::duration::{count_in, Unit};
 use super::{Dispatch, Opts};
+use crate::sched::preflight::{self, PreflightError};
 use crate::sched::SchedConfig;
 use crate::strategy::{DesiredStrategies, PidStrategy, MAX_SLICE_NS, MIN_SLICE_NS};
 
@@ -20,6 +22,19 @@ impl Opts {
             exit_dump_len: self.exit_dump_len,
             test_hooks: self.dispatcher_test_hooks,
         }
+    }
+
+    /// Scheduler mode's checks (privilege first, then the kernel), made
+    /// before anything is created on disk: a run without root ends with one
+    /// sentence, not with an error about the state directory.
+    pub fn preflight(&self) -> anyhow::Result<()> {
+        if self.api_only {
+            return Ok(());
+        }
+        if !preflight::has_cap_sys_admin() {
+            return Err(PreflightError::NotPrivileged.into());
+        }
+        Ok(preflight::check()?)
     }
 
     pub fn pods_cache(&self) -> Duration {
@@ -102,11 +117,12 @@ impl Opts {
     }
 }
 
-/// `PID:SLICE_NS[:prio]` of a `--strategy` flag.
+/// `PID:SLICE[:prio]` of a `--strategy` flag; SLICE a duration, a bare
+/// number nanoseconds (as `execution_time` in the API).
 pub(super) fn parse_strategy(s: &str) -> Result<(u32, PidStrategy), String> {
     let mut parts = s.split(':');
     let (Some(pid), Some(slice)) = (parts.next(), parts.next()) else {
-        return Err("expected PID:SLICE_NS[:prio]".into());
+        return Err("expected PID:SLICE[:prio]".into());
     };
     let pid: u32 = pid
         .parse()
@@ -114,21 +130,15 @@ pub(super) fn parse_strategy(s: &str) -> Result<(u32, PidStrategy), String> {
     if pid <= 1 {
         return Err(format!("PID {pid} cannot carry a strategy"));
     }
-    let slice_ns: u64 = slice
-        .parse()
-        .map_err(|_| format!("SLICE_NS '{slice}' is not a number"))?;
-    if !(MIN_SLICE_NS..=MAX_SLICE_NS).contains(&slice_ns) {
-        return Err(format!(
-            "SLICE_NS must be within {MIN_SLICE_NS}..={MAX_SLICE_NS}"
-        ));
-    }
+    let slice_ns = count_in(Unit::Nanos, MIN_SLICE_NS, MAX_SLICE_NS)(slice)
+        .map_err(|e| format!("SLICE: {e}"))?;
     let priority = match parts.next() {
         None => false,
         Some("prio") => true,
         Some(other) => return Err(format!("unknown flag '{other}' (only 'prio')")),
     };
     if parts.next().is_some() {
-        return Err("expected PID:SLICE_NS[:prio]".into());
+        return Err("expected PID:SLICE[:prio]".into());
     }
     Ok((pid, PidStrategy { slice_ns, priority }))
 }

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Args, Subcommand};
+
+use crate::cli::duration::{at_least, Unit};
 
 pub(crate) mod http;
 pub(crate) mod replies;
@@ -24,16 +26,10 @@ mod strategies;
 
 use http::ApiClient;
 
-/// The first word of a client command line, as `main` dispatches on it.
-pub const COMMANDS: &[&str] = &["status", "strategies"];
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "scx_pilot",
-    version,
-    about = "Client of a running scx_pilot agent"
-)]
-pub struct ClientOpts {
+/// What every client command takes: where the agent is, how to trust and
+/// authenticate to it, how to print. Global, so `strategies get --json` works.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
     /// Base URL of the agent's HTTP API.
     #[arg(
         long,
@@ -43,13 +39,9 @@ pub struct ClientOpts {
     )]
     pub url: String,
 
-    /// The agent's state directory (where its token is by default).
-    #[arg(
-        long,
-        global = true,
-        default_value = "/var/lib/scx_pilot",
-        value_name = "DIR"
-    )]
+    /// The agent's state directory, where its token is by default [default:
+    /// the agent's: /var/lib/scx_pilot as root, else the user's state dir].
+    #[arg(long, global = true, default_value_os_t = crate::cli::state_dir::default_state_dir(), hide_default_value = true, value_name = "DIR")]
     pub state_dir: PathBuf,
 
     /// The write token file [default: <state-dir>/token].
@@ -65,26 +57,27 @@ pub struct ClientOpts {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Seconds to wait for the agent.
-    #[arg(
-        long = "timeout",
-        global = true,
-        default_value_t = 10,
-        value_name = "TIMEOUT"
-    )]
-    pub timeout_s: u64,
-
-    #[command(subcommand)]
-    pub command: ClientCommand,
+    /// How long to wait for the agent: a duration (`500ms`, `10s`); a bare
+    /// number is seconds.
+    #[arg(long, global = true, default_value = "10", value_parser = at_least(Unit::Secs, 0), value_name = "DURATION")]
+    pub timeout: Duration,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ClientCommand {
-    /// Health, scheduler state and counters of the agent.
-    Status,
-    /// Read or replace the scheduling strategies.
+/// `scx_pilot strategies [OPTIONS] get|set`.
+#[derive(Debug, Args)]
+pub struct StrategiesArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+
     #[command(subcommand)]
-    Strategies(StrategiesCommand),
+    pub command: StrategiesCommand,
+}
+
+/// A client command, as the command line chose it.
+#[derive(Debug)]
+pub enum ClientCommand<'a> {
+    Status,
+    Strategies(&'a StrategiesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,46 +98,16 @@ fn print_json(v: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-/// Run a client command line (`args` starts with the program name).
-pub fn main(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<()> {
-    let opts = ClientOpts::parse_from(args);
-    let client = ApiClient::new(
-        &opts.url,
-        Duration::from_secs(opts.timeout_s.max(1)),
-        opts.ca_cert.as_deref(),
-    )?;
-    match &opts.command {
-        ClientCommand::Status => status::run(&client, opts.json),
-        ClientCommand::Strategies(StrategiesCommand::Get) => strategies::get(&client, opts.json),
+/// Run a client command against the agent `args` names.
+pub fn run(args: &ClientArgs, command: ClientCommand) -> Result<()> {
+    // Zero would make every request time out at once.
+    let timeout = args.timeout.max(Duration::from_millis(1));
+    let client = ApiClient::new(&args.url, timeout, args.ca_cert.as_deref())?;
+    match command {
+        ClientCommand::Status => status::run(&client, args.json),
+        ClientCommand::Strategies(StrategiesCommand::Get) => strategies::get(&client, args.json),
         ClientCommand::Strategies(StrategiesCommand::Set { file }) => {
-            strategies::set(client, &opts, file)
+            strategies::set(client, args, file)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cli_is_consistent() {
-        use clap::CommandFactory;
-        ClientOpts::command().debug_assert();
-    }
-
-    #[test]
-    fn parses_the_three_commands() {
-        let o = ClientOpts::parse_from(["scx_pilot", "status"]);
-        assert!(matches!(o.command, ClientCommand::Status));
-        let o = ClientOpts::parse_from(["scx_pilot", "strategies", "get", "--json"]);
-        assert!(o.json);
-        let o = ClientOpts::parse_from(["scx_pilot", "strategies", "set", "-f", "x.json"]);
-        match o.command {
-            ClientCommand::Strategies(StrategiesCommand::Set { file }) => {
-                assert_eq!(file, PathBuf::from("x.json"))
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(ClientOpts::try_parse_from(["scx_pilot", "strategies", "set"]).is_err());
     }
 }

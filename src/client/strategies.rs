@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::http::{ApiClient, STRATEGIES_PATH, STRATEGY_CONFIG_PATH};
-use super::{print_json, ClientOpts};
+use super::{print_json, ClientArgs};
 
 /// Print the strategies as posted, each with what it resolved to.
 pub fn get(client: &ApiClient, json: bool) -> Result<()> {
@@ -37,7 +37,7 @@ pub fn get(client: &ApiClient, json: bool) -> Result<()> {
 }
 
 /// Replace the whole set with the one in `file` (`-`: standard input).
-pub fn set(client: ApiClient, opts: &ClientOpts, file: &Path) -> Result<()> {
+pub fn set(client: ApiClient, opts: &ClientArgs, file: &Path) -> Result<()> {
     let body = read_set(file)?;
     let token_file = opts
         .token_file

@@ -33,7 +33,7 @@ fn kernel_release() -> String {
 }
 
 /// CAP_SYS_ADMIN in the effective set (bit 21 of CapEff).
-fn has_cap_sys_admin() -> bool {
+pub(crate) fn has_cap_sys_admin() -> bool {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return false;
     };
