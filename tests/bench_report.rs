@@ -23,5 +23,8 @@ fn sched_report_scripts_pass_their_unittest() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "python unittest failed:\n{stderr}");
     // discover finds nothing when the tests moved: that must not pass.
-    assert!(stderr.contains("Ran ") && !stderr.contains("Ran 0 tests"), "no tests ran:\n{stderr}");
+    assert!(
+        stderr.contains("Ran ") && !stderr.contains("Ran 0 tests"),
+        "no tests ran:\n{stderr}"
+    );
 }
