@@ -63,7 +63,8 @@ bench:
 	$(AS_ROOT) $(CARGO) bench --locked --bench sched_maps --bench prom --bench pods
 
 # Scheduler benchmark in the sched_ext VM against EEVDF and the peer schedulers
-# (builds scx_bpfland/scx_rustland once from crates.io); results in bench/results/.
+# (builds scx_bpfland/scx_rustland once from crates.io), BOOTS boots (default 3)
+# and their median; results in bench/results/.
 bench-sched: build
 	@scripts/deps.sh bench
 	$(AS_ROOT) scripts/bench-sched.sh

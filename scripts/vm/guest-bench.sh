@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs inside the sched_ext VM (busybox sh): the scheduler benchmark. For each
 # contender in turn, in this one boot: CPU hogs that oversubscribe the vCPUs
-# plus a 1 ms periodic latency probe (cyclictest), then a hackbench run.
+# plus a 1 ms periodic latency probe (cyclictest), then a hackbench run. First
+# the floor: the same probe on the idle guest under EEVDF (no hogs, no
+# hackbench), the best latency this guest and host can give.
 # Prints "BENCH <contender> <key>=<value>" lines and the probe's histogram
 # between "HIST-BEGIN <contender>" and "HIST-END <contender>".
 # Environment: AGENT (scx_pilot in the guest), PEERS (dir with scx_bpfland,
@@ -48,6 +50,17 @@ post_strategy() { # PID
 		"$API/api/v1/scheduling/strategies" >/dev/null
 }
 
+# The latency probe: cyclictest waking every 1 ms for DURATION seconds,
+# histogram in 1 us buckets up to 30 ms (the floor and every contender).
+probe_cmd="sleep 1; exec cyclictest -t1 -i 1000 -D $DURATION -q -m -h 30000"
+print_hist() { # NAME
+	echo "HIST-BEGIN $1"
+	grep -v '^#' /tmp/probe.out | grep -v ' 000000$'
+	grep '^# Histogram Overflows' /tmp/probe.out
+	grep '^# Max Latencies' /tmp/probe.out
+	echo "HIST-END $1"
+}
+
 # CPU hogs for the probe's duration (stress-ng matrixprod, counting bogo ops),
 # then the probe. PREFIX runs the probe (e.g. nice -n -20); STRATEGY=1 posts a
 # priority strategy for the probe's pid before it starts.
@@ -59,24 +72,23 @@ run_latency() { # NAME STRATEGY PREFIX...
 	hogs=$!
 	sleep 1
 	# exec keeps the pid: a strategy posted now is in place when cyclictest starts.
-	"$@" sh -c "sleep 1; exec cyclictest -t1 -i 1000 -D $DURATION -q -m -h 30000" >/tmp/probe.out 2>&1 &
+	"$@" sh -c "$probe_cmd" >/tmp/probe.out 2>&1 &
 	probe=$!
 	[ "$strategy" = 1 ] && post_strategy "$probe"
 	wait "$probe"
 	wait "$hogs"
 	ops=$(awk '{ for (i = 1; i < NF; i++) if ($i == "cpu" && $(i + 1) ~ /^[0-9]+$/) { print $(i + 1); exit } }' /tmp/hogs.out)
 	echo "BENCH $name hog_bogo_ops=${ops:-0}"
-	echo "HIST-BEGIN $name"
-	grep -v '^#' /tmp/probe.out | grep -v ' 000000$'
-	grep '^# Histogram Overflows' /tmp/probe.out
-	grep '^# Max Latencies' /tmp/probe.out
-	echo "HIST-END $name"
+	print_hist "$name"
 	# hackbench: many short-lived chatty tasks; lower time is better.
 	hb=$(hackbench -g 4 -l 100 2>&1 | awk '/^Time:/ { print $2 }')
 	echo "BENCH $name hackbench_s=${hb:-0}"
 }
 
 echo "bench: kernel $(uname -r), $cpus vCPUs, $hogs_n hogs, probe ${DURATION}s"
+# The floor: no hogs, nothing else running, EEVDF.
+sh -c "$probe_cmd" >/tmp/probe.out 2>&1
+print_hist floor
 run_latency eevdf 0
 run_latency eevdf-nice-20 0 nice -n -20
 
@@ -92,6 +104,10 @@ done
 if start_sched "$AGENT" --auth none --sample-interval-ms 1000; then
 	run_latency scx_pilot 0
 	run_latency scx_pilot-prio 1
+	stop_sched
+fi
+if start_sched "$AGENT" --auth none --sample-interval-ms 1000 --dispatch user; then
+	run_latency scx_pilot-user 0
 	stop_sched
 fi
 echo "bench: done"

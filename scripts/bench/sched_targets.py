@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Issue 20's targets checked against benchmark rows (normally the median of
+three boots): PASS, MISS, or n/a when a contender or figure is missing. A
+benchmark verdict, not a test: the exit code is 0 either way.
+
+Usage: sched_targets.py RESULTS.json  (a per-boot or summary JSON)
+"""
+import json
+import sys
+
+PLAIN, PRIO, USER = "scx_pilot", "scx_pilot-prio", "scx_pilot-user"
+PEERS = ["scx_bpfland", "scx_rustland"]
+PEER_FIGURES = ["p50_us", "p90_us", "p99_us", "max_us"]
+THROUGHPUT_MIN = 0.95
+PRIO_P99_VS_EEVDF_MAX = 0.3
+PRIO_P99_VS_FLOOR_MAX = 2.0
+
+
+def _cmp(rows, a, ka, op, b, kb, factor=1.0):
+    """(status, detail) for rows[a][ka] OP factor * rows[b][kb]."""
+    va, vb = rows.get(a, {}).get(ka), rows.get(b, {}).get(kb)
+    if va is None or vb is None:
+        return "n/a", f"{a} {ka}={va}, {b} {kb}={vb}"
+    limit = factor * vb
+    ok = {"<=": va <= limit, ">=": va >= limit, "<": va < limit}[op]
+    scale = "" if factor == 1.0 else f"{factor:g}x "
+    return ("PASS" if ok else "MISS"), f"{va:g} {op} {scale}{vb:g} ({va / vb:.2f}x)" if vb else f"{va:g} vs 0"
+
+
+def _below_peer(rows, ours, peer):
+    if ours not in rows or peer not in rows:
+        return "n/a", f"{ours if ours not in rows else peer} not measured"
+    worse = [k for k in PEER_FIGURES
+             if rows[ours].get(k) is None or rows[peer].get(k) is None or rows[ours][k] >= rows[peer][k]]
+    if worse:
+        return "MISS", "not below on " + ", ".join(f"{k} ({rows[ours].get(k)} vs {rows[peer].get(k)})" for k in worse)
+    return "PASS", "below on " + ", ".join(PEER_FIGURES)
+
+
+def evaluate(result_rows):
+    """[(target, status, detail)] for the issue's targets."""
+    rows = {r["contender"]: r for r in result_rows}
+    out = [
+        ("scx_pilot probe p50 <= EEVDF's", *_cmp(rows, PLAIN, "p50_us", "<=", "eevdf", "p50_us")),
+        ("scx_pilot probe p99 <= EEVDF's", *_cmp(rows, PLAIN, "p99_us", "<=", "eevdf", "p99_us")),
+        ("scx_pilot hackbench time <= EEVDF's", *_cmp(rows, PLAIN, "hackbench_s", "<=", "eevdf", "hackbench_s")),
+        (f"scx_pilot hog throughput >= {THROUGHPUT_MIN}x EEVDF's",
+         *_cmp(rows, PLAIN, "hog_bogo_ops", ">=", "eevdf", "hog_bogo_ops", THROUGHPUT_MIN)),
+        ("scx_pilot-user probe p99 <= EEVDF's", *_cmp(rows, USER, "p99_us", "<=", "eevdf", "p99_us")),
+        (f"scx_pilot-prio probe p99 <= {PRIO_P99_VS_EEVDF_MAX}x EEVDF's",
+         *_cmp(rows, PRIO, "p99_us", "<=", "eevdf", "p99_us", PRIO_P99_VS_EEVDF_MAX)),
+        (f"scx_pilot-prio probe p99 <= {PRIO_P99_VS_FLOOR_MAX:g}x floor's",
+         *_cmp(rows, PRIO, "p99_us", "<=", "floor", "p99_us", PRIO_P99_VS_FLOOR_MAX)),
+    ]
+    for ours in (PLAIN, PRIO):
+        for peer in PEERS:
+            out.append((f"{ours} latencies below {peer}'s", *_below_peer(rows, ours, peer)))
+    out.append(("scx_pilot-prio probe p99 < eevdf-nice-20's",
+                *_cmp(rows, PRIO, "p99_us", "<", "eevdf-nice-20", "p99_us")))
+    return out
+
+
+def table(result_rows):
+    checks = evaluate(result_rows)
+    lines = ["| target | verdict | figures |", "|---|---|---|"]
+    lines += [f"| {t} | {s} | {d} |" for t, s, d in checks]
+    passed = sum(1 for _, s, _ in checks if s == "PASS")
+    lines += ["", f"{passed} of {len(checks)} targets hold."]
+    return lines
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        doc = json.load(f)
+    print("\n".join(table(doc["results"])))
+
+
+if __name__ == "__main__":
+    main()
