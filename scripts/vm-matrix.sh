@@ -58,7 +58,7 @@ for k in "$@"; do
 	fi
 	rel=$(<"$kdir/version")
 	mkdir -p "$out/$rel"
-	say "=== $k: kernel $rel ($(sed -n 's/^config *//p' "$kdir/config-report"))"
+	say "=== $k: kernel $rel (config: $(cat "$kdir/config-source" 2>/dev/null || echo packaged))"
 	rc=0
 	if ((quick)); then
 		kind=quick

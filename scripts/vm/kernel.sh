@@ -29,8 +29,9 @@
 # and the other needed options are checked before the big download. When it is gone (the
 # archive keeps only linux-binary- of some releases), the kernel is booted once under qemu
 # and kept only if /sys/kernel/sched_ext, BTF, bpffs and cgroup2 are there; its `config`
-# is then a placeholder (libbpf reads it; our BPF object needs no CONFIG_ value) and,
-# without linux-modules-, the guest has no eth0 (lo only). Kernels found unusable are
+# then holds only the options seen at that boot (libbpf reads it for __kconfig externs:
+# scx's headers read CONFIG_PREEMPT_RCU) and, without linux-modules-, the guest has no
+# eth0 (lo only). Kernels found unusable are
 # remembered in $SCX_PILOT_CACHE/kernel/.unusable/ and not downloaded again.
 #
 # Keyring: the suite is verified against the host's Debian archive keyring when it holds
@@ -336,6 +337,8 @@ echo "KCHECK btf=$(yes_no test -e /sys/kernel/btf/vmlinux)"
 echo "KCHECK bpffs=$(yes_no grep -q ' /sys/fs/bpf bpf ' /proc/mounts)"
 echo "KCHECK cgroup2=$(yes_no test -f /sys/fs/cgroup/cgroup.controllers)"
 echo "KCHECK eth0=$(yes_no ip link show eth0)"
+# rcu_bootup_announce() names the RCU flavour: CONFIG_PREEMPT_RCU, read by scx's is_migration_disabled().
+if dmesg | grep -q 'Preemptible hierarchical RCU'; then echo "KCHECK preempt_rcu=yes"; else echo "KCHECK preempt_rcu=no"; fi
 [ "$(cat /sys/kernel/sched_ext/state 2>/dev/null)" = disabled ] && [ -e /sys/kernel/btf/vmlinux ] &&
 	grep -q ' /sys/fs/bpf bpf ' /proc/mounts && [ -f /sys/fs/cgroup/cgroup.controllers ] || exit 3
 GUEST
@@ -458,7 +461,7 @@ prepare() {
 		cp -- "$cfg" "$dest/config"
 		printf '%s\n' "$src" >"$dest/config-source"
 	else
-		printf '# %s: no config package in the archive; sched_ext was checked at boot (see runtime-check).\n' \
+		printf '# %s: no config package in the archive; sched_ext is checked at boot (runtime-check).\n' \
 			"$rel" >"$dest/config"
 		printf '%s\n' "none: checked at boot" >"$dest/config-source"
 		# Unknown which drivers are modules: ship those the modules package has, if it exists.
@@ -492,10 +495,23 @@ prepare() {
 		fi
 	fi
 
-	if [[ -z $cfg ]] && ! runtime_check "$dest"; then
-		unusable "$rel" "at boot: $(tr '\n' ' ' <"$dest/runtime-check")"
-		rm -rf -- "$dest"
-		return 1
+	if [[ -z $cfg ]]; then
+		if ! runtime_check "$dest"; then
+			unusable "$rel" "at boot: $(tr '\n' ' ' <"$dest/runtime-check")"
+			rm -rf -- "$dest"
+			return 1
+		fi
+		# The config libbpf reads in the guest: only what the boot showed. A CONFIG_ value
+		# missing here reads as unset for a __weak __kconfig extern, and fails a strong one.
+		{
+			printf '# %s: no config package in the archive; these options were seen at boot (runtime-check).\n' "$rel"
+			printf 'CONFIG_%s=y\n' SCHED_CLASS_EXT DEBUG_INFO_BTF BPF_SYSCALL CGROUPS
+			if grep -qx 'preempt_rcu=yes' "$dest/runtime-check"; then
+				echo CONFIG_PREEMPT_RCU=y
+			else
+				echo '# CONFIG_PREEMPT_RCU is not set'
+			fi
+		} >"$dest/config"
 	fi
 
 	# Human-readable report of what was checked.
