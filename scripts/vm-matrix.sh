@@ -13,7 +13,7 @@
 # Environment: BIN (agent binary, default target/release/scx_pilot), the VM_* variables of
 # scripts/vm/boot.sh and the SCX_PILOT_* variables of scripts/vm/kernel.sh.
 # Output: a summary line per kernel; each kernel's console log (and, for the full check,
-# report.json) in target/vm-matrix/<release>/. Exit status: 0 when every kernel passed.
+# vm-test.log and, when it passed, report.json) in target/vm-matrix/<release>/. Exit status: 0 when every kernel passed.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 say() { echo "vm-matrix.sh: $*" >&2; }
@@ -58,6 +58,7 @@ for k in "$@"; do
 	fi
 	rel=$(<"$kdir/version")
 	mkdir -p "$out/$rel"
+	rm -f -- "$out/$rel/vm-test.log" "$out/$rel/report.json"
 	say "=== $k: kernel $rel (config: $(cat "$kdir/config-source" 2>/dev/null || echo packaged))"
 	rc=0
 	if ((quick)); then
@@ -65,11 +66,14 @@ for k in "$@"; do
 		quick_check "$kdir" "$out/$rel/console.log" || rc=$?
 	else
 		kind=full
-		KERNEL_DIR=$kdir VM_LOG=$out/$rel/console.log BIN=$BIN "$root/scripts/vm-test.sh" || rc=$?
+		KERNEL_DIR=$kdir VM_LOG=$out/$rel/console.log BIN=$BIN "$root/scripts/vm-test.sh" 2>&1 |
+			tee "$out/$rel/vm-test.log" || rc=$?
 		[[ -f $root/target/vm-test/report.json ]] && ((rc == 0)) && cp "$root/target/vm-test/report.json" "$out/$rel/"
 	fi
 	checks=$(grep -ac '^CHECK ok' "$out/$rel/console.log" || true)
-	bad=$(grep -a '^CHECK FAIL' "$out/$rel/console.log" | tr -d '\r' | sed 's/^CHECK FAIL \([^:]*\):.*/\1/' | paste -sd, || true)
+	# The full check's host-side checks (latency comparisons) are named in its "FAILED:" line.
+	bad=$( (grep -a '^CHECK FAIL' "$out/$rel/console.log" | tr -d '\r' | sed 's/^CHECK FAIL \([^:]*\):.*/\1/'
+		sed -n 's/^vm-test: FAILED: //p' "$out/$rel/vm-test.log" 2>/dev/null | tr -d ' ' | tr , '\n') | sort -u | paste -sd, || true)
 	if ((rc == 0)); then verdict=pass; else verdict=FAIL failed=1; fi
 	summary+=("$(printf '%-12s %-28s %-5s %-5s %3d checks ok%s, %ds' "$k" "$rel" "$kind" "$verdict" "$checks" \
 		"${bad:+, failed: $bad}" $((SECONDS - t0)))")
