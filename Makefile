@@ -6,6 +6,8 @@ CARGO ?= cargo
 BIN := target/release/scx_pilot
 # Extra agent flags for `make run`, e.g. make run ARGS="--slice-us 3000 -v"
 ARGS ?=
+# Kernels for `make test-vm`: scripts/vm/kernel.sh versions, e.g. KERNELS="oldest newest" or "6.19 7.2".
+KERNELS ?= newest
 
 # Root is needed to load BPF; re-run the target under sudo when not root.
 ifneq ($(shell id -u),0)
@@ -45,6 +47,7 @@ test:
 	$(CARGO) build --release --locked
 	$(AS_ROOT) $(CARGO) test --release --locked
 	$(AS_ROOT) scripts/vm-test.sh
+	$(AS_ROOT) scripts/vm-matrix.sh --quick oldest
 	$(AS_ROOT) scripts/vm-notify-test.sh
 	@echo "make test: all tests passed"
 
@@ -55,7 +58,7 @@ test-host:
 test-vm:
 	@scripts/deps.sh vm
 	$(CARGO) build --release --locked --bins --example notify_listen
-	$(AS_ROOT) scripts/vm-test.sh
+	$(AS_ROOT) scripts/vm-matrix.sh $(KERNELS)
 	$(AS_ROOT) scripts/vm-notify-test.sh
 
 bench:

@@ -22,7 +22,7 @@ echo "vm-test.sh: kernel $(<"$KERNEL_DIR/version"), agent $BIN"
 set +e
 for attempt in 1 2; do
 	: >"$VM_LOG"
-	VM_APPEND="AGENT=$BIN USER_PHASE=$root/scripts/vm/guest-user.sh POLICY_PHASE=$root/scripts/vm/guest-policy.sh ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-1500} \
+	VM_APPEND="AGENT=$BIN USER_PHASE=$root/scripts/vm/guest-user.sh POLICY_PHASE=$root/scripts/vm/guest-policy.sh ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-2400} \
 		"$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null
 	boot_rc=$?
 	# Multi-threaded TCG sometimes corrupts the kernel's live code patching
