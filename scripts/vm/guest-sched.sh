@@ -418,6 +418,10 @@ check eject-reattach $? "agent alive, state $(state), reattaches=$reattaches"
 stop_agent TERM
 check eject-sigterm $rc "exit code $rc after the re-attach"
 
+# --- cluster strategies: a SchedulingStrategy from the stub Kubernetes API server
+# shellcheck source=guest-cluster.sh
+. "${CLUSTER_PHASE:?CLUSTER_PHASE must name guest-cluster.sh}"
+
 # --- user dispatch mode (--dispatch user)
 # shellcheck source=guest-user.sh
 . "${USER_PHASE:?USER_PHASE must name guest-user.sh}"
