@@ -44,7 +44,7 @@ run: build
 
 test:
 	@scripts/deps.sh vm
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --bins --example kube_stub
 	$(AS_ROOT) $(CARGO) test --release --locked
 	$(AS_ROOT) scripts/vm-test.sh
 	$(AS_ROOT) scripts/vm-matrix.sh --quick oldest
@@ -57,7 +57,7 @@ test-host:
 
 test-vm:
 	@scripts/deps.sh vm
-	$(CARGO) build --release --locked --bins --example notify_listen
+	$(CARGO) build --release --locked --bins --example notify_listen --example kube_stub
 	$(AS_ROOT) scripts/vm-matrix.sh $(KERNELS)
 	$(AS_ROOT) scripts/vm-notify-test.sh
 

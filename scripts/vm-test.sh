@@ -3,12 +3,15 @@
 # qemu (TCG), runs scripts/vm/guest-sched.sh against the release binary inside it,
 # and evaluates the guest's log (scripts/vm/report.py). On failure the whole guest
 # log is printed. Exit status: 0 when every check passed.
-# Environment: BIN (agent binary, default target/release/scx_pilot), VM_LOG, and the
+# Environment: BIN (agent binary, default target/release/scx_pilot), KUBE_STUB (the
+# stub API server, default examples/kube_stub beside BIN), VM_LOG, and the
 # VM_* variables of scripts/vm/boot.sh.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 BIN=${BIN:-$root/target/release/scx_pilot}
 [[ -x $BIN ]] || { echo "vm-test.sh: $BIN not built (run: cargo build --release)" >&2; exit 1; }
+KUBE_STUB=${KUBE_STUB:-$(dirname -- "$BIN")/examples/kube_stub}
+[[ -x $KUBE_STUB ]] || { echo "vm-test.sh: $KUBE_STUB not built (run: cargo build --release --example kube_stub)" >&2; exit 1; }
 
 export KERNEL_DIR=${KERNEL_DIR:-$("$root/scripts/vm/kernel.sh")}
 work=$(mktemp -d /tmp/scx_pilot-vmtest.XXXXXX)
@@ -16,13 +19,16 @@ trap 'rm -rf "$work"' EXIT
 export VM_LOG=${VM_LOG:-$work/guest.log}
 
 echo "vm-test.sh: kernel $(<"$KERNEL_DIR/version"), agent $BIN"
+# The CA bundle: the Kubernetes client loads the system's roots even for the
+# stub's plain-http kubeconfig, and fails without any.
 "$root/scripts/vm/initramfs.sh" "$work/initramfs.cpio.gz" "$root/scripts/vm/guest-sched.sh" \
 	"$BIN" /usr/bin/jq /usr/bin/curl "$root/scripts/vm/guest-user.sh" \
-	"$root/scripts/vm/guest-policy.sh"
+	"$root/scripts/vm/guest-policy.sh" "$KUBE_STUB" "$root/scripts/vm/guest-cluster.sh" \
+	/etc/ssl/certs/ca-certificates.crt
 set +e
 for attempt in 1 2; do
 	: >"$VM_LOG"
-	VM_APPEND="AGENT=$BIN USER_PHASE=$root/scripts/vm/guest-user.sh POLICY_PHASE=$root/scripts/vm/guest-policy.sh ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-2400} \
+	VM_APPEND="AGENT=$BIN USER_PHASE=$root/scripts/vm/guest-user.sh POLICY_PHASE=$root/scripts/vm/guest-policy.sh KUBE_STUB=$KUBE_STUB CLUSTER_PHASE=$root/scripts/vm/guest-cluster.sh ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-2400} \
 		"$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null
 	boot_rc=$?
 	# Multi-threaded TCG sometimes corrupts the kernel's live code patching

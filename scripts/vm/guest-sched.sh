@@ -438,6 +438,10 @@ check eject-sigterm $rc "exit code $rc after the re-attach"
 # shellcheck source=guest-policy.sh
 . "${POLICY_PHASE:?POLICY_PHASE must name guest-policy.sh}"
 
+# --- cluster strategies: a SchedulingStrategy from the stub Kubernetes API server
+# shellcheck source=guest-cluster.sh
+. "${CLUSTER_PHASE:?CLUSTER_PHASE must name guest-cluster.sh}"
+
 # --- user dispatch mode (--dispatch user)
 # shellcheck source=guest-user.sh
 . "${USER_PHASE:?USER_PHASE must name guest-user.sh}"
