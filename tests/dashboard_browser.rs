@@ -5,8 +5,13 @@
 //! and checks that the API's answer changed; the alerts, pod stats and
 //! strategy stats panels show a firing alert, a pod (a sleeping process in a
 //! pod-like cgroup named by a --pods-file, so this test needs root) and both
-//! strategies with figures. Screenshots (laptop and phone width) are kept in
-//! target/dashboard-test/ as artifacts.
+//! strategies with figures. The history charts draw a line per pod and per
+//! strategy, each with its own dash pattern, number and legend name; a page
+//! opened later draws the pod history the agent kept. The aria-live status
+//! line names the mode and the firing alerts, and says when the agent is
+//! unreachable (requests aborted by the browser). Both colour schemes are
+//! emulated (`prefers-color-scheme`). Screenshots (light, dark and phone
+//! width) are kept in target/dashboard-test/ as artifacts.
 //!
 //! chromium (apt) and playwright-core (npm, no browser download) come from
 //! `scripts/deps.sh test`; without them the test fails and says so.
@@ -117,5 +122,6 @@ fn dashboard_shows_live_data_and_posts_strategies_in_chromium() {
         "first load {bytes} bytes"
     );
     assert!(out_dir.join("dashboard.png").exists());
+    assert!(out_dir.join("dashboard-dark.png").exists());
     assert!(out_dir.join("dashboard-phone.png").exists());
 }

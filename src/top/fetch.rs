@@ -1,14 +1,15 @@
 //! One refresh: read the agent's answers and turn them into a [`Snapshot`].
 
 use std::cmp::Reverse;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use anyhow::Result;
 
 use super::counters::Reading;
 use super::rates::Previous;
-use super::snapshot::{PodRow, Snapshot, StrategyRow};
+use super::replies::{AlertsReply, FiringAlert, PodStatsReply, ALERTS_PATH, POD_STATS_PATH};
+use super::snapshot::{AlertRow, PodRow, Snapshot, StrategyRow};
 use crate::client::http::{ApiClient, METRICS_PATH, PODS_PATH, STRATEGY_CONFIG_PATH};
 use crate::client::replies::{
     ConfiguredStrategy, HealthReply, MetricsReply, PodContainer, PodsReply, StrategyConfigReply,
@@ -23,11 +24,21 @@ pub(super) fn fetch(client: &ApiClient, rows: usize, prev: &mut Previous) -> Res
         .map_or_else(Vec::new, |r| prev.rows(r, Instant::now()));
     let resolved = resolved_pids(&answers.config);
     let (strategies, strategies_configured) = strategy_rows(&answers.config, rows);
-    let pods = PodTable::new(&answers.pods, &resolved, rows);
+    let pods = PodTable::new(&answers.pods, &answers.pod_stats, &resolved, rows);
+    let now = chrono::Utc::now();
+    let mut alerts: Vec<AlertRow> = answers
+        .alerts
+        .data
+        .active
+        .iter()
+        .map(|a| alert_row(a, now))
+        .collect();
+    let alerts_firing = alerts.len();
+    alerts.truncate(rows);
     let sched = &answers.health.components.scheduler;
     Ok(Snapshot {
         url: client.base_url().to_string(),
-        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        timestamp: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         health: or_unknown(&answers.health.status),
         mode: or_unknown(&answers.metrics.mode),
         attached: sched.attached,
@@ -43,6 +54,8 @@ pub(super) fn fetch(client: &ApiClient, rows: usize, prev: &mut Previous) -> Res
         pods_total: pods.total,
         pod_processes: pods.processes,
         pods: pods.rows,
+        alerts_firing,
+        alerts,
         problems: answers.problems,
     })
 }
@@ -57,6 +70,8 @@ struct Answers {
     health: HealthReply,
     config: StrategyConfigReply,
     pods: PodsReply,
+    pod_stats: PodStatsReply,
+    alerts: AlertsReply,
     /// Answers that could not be read, then what /health reports.
     problems: Vec<String>,
 }
@@ -70,12 +85,16 @@ impl Answers {
         let health: HealthReply = or_problem(client.health(), &mut problems);
         let config = or_problem(client.get(STRATEGY_CONFIG_PATH), &mut problems);
         let pods = or_problem(client.get(PODS_PATH), &mut problems);
+        let pod_stats = or_problem(client.get(POD_STATS_PATH), &mut problems);
+        let alerts = or_problem(client.get(ALERTS_PATH), &mut problems);
         problems.extend(health.problems.iter().cloned());
         Ok(Self {
             metrics,
             health,
             config,
             pods,
+            pod_stats,
+            alerts,
             problems,
         })
     }
@@ -133,8 +152,30 @@ fn target(s: &ConfiguredStrategy) -> String {
     }
 }
 
+/// One firing alert as shown, `now` giving its age.
+fn alert_row(a: &FiringAlert, now: chrono::DateTime<chrono::Utc>) -> AlertRow {
+    let for_s = a
+        .since
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| (now - t.to_utc()).num_seconds().max(0) as u64);
+    let about: Vec<String> = a
+        .labels
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    AlertRow {
+        name: a.name.clone(),
+        severity: a.severity.clone(),
+        for_s,
+        about: about.join(" "),
+        message: a.message.clone(),
+    }
+}
+
 /// The pods shown: the API's one entry per container grouped by pod, those
-/// with most strategy-covered processes first.
+/// with most strategy-covered processes first, then the busiest.
 struct PodTable {
     rows: Vec<PodRow>,
     /// Pods, before the rows were cut.
@@ -144,14 +185,24 @@ struct PodTable {
 }
 
 impl PodTable {
-    fn new(pods: &PodsReply, resolved: &HashSet<u64>, rows: usize) -> Self {
+    fn new(pods: &PodsReply, stats: &PodStatsReply, resolved: &HashSet<u64>, rows: usize) -> Self {
+        let figures: HashMap<&str, (Option<f64>, Option<f64>)> = stats
+            .pods
+            .iter()
+            .map(|p| (p.uid.as_str(), (p.cpu_usage, p.runqueue_wait_ms_per_s)))
+            .collect();
         let mut by_pod: Vec<PodRow> = Vec::new();
         for c in &pods.pods {
-            add_container(&mut by_pod, c, resolved);
+            let f = figures.get(c.pod_uid.as_str()).copied().unwrap_or_default();
+            add_container(&mut by_pod, c, f, resolved);
         }
+        // Unmeasured pods sort below idle ones.
+        let cpu = |p: &PodRow| p.cpu_usage.unwrap_or(-1.0);
         by_pod.sort_by(|a, b| {
-            (b.with_strategy, b.processes)
-                .cmp(&(a.with_strategy, a.processes))
+            b.with_strategy
+                .cmp(&a.with_strategy)
+                .then(cpu(b).total_cmp(&cpu(a)))
+                .then(b.processes.cmp(&a.processes))
                 .then(a.pod.cmp(&b.pod))
         });
         let total = by_pod.len();
@@ -164,7 +215,13 @@ impl PodTable {
     }
 }
 
-fn add_container(by_pod: &mut Vec<PodRow>, c: &PodContainer, resolved: &HashSet<u64>) {
+/// `figures`: the pod's CPU and run-queue wait (per pod, not per container).
+fn add_container(
+    by_pod: &mut Vec<PodRow>,
+    c: &PodContainer,
+    figures: (Option<f64>, Option<f64>),
+    resolved: &HashSet<u64>,
+) {
     let label = pod_label(c);
     let processes = c.processes.len();
     let with_strategy = c
@@ -183,6 +240,8 @@ fn add_container(by_pod: &mut Vec<PodRow>, c: &PodContainer, resolved: &HashSet<
             containers: 1,
             processes,
             with_strategy,
+            cpu_usage: figures.0,
+            runqueue_wait_ms_per_s: figures.1,
         }),
     }
 }

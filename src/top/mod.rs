@@ -17,6 +17,7 @@ mod counters;
 mod fetch;
 mod rates;
 mod render;
+mod replies;
 mod snapshot;
 mod terminal;
 
@@ -32,7 +33,7 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 const STOP_CHECK: Duration = Duration::from_millis(20);
 
 /// Watch a running scx_pilot agent: counters with rates, scheduler state,
-/// strategies and pods.
+/// firing alerts, strategies, and pods with their CPU and run-queue wait.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "scx_pilot top", version)]
 pub struct TopOpts {
@@ -57,7 +58,8 @@ pub struct TopOpts {
     #[arg(long)]
     pub json: bool,
 
-    /// Rows of strategies and of pods shown.
+    /// Rows of alerts, of strategies and of pods shown; the rest are
+    /// counted ("+N more").
     #[arg(long, default_value_t = 8)]
     pub rows: usize,
 }

@@ -32,6 +32,23 @@ pub struct PodRow {
     pub processes: usize,
     /// Of those, processes with a resolved strategy.
     pub with_strategy: usize,
+    /// CPUs used over the agent's last stats interval; none until it has
+    /// read the pod twice (or with `--stats-interval-ms 0`).
+    pub cpu_usage: Option<f64>,
+    /// Run-queue wait of the pod's threads, ms per second, same interval.
+    pub runqueue_wait_ms_per_s: Option<f64>,
+}
+
+/// One firing alert.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRow {
+    pub name: String,
+    pub severity: String,
+    /// Seconds since its condition began to hold; none when the agent gave no time.
+    pub for_s: Option<u64>,
+    /// What it is about: its labels as `key=value`, space-separated.
+    pub about: String,
+    pub message: String,
 }
 
 /// Everything one refresh shows.
@@ -56,6 +73,10 @@ pub struct Snapshot {
     pub pods_total: usize,
     pub pod_processes: usize,
     pub pods: Vec<PodRow>,
+    /// Alerts firing, before the rows were cut.
+    pub alerts_firing: usize,
+    /// Oldest first.
+    pub alerts: Vec<AlertRow>,
     /// Problems the agent reports (from /health) or met while polling.
     pub problems: Vec<String>,
 }

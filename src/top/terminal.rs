@@ -88,7 +88,8 @@ fn unreachable_lines(client: &ApiClient, e: &anyhow::Error, width: usize) -> Vec
     ]
 }
 
-/// The lines that fit above the bottom row, which holds the key help.
+/// The lines that fit above the bottom row, which holds the key help and
+/// how many lines did not fit.
 fn draw(lines: &[String], rows: u16) -> Result<()> {
     let mut out = std::io::stdout().lock();
     queue!(
@@ -102,7 +103,15 @@ fn draw(lines: &[String], rows: u16) -> Result<()> {
         out.write_all(l.as_bytes())?;
     }
     queue!(out, cursor::MoveTo(0, help_row))?;
-    out.write_all(b"q: quit")?;
+    let hidden = lines.len().saturating_sub(help_row as usize);
+    if hidden > 0 {
+        write!(
+            out,
+            "q: quit   +{hidden} more lines (a taller terminal shows them)"
+        )?;
+    } else {
+        out.write_all(b"q: quit")?;
+    }
     out.flush()?;
     Ok(())
 }

@@ -98,7 +98,65 @@ try {
   await number('#strategy-stats tr[data-index="0"] td.cpu');
   await number(`#pod-stats tr[data-pod="${podName}"] td.cpu`);
 
+  // History charts: the pod's CPU and run-queue wait, and both strategies'.
+  const seriesPoints = (chart, id) => page.evaluate(([c, i]) => Number([...document.querySelectorAll(`#chart-${c} polyline`)]
+    .find((l) => l.dataset.series === i)?.dataset.points || 0), [chart, id]);
+  const growsTo = (chart, id, n) => page.waitForFunction(([c, i, k]) => Number([...document.querySelectorAll(`#chart-${c} polyline`)]
+    .find((l) => l.dataset.series === i)?.dataset.points || 0) >= k, [chart, id, n], { timeout: 15000 })
+    .catch(() => fail(`the ${chart} chart has no ${n}-point line for ${id}: ` + JSON.stringify(id)));
+  for (const c of ["pod-cpu", "pod-wait"]) await growsTo(c, podName, 2);
+  const strategyIds = [`#0 pid ${pid}`, "#1 no=such-pod"];
+  for (const c of ["strategy-cpu", "strategy-wait"]) for (const id of strategyIds) await growsTo(c, id, 2);
+  // Told apart without colour: every line of a chart has its own dash
+  // pattern and number, and the legend names it.
+  const looks = await page.evaluate(() => ["dispatch", "strategy-cpu", "strategy-wait"].map((c) => {
+    const lines = [...document.querySelectorAll(`#chart-${c} polyline`)];
+    return { chart: c, lines: lines.length, dashes: new Set(lines.map((l) => l.getAttribute("stroke-dasharray"))).size,
+      marks: document.querySelectorAll(`#chart-${c} text.mark`).length,
+      legend: [...document.querySelectorAll(`#legend-${c} [data-legend]`)].map((e) => e.textContent) };
+  }));
+  for (const l of looks) {
+    if (l.lines < 2 || l.dashes !== l.lines || l.marks !== l.lines) fail("lines not told apart without colour: " + JSON.stringify(l));
+  }
+  const strategyLegend = looks.find((l) => l.chart === "strategy-cpu").legend.join(" | ");
+  if (!strategyLegend.includes("1 " + strategyIds[0]) || !strategyLegend.includes("2 " + strategyIds[1])) fail("strategy legend: " + strategyLegend);
+  const podLegend = await page.textContent("#legend-pod-cpu");
+  if (!podLegend.includes("1 " + podName)) fail("pod legend: " + podLegend);
+
+  // The status line is a polite live region that says what the agent is.
+  const status = () => page.evaluate(() => { const e = document.getElementById("status"); return { live: e.getAttribute("aria-live"), text: e.textContent }; });
+  const st = await status();
+  if (st.live !== "polite" || !/api-only/.test(st.text) || !/[1-9][0-9]* alerts? firing/.test(st.text)) fail("status line: " + JSON.stringify(st));
+  await page.waitForFunction(() => document.getElementById("updated").textContent.startsWith("updated"), null, { timeout: 5000 });
+
   await page.screenshot({ path: outDir + "/dashboard.png", fullPage: true });
+  // The other colour scheme: other colours, the same page.
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const light = await background();
+  await page.emulateMedia({ colorScheme: "dark" });
+  const dark = await background();
+  const lum = (c) => c.match(/\d+/g).slice(0, 3).reduce((a, v) => a + Number(v), 0);
+  if (!(lum(dark) < lum(light))) fail(`dark scheme background ${dark} is not darker than light ${light}`);
+  await new Promise((r) => setTimeout(r, 300));
+  await page.screenshot({ path: outDir + "/dashboard-dark.png", fullPage: true });
+  await page.emulateMedia({ colorScheme: "light" });
+
+  // The agent unreachable: the status line says so, then recovers.
+  await page.route(base + "/api/v1/metrics", (r) => r.abort());
+  await page.waitForFunction(() => /agent unreachable/.test(document.getElementById("status").textContent), null, { timeout: 10000 })
+    .catch(async () => fail("no error in the status line: " + (await status()).text));
+  const unreachable = (await status()).text;
+  await page.unroute(base + "/api/v1/metrics");
+  await page.waitForFunction(() => /api-only/.test(document.getElementById("status").textContent), null, { timeout: 10000 });
+
+  // A fresh page draws the pod history the agent kept, not only what it polls.
+  const kept = (await (await fetch(base + "/api/v1/pods/stats?points=300")).json()).pods
+    .find((x) => x.namespace + "/" + x.name === podName)?.history.length || 0;
+  if (kept < 5) fail("the agent kept " + kept + " points of the pod's history");
+  await page.reload({ waitUntil: "load" });
+  await growsTo("pod-cpu", podName, kept);
+  const drawn = await seriesPoints("pod-cpu", podName);
+
   // Phone width: nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
   await new Promise((r) => setTimeout(r, 300));
@@ -106,7 +164,8 @@ try {
   await page.screenshot({ path: outDir + "/dashboard-phone.png", fullPage: true });
   if (overflow > 1) fail("the page is " + overflow + " px wider than a 390 px phone");
   if (errors.length) fail("page errors: " + errors.join(" | "));
-  console.log(JSON.stringify({ alert_row: alertText, first_load_bytes: transfer.page, first_load_with_first_poll_bytes: transfer.with_first_poll, chart_points: p1, overflow_px: overflow }));
+  console.log(JSON.stringify({ alert_row: alertText, first_load_bytes: transfer.page, first_load_with_first_poll_bytes: transfer.with_first_poll, chart_points: p1, overflow_px: overflow,
+    pod_history_kept: kept, pod_history_drawn_on_load: drawn, light_background: light, dark_background: dark, status: st.text, status_unreachable: unreachable }));
 } finally {
   clearTimeout(timer);
   await browser.close();
