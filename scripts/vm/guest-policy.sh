@@ -73,8 +73,8 @@ check cgroup-weight-prio $? "the same beside a priority hog of a third cgroup: B
 # --- per-CPU starvation bound: three priority hogs and one normal hog pinned to
 # vCPU 1, normal load on vCPU 0, for 50 s (the watchdog's 30 s timeout is
 # checked every 15 s). The pinned normal task's longest stretch without CPU
-# must stay within --starvation-ms (100) plus slices and the sampler's own
-# delay: 300 ms.
+# must stay within --starvation-ms (100) plus a slice, measured by a sampler
+# that is itself a normal task on an emulated vCPU: 500 ms allowed.
 body=""
 prio_pids=""
 for _ in 1 2 3; do
@@ -105,8 +105,8 @@ guards1=$(metric policy.nr_starvation_guards)
 echo "RESULT pinned_victim_longest_gap_ms=$gap"
 [ "$(state)" = enabled ] && [ "$(api /health | jq -r '.components.scheduler.restarts')" = "$restarts0" ]
 check pinned-starvation-attached $? "after 50 s of 3 priority hogs + 1 normal hog on vCPU 1: state $(state), guards $guards0 -> $guards1"
-[ "$gap" -gt 0 ] && [ "$gap" -le 300 ]
-check pinned-starvation-bound $? "the pinned normal hog's longest stretch without CPU: $gap ms (bound 300 ms; $(wc -l </tmp/victim.samples) samples)"
+[ "$gap" -gt 0 ] && [ "$gap" -le 500 ]
+check pinned-starvation-bound $? "the pinned normal hog's longest stretch without CPU: $gap ms (bound 500 ms; $(wc -l </tmp/victim.samples) samples)"
 kill $prio_pids $victim $load
 wait $prio_pids $victim $load 2>/dev/null
 post_strategies '{"strategies":[]}' >/dev/null
