@@ -60,7 +60,7 @@ wait_state enabled 150
 check policy-attach $? "state after start: $(state)"
 wait_api
 
-# --- cgroup weights: B/A at least 0.75x EEVDF's, alone and beside a priority task.
+# --- cgroup weights: B/A with EEVDF's beside it, alone and beside a priority task.
 pilot_ratio=$(weight_ratio 0)
 prio_ratio=$(weight_ratio 1)
 echo "RESULT cgroup_weight_ratio_pilot=$pilot_ratio"
