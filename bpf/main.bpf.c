@@ -5,9 +5,9 @@
  * Policy in one paragraph: every task carries a virtual runtime that advances
  * by its CPU use divided by its weight (its nice weight, times its cgroup's
  * cpu.weight down the hierarchy, shared among the cgroup's runnable tasks),
- * brought within one slice of its CPU's virtual clock when it wakes, and a
- * deadline: that vruntime plus the CPU time it used since it last woke (at
- * most one slice), scaled the same way. Waiting tasks are served from one
+ * kept within one slice of its CPU's virtual clock, and a deadline: that
+ * vruntime plus the CPU time it used since it last woke (at most one slice),
+ * scaled the same way. Waiting tasks are served from one
  * shared queue in deadline order, so tasks that wake, run briefly and sleep go
  * ahead of CPU hogs, and nothing starves. A waking task takes an idle CPU when
  * there is one; otherwise it preempts the task running on its CPU when that
@@ -225,11 +225,9 @@ struct {
 
 struct cpu_ctx {
 	/*
-	 * This CPU's virtual clock: the vruntime of the task that started here
-	 * last, the front of what competes for this CPU (a highest-ever clock
-	 * would be set by the lightest task and rob heavy sleepers of their
-	 * weight). Per CPU, because tasks pinned to a busier CPU advance faster:
-	 * a global clock would push every waker elsewhere behind its CPU's hogs.
+	 * This CPU's virtual clock: the highest vruntime of a task that started
+	 * here. Per CPU, because tasks pinned to a busier CPU advance faster: a
+	 * global clock would push every waker elsewhere behind its CPU's hogs.
 	 */
 	u64 vtime_now;
 	u64 deadline;		/* deadline of the task running here */
@@ -403,20 +401,17 @@ static u64 weighted(u64 ns, u64 weight)
 }
 
 /*
- * Sets @p's deadline for this enqueue: its vruntime plus the CPU time it used
- * since it last woke, at most one slice. A waking task's vruntime is first
- * brought within one slice of its CPU's clock; a task that stayed runnable
- * keeps its lag, or weights would not hold between CPU hogs.
+ * Sets @p's deadline for this enqueue: its vruntime (within one slice of its
+ * CPU's clock) plus the CPU time it used since it last woke, at most one slice.
  */
-static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx, bool wakeup)
+static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx)
 {
 	s32 cpu = scx_bpf_task_cpu(p);
 	u64 burst;
 
 	if (!tctx)
 		return cpu_vtime(cpu);
-	if (wakeup)
-		tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
+	tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
 	burst = tctx->exec_runtime_ns < slice_ns ? tctx->exec_runtime_ns : slice_ns;
 	tctx->deadline = tctx->vruntime + weighted(burst, task_weight(p, tctx));
 	return tctx->deadline;
@@ -534,7 +529,7 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 			tctx->slice_ns = slice;
 			tctx->prio = is_dispatcher(p) || is_prio(s);
 			tctx->strategy = !!s;
-			task_deadline(p, tctx, true);
+			task_deadline(p, tctx);
 		}
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0));
 		__sync_fetch_and_add(&nr_direct_dispatches, 1);
@@ -601,7 +596,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		__sync_fetch_and_add(&s->nr_hits, 1);
 		__sync_fetch_and_add(&nr_strategy_hits, 1);
 	}
-	deadline = task_deadline(p, tctx, enq_flags & SCX_ENQ_WAKEUP);
+	deadline = task_deadline(p, tctx);
 
 	/*
 	 * Per-CPU kthreads (ksoftirqd, kworkers bound to a CPU) can run nowhere
@@ -917,7 +912,7 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 	if (tctx)
 		tctx->started_at = now;
 	if (cctx) {
-		if (tctx)
+		if (tctx && time_before(cctx->vtime_now, tctx->vruntime))
 			cctx->vtime_now = tctx->vruntime;
 		cctx->busy = true;
 		cctx->running_prio = tctx && tctx->prio;
