@@ -19,16 +19,19 @@ const OBSERVABILITY: &str = "Observability";
 /// The agent's flags (the command line without a subcommand).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Opts {
-    /// Time slice of tasks without a strategy. Shorter slices let
-    /// waiting tasks run sooner (lower latency) at the cost of more context
-    /// switches (lower throughput for CPU-bound work).
+    /// Longest time slice of tasks without a strategy; it is shared among
+    /// the tasks that wait (never below a quarter millisecond or an eighth of
+    /// it). Shorter slices let waiting tasks run sooner when a waker cannot
+    /// preempt (lower latency) at the cost of more context switches (lower
+    /// throughput for CPU-bound work).
     /// A duration (`20ms`, `2s`); a bare number is microseconds.
     #[arg(help_heading = SCHEDULER, long, default_value_t = 5000, value_parser = count_in(Unit::Micros, 50, 1_000_000), value_name = "DURATION")]
     pub slice_us: u64,
 
-    /// Longest time normal tasks may wait while priority tasks keep every CPU
-    /// busy. Lower protects normal tasks (and keeps far away from
-    /// the sched_ext watchdog); higher gives priority tasks a stronger guarantee.
+    /// Longest time a CPU runs only priority tasks while a normal task that
+    /// may run there waits; then normal tasks go first there for a quarter of
+    /// it. Lower protects normal tasks (and keeps far away from the sched_ext
+    /// watchdog); higher gives priority tasks a stronger guarantee.
     /// A duration (`20ms`, `2s`); a bare number is milliseconds.
     #[arg(help_heading = SCHEDULER, long, default_value_t = 100, value_parser = count_in(Unit::Millis, 1, 5000), value_name = "DURATION")]
     pub starvation_ms: u64,
