@@ -302,7 +302,13 @@ fn strategy_without_pids_fires_and_resolves_through_the_webhook() {
     assert_eq!(r["since"], a["since"]);
     assert!(rfc3339(&r["resolved_at"]) >= fired_at, "{r}");
 
-    let body = agent.get("/api/v1/alerts");
+    // The webhook's receiver has the event before the agent has read the
+    // receiver's answer and counted the delivery: wait for the count.
+    let body = wait_for(Duration::from_secs(10), || {
+        let body = agent.get("/api/v1/alerts");
+        (body["data"]["webhook"]["delivered"] == 2).then_some(body)
+    })
+    .unwrap_or_else(|| agent.get("/api/v1/alerts"));
     assert_eq!(body["data"]["active"], json!([]), "{body}");
     let recent = body["data"]["recent"].as_array().unwrap();
     assert_eq!(recent.len(), 1, "{body}");
