@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::api;
+
 mod configs;
 pub mod duration;
 mod opts;
@@ -67,6 +69,27 @@ pub enum AuthMode {
     Token,
     /// No authorization: anyone who reaches the port may write.
     None,
+}
+
+/// The HTTP layer's settings from the flags: the one place below main.rs
+/// where the command line meets `api`.
+impl Opts {
+    /// Who may call what, as the command line asks: see [`api::access_policy`].
+    pub fn write_policy(&self) -> anyhow::Result<api::auth::WritePolicy> {
+        api::access_policy::from_opts(self)
+    }
+
+    pub fn api_config(&self) -> api::ApiConfig {
+        api::ApiConfig {
+            listen: self.listen,
+            workers: self.api_workers as usize,
+            cors_origin: self.cors_origin.clone(),
+            body_limit: self.max_body_bytes as usize,
+            writes: Default::default(),
+            tls: None,
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -317,22 +317,3 @@ pub struct Opts {
     #[arg(help_heading = OBSERVABILITY, short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
-
-impl Opts {
-    /// Who may call what, as the command line asks: see [`crate::api::access_policy`].
-    pub fn write_policy(&self) -> anyhow::Result<crate::api::auth::WritePolicy> {
-        crate::api::access_policy::from_opts(self)
-    }
-
-    pub fn api_config(&self) -> crate::api::ApiConfig {
-        crate::api::ApiConfig {
-            listen: self.listen,
-            workers: self.api_workers as usize,
-            cors_origin: self.cors_origin.clone(),
-            body_limit: self.max_body_bytes as usize,
-            writes: Default::default(),
-            tls: None,
-            ..Default::default()
-        }
-    }
-}
