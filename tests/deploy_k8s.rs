@@ -347,8 +347,13 @@ fn make_image_tags_the_image_the_manifest_runs() {
         format!("scx_pilot:{}", env!("CARGO_PKG_VERSION")),
         "k8s/daemonset.yaml"
     );
+    // Run as a top-level make: under `make test` the inherited MAKEFLAGS/MAKELEVEL make
+    // the child print "Entering directory" lines around the plan.
     let out = Command::new("make")
-        .args(["-n", "image"])
+        .args(["--no-print-directory", "-n", "image"])
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
         .current_dir(ROOT)
         .output()
         .unwrap();
