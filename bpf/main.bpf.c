@@ -5,11 +5,13 @@
  * Policy in one paragraph: every task carries a virtual runtime that advances
  * by its CPU use divided by its weight (its nice weight, times its cgroup's
  * cpu.weight down the hierarchy, shared among the cgroup's runnable tasks),
- * kept within one slice of its CPU's virtual clock, and a deadline: that
- * vruntime plus the CPU time it used since it last woke (at most one slice),
- * scaled the same way. Waiting tasks are served from one
- * shared queue in deadline order, so tasks that wake, run briefly and sleep go
- * ahead of CPU hogs, and nothing starves. A waking task takes an idle CPU when
+ * brought within one slice of its CPU's virtual clock when it wakes, and a
+ * deadline: that vruntime plus the CPU time it used since it last woke (at
+ * most one slice), scaled the same way. Waiting tasks are served from one
+ * shared queue in deadline order, and a task whose slice ends keeps its CPU
+ * while its deadline is earlier than that of the first task waiting for the
+ * CPU, so tasks that wake, run briefly and sleep go ahead of CPU hogs, and
+ * hogs share CPUs by weight. A waking task takes an idle CPU when
  * there is one; otherwise it preempts the task running on its CPU when that
  * task has no strategy and its deadline is later by more than the minimum
  * slice (EEVDF's wakeup preemption; the margin stops two chatty tasks from
@@ -79,6 +81,9 @@ const volatile bool test_hooks = false;
  * task must win by to preempt: below it a context switch costs more than the
  * latency it saves.
  */
+/* Shared-queue tasks dispatch() looks at before it lets a kept task run on. */
+#define KEEP_PREV_SCAN 8
+
 static u64 slice_min(void)
 {
 	u64 min = slice_ns / 8;
@@ -89,7 +94,7 @@ static u64 slice_min(void)
 }
 
 /*
- * Counters read by the agent through the mmapped .bss (names from the user's
+ * Gauges read by the agent through the mmapped .bss (names from the user's
  * BssData). Each is a naturally aligned u64 written with atomic ops or plain
  * stores, so a reader never sees a torn value.
  */
@@ -98,27 +103,47 @@ u64 nr_queued;
 u64 nr_scheduled;
 u64 nr_running;
 u64 nr_online_cpus;
-u64 nr_user_dispatches;
-u64 nr_kernel_dispatches;
-u64 nr_cancel_dispatches;
-u64 nr_bounce_dispatches;
-u64 nr_failed_dispatches;
-u64 nr_sched_congested;
-/* Beyond the user's list: what the policy did. */
-u64 nr_direct_dispatches;	/* waking task put straight on an idle CPU */
-u64 nr_prio_dispatches;		/* tasks queued through a priority strategy */
-u64 nr_preemptions;		/* priority task preempted a normal one */
-u64 nr_wakeup_preemptions;	/* waking normal task preempted a later deadline */
-u64 nr_starvation_guards;	/* a CPU served the shared queue ahead of the priority one */
-u64 nr_strategy_hits;		/* enqueues decided by any strategy */
-/* User dispatch mode. */
-u64 nr_user_enqueues;		/* tasks sent to the dispatcher */
-u64 nr_user_fallbacks;		/* times a stalled dispatcher was bypassed */
-u64 nr_user_recovered;		/* tasks taken back from the dispatcher */
-u64 nr_user_aged;		/* of those, taken back for age while it was alive */
-u64 nr_user_withdrawn;		/* tasks dequeued while in the dispatcher's hands */
 u64 user_fallback_active;	/* 1 while BPF dispatches without the dispatcher */
 u64 nr_user_outstanding;	/* tasks in the dispatcher's hands now */
+
+/*
+ * Event counters, bumped on every scheduling event: one set per CPU, each in
+ * its own cache lines, so CPUs do not take one shared line from each other on
+ * every event. The agent sums the CPUs (src/sched/bss.rs).
+ */
+struct pcpu_counters {
+	u64 nr_user_dispatches;
+	u64 nr_kernel_dispatches;
+	u64 nr_cancel_dispatches;
+	u64 nr_bounce_dispatches;
+	u64 nr_failed_dispatches;
+	u64 nr_sched_congested;
+	/* Beyond the user's list: what the policy did. */
+	u64 nr_direct_dispatches;	/* waking task put straight on an idle CPU */
+	u64 nr_prio_dispatches;		/* tasks queued through a priority strategy */
+	u64 nr_preemptions;		/* priority task preempted a normal one */
+	u64 nr_wakeup_preemptions;	/* waking normal task preempted a later deadline */
+	u64 nr_starvation_guards;	/* a CPU served the shared queue ahead of the priority one */
+	u64 nr_strategy_hits;		/* enqueues decided by any strategy */
+	/* User dispatch mode. */
+	u64 nr_user_enqueues;		/* tasks sent to the dispatcher */
+	u64 nr_user_fallbacks;		/* times a stalled dispatcher was bypassed */
+	u64 nr_user_recovered;		/* tasks taken back from the dispatcher */
+	u64 nr_user_aged;		/* of those, taken back for age while it was alive */
+	u64 nr_user_withdrawn;		/* tasks dequeued while in the dispatcher's hands */
+} __attribute__((aligned(64)));
+
+struct pcpu_counters pcpu_counters[MAX_CPUS];
+
+/*
+ * Atomic although per CPU: the stall timer runs in softirq context and may
+ * interrupt a program that is counting on the same CPU.
+ */
+#define COUNT(field, n)                                                        \
+	__sync_fetch_and_add(                                                  \
+		&pcpu_counters[bpf_get_smp_processor_id() & (MAX_CPUS - 1)].field, \
+		(n))
+
 /*
  * Set by the agent's test hook (--dispatcher-test-hooks, SIGUSR2): the next
  * dispatch reports an error, so tests see a real ejection with its dump.
@@ -149,6 +174,7 @@ struct task_ctx {
 	u64 slice_ns;		/* slice granted at the last enqueue */
 	u64 started_at;		/* when the task last got a CPU */
 	u64 exec_runtime_ns;	/* CPU time since the task last woke up */
+	u64 queued_at;		/* when it last entered the shared queue */
 	u64 cgid;		/* its cgroup, for the cgroup weight */
 	bool prio;		/* queued through a priority strategy */
 	bool strategy;		/* runs with a strategy's slice */
@@ -225,12 +251,16 @@ struct {
 
 struct cpu_ctx {
 	/*
-	 * This CPU's virtual clock: the highest vruntime of a task that started
-	 * here. Per CPU, because tasks pinned to a busier CPU advance faster: a
-	 * global clock would push every waker elsewhere behind its CPU's hogs.
+	 * This CPU's virtual clock: the highest vruntime of a normal task that
+	 * started here. Per CPU, because tasks pinned to a busier CPU advance
+	 * faster: a global clock would push every waker elsewhere behind its
+	 * CPU's hogs. Priority tasks do not move it: normal tasks that wait
+	 * behind them would lag ever further behind it, and a waking normal task
+	 * (the watchdog's own worker) would be placed behind all of them.
 	 */
 	u64 vtime_now;
 	u64 deadline;		/* deadline of the task running here */
+	u64 slice_end;		/* when the running task's slice runs out */
 	u64 normal_at;		/* last time a normal task started here, or none waited */
 	u64 guard_until;	/* the shared queue goes first here until then */
 	bool running_prio;	/* the CPU runs a task with a priority strategy */
@@ -338,7 +368,9 @@ static void refresh_nr_queued(void)
 	/* In user mode, tasks not yet read by the dispatcher wait too. */
 	if (user_dispatch)
 		n += bpf_ringbuf_query(&queued, BPF_RB_AVAIL_DATA) / QUEUED_RECORD_BYTES;
-	WRITE_ONCE(nr_queued, n);
+	/* Read first: a store on every event would bounce the line between CPUs. */
+	if (READ_ONCE(nr_queued) != n)
+		WRITE_ONCE(nr_queued, n);
 }
 
 /* The hierarchical weight of cgroup @cgid (CG_ONE = 1.0), cached per generation. */
@@ -401,17 +433,21 @@ static u64 weighted(u64 ns, u64 weight)
 }
 
 /*
- * Sets @p's deadline for this enqueue: its vruntime (within one slice of its
- * CPU's clock) plus the CPU time it used since it last woke, at most one slice.
+ * Sets @p's deadline for this enqueue: its vruntime plus the CPU time it used
+ * since it last woke, at most one slice. Only a waking task is brought within
+ * one slice of its CPU's clock: a task that stays runnable keeps its exact
+ * vruntime, or a light task would be forgiven the debt of every slice it runs
+ * and weights would not hold.
  */
-static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx)
+static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx, bool waking)
 {
 	s32 cpu = scx_bpf_task_cpu(p);
 	u64 burst;
 
 	if (!tctx)
 		return cpu_vtime(cpu);
-	tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
+	if (waking)
+		tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
 	burst = tctx->exec_runtime_ns < slice_ns ? tctx->exec_runtime_ns : slice_ns;
 	tctx->deadline = tctx->vruntime + weighted(burst, task_weight(p, tctx));
 	return tctx->deadline;
@@ -420,9 +456,9 @@ static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx)
 static void count_insert(bool ok)
 {
 	if (ok)
-		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		COUNT(nr_kernel_dispatches, 1);
 	else
-		__sync_fetch_and_add(&nr_failed_dispatches, 1);
+		COUNT(nr_failed_dispatches, 1);
 }
 
 static void kick_idle_cpu(const struct task_struct *p)
@@ -447,14 +483,17 @@ static bool cpu_starving(const struct cpu_ctx *cctx, u64 now)
 
 /*
  * Whether a waking normal task with @deadline should preempt @cpu now: the CPU
- * runs one of our tasks without a strategy (a strategy's slice is kept as
- * given) whose deadline is later by more than the margin.
+ * runs one of our normal tasks whose deadline is later by more than the
+ * margin, and which has no strategy or has used up its strategy's slice (the
+ * kernel notices an ended slice only at the next tick, up to 4 ms later).
  */
 static bool should_preempt(s32 cpu, u64 deadline)
 {
 	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
 
-	if (!cctx || !cctx->busy || cctx->running_prio || cctx->running_strategy)
+	if (!cctx || !cctx->busy || cctx->running_prio)
+		return false;
+	if (cctx->running_strategy && time_before(bpf_ktime_get_ns(), cctx->slice_end))
 		return false;
 	return time_before(deadline + slice_min(), cctx->deadline);
 }
@@ -506,7 +545,7 @@ static bool send_to_user(struct task_struct *p, struct task_ctx *tctx, u64 slice
 	/* The stall clock starts when an idle dispatcher is given work. */
 	if (!was)
 		WRITE_ONCE(user_progress_at, ut.sent_at);
-	__sync_fetch_and_add(&nr_user_enqueues, 1);
+	COUNT(nr_user_enqueues, 1);
 	bpf_ringbuf_submit(q, 0);
 	return true;
 }
@@ -529,10 +568,10 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 			tctx->slice_ns = slice;
 			tctx->prio = is_dispatcher(p) || is_prio(s);
 			tctx->strategy = !!s;
-			task_deadline(p, tctx);
+			task_deadline(p, tctx, true);
 		}
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0));
-		__sync_fetch_and_add(&nr_direct_dispatches, 1);
+		COUNT(nr_direct_dispatches, 1);
 	}
 	return cpu;
 }
@@ -555,7 +594,7 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 			return false;
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
 						enq_flags | SCX_ENQ_PREEMPT));
-		__sync_fetch_and_add(&nr_preemptions, 1);
+		COUNT(nr_preemptions, 1);
 		return true;
 	}
 
@@ -567,7 +606,7 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 		cctx = cpu_ctx_of(i);
 		if (cctx && !cctx->running_prio && !cpu_starving(cctx, now)) {
 			scx_bpf_kick_cpu(i, SCX_KICK_PREEMPT);
-			__sync_fetch_and_add(&nr_preemptions, 1);
+			COUNT(nr_preemptions, 1);
 			break;
 		}
 	}
@@ -594,9 +633,9 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 	if (s) {
 		__sync_fetch_and_add(&s->nr_hits, 1);
-		__sync_fetch_and_add(&nr_strategy_hits, 1);
+		COUNT(nr_strategy_hits, 1);
 	}
-	deadline = task_deadline(p, tctx);
+	deadline = task_deadline(p, tctx, enq_flags & SCX_ENQ_WAKEUP);
 
 	/*
 	 * Per-CPU kthreads (ksoftirqd, kworkers bound to a CPU) can run nowhere
@@ -610,7 +649,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	now = bpf_ktime_get_ns();
 	if (prio) {
 		if (!dispatcher)
-			__sync_fetch_and_add(&nr_prio_dispatches, 1);
+			COUNT(nr_prio_dispatches, 1);
 		/*
 		 * Only a wakeup preempts: a priority task whose slice ran out goes
 		 * through PRIO_DSQ, so its CPU passes through dispatch() where the
@@ -629,7 +668,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 			refresh_nr_queued();
 			return;
 		}
-		__sync_fetch_and_add(&nr_sched_congested, 1);
+		COUNT(nr_sched_congested, 1);
 	}
 
 	/* EEVDF-style wakeup preemption of a later deadline on the task's CPU. */
@@ -638,10 +677,12 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	    bpf_cpumask_test_cpu(cpu, p->cpus_ptr) && should_preempt(cpu, deadline)) {
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
 						enq_flags | SCX_ENQ_PREEMPT));
-		__sync_fetch_and_add(&nr_wakeup_preemptions, 1);
+		COUNT(nr_wakeup_preemptions, 1);
 		return;
 	}
 
+	if (tctx)
+		tctx->queued_at = now;
 	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, deadline, enq_flags));
 	refresh_nr_queued();
 
@@ -662,12 +703,12 @@ void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
 	 */
 	if (!user_dispatch) {
 		if (!SCX_DEQ_SCHED_CHANGE || (deq_flags & SCX_DEQ_SCHED_CHANGE))
-			__sync_fetch_and_add(&nr_cancel_dispatches, 1);
+			COUNT(nr_cancel_dispatches, 1);
 		return;
 	}
 	if (!bpf_map_delete_elem(&user_tasks, &pid)) {
 		__sync_fetch_and_sub(&nr_user_outstanding, 1);
-		__sync_fetch_and_add(&nr_user_withdrawn, 1);
+		COUNT(nr_user_withdrawn, 1);
 	}
 }
 
@@ -698,22 +739,22 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 			goto out;
 		}
 		/* Its affinity changed since it was queued. */
-		__sync_fetch_and_add(&nr_bounce_dispatches, 1);
+		COUNT(nr_bounce_dispatches, 1);
 	}
 	ok = scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, 0);
 	if (ok) {
 		if (bpf_cpumask_test_cpu(target, p->cpus_ptr) && should_preempt(target, vtime)) {
 			scx_bpf_kick_cpu(target, SCX_KICK_PREEMPT);
-			__sync_fetch_and_add(&nr_wakeup_preemptions, 1);
+			COUNT(nr_wakeup_preemptions, 1);
 		} else {
 			kick_idle_cpu(p);
 		}
 	}
 out:
 	if (ok)
-		__sync_fetch_and_add(&nr_user_dispatches, 1);
+		COUNT(nr_user_dispatches, 1);
 	else
-		__sync_fetch_and_add(&nr_failed_dispatches, 1);
+		COUNT(nr_failed_dispatches, 1);
 }
 
 /* One record of the user ring buffer; returning 1 stops the drain. */
@@ -736,13 +777,13 @@ static long drain_decision(struct bpf_dynptr *dynptr, void *ctx)
 	/* Stale: withdrawn, taken back, or enqueued again since. */
 	ut = bpf_map_lookup_elem(&user_tasks, &d.pid);
 	if (!ut || ut->seq != d.seq || bpf_map_delete_elem(&user_tasks, &d.pid)) {
-		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
+		COUNT(nr_cancel_dispatches, 1);
 		return 0;
 	}
 	__sync_fetch_and_sub(&nr_user_outstanding, 1);
 	p = bpf_task_from_pid(d.pid);
 	if (!p) {
-		__sync_fetch_and_add(&nr_cancel_dispatches, 1);
+		COUNT(nr_cancel_dispatches, 1);
 		return 0;
 	}
 	apply_decision(p, &d);
@@ -780,9 +821,9 @@ static long take_back(struct bpf_map *map, u32 *pid, struct user_task *ut,
 	tctx = task_ctx_of(p);
 	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice_ns,
 					      tctx ? tctx->deadline : cpu_vtime(scx_bpf_task_cpu(p)), 0));
-	__sync_fetch_and_add(&nr_user_recovered, 1);
+	COUNT(nr_user_recovered, 1);
 	if (!tb->all)
-		__sync_fetch_and_add(&nr_user_aged, 1);
+		COUNT(nr_user_aged, 1);
 	bpf_task_release(p);
 	return 0;
 }
@@ -795,7 +836,7 @@ static void user_dispatch_work(u64 now)
 	tb.all = dispatcher_stalled(now);
 	if (tb.all) {
 		if (__sync_val_compare_and_swap(&user_fallback_active, 0, 1) == 0)
-			__sync_fetch_and_add(&nr_user_fallbacks, 1);
+			COUNT(nr_user_fallbacks, 1);
 	} else if (!READ_ONCE(user_aged_pending)) {
 		return;
 	}
@@ -809,7 +850,7 @@ static bool serve_shared(void)
 {
 	if (!scx_bpf_dsq_move_to_local(SHARED_DSQ, 0))
 		return false;
-	__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+	COUNT(nr_kernel_dispatches, 1);
 	return true;
 }
 
@@ -837,17 +878,64 @@ static bool guard_cpu(struct cpu_ctx *cctx, u64 now)
 	}
 	if (!in_window) {
 		cctx->guard_until = now + starvation_ns / 4;
-		__sync_fetch_and_add(&nr_starvation_guards, 1);
+		COUNT(nr_starvation_guards, 1);
 	}
 	return true;
 }
 
 /*
- * Nothing else to run: @prev keeps its CPU. Give it its configured (or its
- * strategy's) slice again, so the kernel does not refill it with its own
- * default, and a strategy posted meanwhile applies from this slice on.
+ * The deadline @prev would get if it were enqueued @now: stopping() has not
+ * yet charged the CPU time of the slice that just ran out.
  */
-static void refresh_prev(struct task_struct *prev, s32 cpu)
+static u64 prev_deadline(const struct task_struct *prev, const struct task_ctx *tctx, u64 now)
+{
+	u64 ran = tctx->started_at ? now - tctx->started_at : 0;
+	u64 w = task_weight(prev, tctx);
+	u64 burst = tctx->exec_runtime_ns + ran;
+
+	if (burst > slice_ns)
+		burst = slice_ns;
+	return tctx->vruntime + weighted(ran, w) + weighted(burst, w);
+}
+
+/*
+ * Whether @prev, a normal task whose slice ran out, runs on ahead of the first
+ * shared-queue task that may run on @cpu: its deadline is earlier, and that
+ * task has not waited a starvation interval (deadlines come from per-CPU
+ * clocks, so a task from another CPU must not wait on them for long). Without
+ * this, two hogs sharing a CPU take turns slice by slice whatever their
+ * weights. Not in user mode, where the dispatcher decides deadlines.
+ */
+static bool prev_goes_first(struct task_struct *prev, s32 cpu, u64 now)
+{
+	struct task_ctx *tctx = task_ctx_of(prev), *wctx;
+	struct task_struct *p;
+	u64 deadline;
+	int scanned = 0;
+
+	if (user_dispatch || !tctx || tctx->prio)
+		return false;
+	deadline = prev_deadline(prev, tctx, now);
+	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
+		if (++scanned > KEEP_PREV_SCAN)
+			break;
+		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		wctx = task_ctx_of(p);
+		if (!wctx || (s64)(now - wctx->queued_at) > (s64)starvation_ns)
+			return false;
+		return time_before(deadline, p->scx.dsq_vtime);
+	}
+	return false;
+}
+
+/*
+ * @prev keeps its CPU. Give it its configured (or its strategy's) slice
+ * again, so the kernel does not refill it with its own default, and a
+ * strategy posted meanwhile applies from this slice on. Its deadline and the
+ * CPU's clock move on as if it had been enqueued and started again.
+ */
+static void refresh_prev(struct task_struct *prev, s32 cpu, u64 now)
 {
 	struct strategy *s = strategy_of(prev);
 	struct task_ctx *tctx = task_ctx_of(prev);
@@ -856,7 +944,7 @@ static void refresh_prev(struct task_struct *prev, s32 cpu)
 
 	if (s) {
 		__sync_fetch_and_add(&s->nr_hits, 1);
-		__sync_fetch_and_add(&nr_strategy_hits, 1);
+		COUNT(nr_strategy_hits, 1);
 	}
 	if (tctx) {
 		tctx->slice_ns = slice;
@@ -866,6 +954,18 @@ static void refresh_prev(struct task_struct *prev, s32 cpu)
 	if (cctx) {
 		cctx->running_prio = tctx && tctx->prio;
 		cctx->running_strategy = tctx && tctx->strategy;
+		cctx->slice_end = now + slice;
+		if (tctx) {
+			tctx->deadline = prev_deadline(prev, tctx, now);
+			cctx->deadline = tctx->deadline;
+			if (tctx->started_at && !tctx->prio) {
+				u64 vruntime = tctx->vruntime +
+					weighted(now - tctx->started_at, task_weight(prev, tctx));
+
+				if (time_before(cctx->vtime_now, vruntime))
+					cctx->vtime_now = vruntime;
+			}
+		}
 	}
 	scx_bpf_task_set_slice(prev, slice);
 }
@@ -888,17 +988,21 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 	/* A priority task whose slice ran out is ahead of every normal task. */
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && is_prio_task(prev) &&
 	    !scx_bpf_dsq_nr_queued(PRIO_DSQ)) {
-		refresh_prev(prev, cpu);
+		refresh_prev(prev, cpu, now);
 		goto out;
 	}
 	if (scx_bpf_dsq_move_to_local(PRIO_DSQ, 0)) {
-		__sync_fetch_and_add(&nr_kernel_dispatches, 1);
+		COUNT(nr_kernel_dispatches, 1);
+		goto out;
+	}
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && prev_goes_first(prev, cpu, now)) {
+		refresh_prev(prev, cpu, now);
 		goto out;
 	}
 	if (serve_shared())
 		goto out;
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED))
-		refresh_prev(prev, cpu);
+		refresh_prev(prev, cpu, now);
 out:
 	refresh_nr_queued();
 }
@@ -912,12 +1016,13 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 	if (tctx)
 		tctx->started_at = now;
 	if (cctx) {
-		if (tctx && time_before(cctx->vtime_now, tctx->vruntime))
+		if (tctx && !tctx->prio && time_before(cctx->vtime_now, tctx->vruntime))
 			cctx->vtime_now = tctx->vruntime;
 		cctx->busy = true;
 		cctx->running_prio = tctx && tctx->prio;
 		cctx->running_strategy = tctx && tctx->strategy;
 		cctx->deadline = tctx ? tctx->deadline : cctx->vtime_now;
+		cctx->slice_end = now + (tctx ? tctx->slice_ns : slice_ns);
 		if (!cctx->running_prio)
 			cctx->normal_at = now;
 	}

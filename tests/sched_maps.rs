@@ -56,17 +56,29 @@ fn bss_reader_sees_kernel_writes() {
             match name {
                 "usersched_pid" => &b.usersched_pid as *const _ as usize - base,
                 "nr_queued" => &b.nr_queued as *const _ as usize - base,
-                "nr_kernel_dispatches" => &b.nr_kernel_dispatches as *const _ as usize - base,
-                "nr_sched_congested" => &b.nr_sched_congested as *const _ as usize - base,
-                "nr_preemptions" => &b.nr_preemptions as *const _ as usize - base,
+                // Counters are kept per CPU; the reader sums them.
+                "nr_kernel_dispatches@0" => {
+                    &b.pcpu_counters[0].nr_kernel_dispatches as *const _ as usize - base
+                }
+                "nr_kernel_dispatches@1" => {
+                    &b.pcpu_counters[1].nr_kernel_dispatches as *const _ as usize - base
+                }
+                "nr_sched_congested@1" => {
+                    &b.pcpu_counters[1].nr_sched_congested as *const _ as usize - base
+                }
+                "nr_preemptions@0" => {
+                    &b.pcpu_counters[0].nr_preemptions as *const _ as usize - base
+                }
                 _ => unreachable!(),
             }
         };
         value[offset_of("usersched_pid")..][..4].copy_from_slice(&4242u32.to_ne_bytes());
         value[offset_of("nr_queued")..][..8].copy_from_slice(&7u64.to_ne_bytes());
-        value[offset_of("nr_kernel_dispatches")..][..8].copy_from_slice(&123_456u64.to_ne_bytes());
-        value[offset_of("nr_sched_congested")..][..8].copy_from_slice(&3u64.to_ne_bytes());
-        value[offset_of("nr_preemptions")..][..8].copy_from_slice(&99u64.to_ne_bytes());
+        value[offset_of("nr_kernel_dispatches@0")..][..8]
+            .copy_from_slice(&123_000u64.to_ne_bytes());
+        value[offset_of("nr_kernel_dispatches@1")..][..8].copy_from_slice(&456u64.to_ne_bytes());
+        value[offset_of("nr_sched_congested@1")..][..8].copy_from_slice(&3u64.to_ne_bytes());
+        value[offset_of("nr_preemptions@0")..][..8].copy_from_slice(&99u64.to_ne_bytes());
         skel.maps
             .bss
             .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
