@@ -43,21 +43,7 @@ impl Token {
     /// A new random token from the kernel's CSPRNG.
     pub fn random() -> Result<Self> {
         let mut buf = [0u8; TOKEN_BYTES];
-        let mut filled = 0;
-        while filled < buf.len() {
-            // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-            let n = unsafe {
-                libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0)
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e).context("getrandom");
-            }
-            filled += n as usize;
-        }
+        getrandom::fill(&mut buf).context("reading random bytes for the token (getrandom)")?;
         Ok(Self(buf.iter().map(|b| format!("{b:02x}")).collect()))
     }
 }

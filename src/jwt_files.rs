@@ -8,8 +8,7 @@
 //! and the file is left as it is.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +16,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::jwt::{JwtKeys, KeyOrigin};
+use crate::secure_fs;
 
 /// The mode the public key file is written with.
-pub const PUBLIC_KEY_MODE: u32 = 0o600;
+pub const PUBLIC_KEY_MODE: u32 = secure_fs::FILE_MODE;
 
 /// Load or generate the signing key at `private`, and make sure `public`
 /// holds its public half. Logs where both are; never a token.
@@ -67,26 +67,20 @@ fn write_public(path: &Path, pem: &str) -> Result<()> {
             return Ok(());
         }
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let _ = fs::remove_file(&tmp);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(PUBLIC_KEY_MODE)
-            .open(&tmp)?;
-        file.write_all(pem.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written.with_context(|| format!("writing the JWT public key {}", path.display()))?;
+    let name = path.file_name().and_then(|n| n.to_str()).with_context(|| {
+        format!(
+            "the JWT public key path {} names no UTF-8 file",
+            path.display()
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // A killed agent's temporary file has a random name: no later write reuses it.
+    secure_fs::remove_stale_temps(dir, name);
+    secure_fs::replace_atomically(dir, name, pem.as_bytes())
+        .with_context(|| format!("writing the JWT public key {}", path.display()))?;
     log::info!(
         "Gthulhu's clients get tokens with the public key {} (written now, mode {PUBLIC_KEY_MODE:04o})",
         path.display()

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub(crate) mod counters;
 pub mod external;
+pub(crate) mod host_name;
 pub mod jwt;
 pub mod jwt_files;
 pub mod kube;

@@ -152,6 +152,9 @@ pub fn open_secret(path: &Path) -> Result<File, TrustError> {
     Ok(file)
 }
 
+/// The mode of the files [`replace_atomically`] writes: only the owner reads.
+pub const FILE_MODE: u32 = 0o600;
+
 /// The prefix of the temporary files [`replace_atomically`] makes for `name`.
 fn temp_prefix(name: &str) -> String {
     format!(".{name}.tmp-")
@@ -164,7 +167,7 @@ fn temp_prefix(name: &str) -> String {
 pub fn replace_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(&temp_prefix(name))
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE))
         .tempfile_in(dir)?;
     tmp.write_all(body)?;
     tmp.as_file().sync_all()?;

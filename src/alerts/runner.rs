@@ -112,12 +112,6 @@ pub fn gather(state: &AgentState) -> Inputs {
     }
 }
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// The webhook document of one event.
 pub fn event_document(e: &Event, host: &str) -> String {
     serde_json::json!({
@@ -168,7 +162,7 @@ impl Runner {
     ) -> std::io::Result<Self> {
         let worker = ticker::Worker::spawn("alerts", move |flag| {
             let mut book = AlertBook::new(rules.config().recent_max);
-            let host = host_name();
+            let host = crate::host_name::get().unwrap_or_default();
             let mut evaluations = 0u64;
             let mut next = Instant::now();
             loop {

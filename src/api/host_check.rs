@@ -24,7 +24,7 @@ impl HostCheck {
             all.push("localhost".into());
         }
         if !listen.is_loopback() {
-            if let Some(h) = hostname() {
+            if let Some(h) = crate::host_name::get() {
                 all.push(normalize(&h));
             }
         }
@@ -66,18 +66,6 @@ pub(super) fn strip_port(host: &str) -> &str {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
         _ => host,
     }
-}
-
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer and its length are valid; gethostname NUL-terminates
-    // within it when the name fits.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|&b| b == 0)?;
-    std::str::from_utf8(&buf[..end]).ok().map(str::to_string)
 }
 
 #[cfg(test)]

@@ -82,11 +82,12 @@ fn node_pods(pods: Vec<PodInfo>) -> Vec<NodePod> {
 
 /// The node's name: the one the pod watcher uses, else the host name.
 fn node_name(state: &ApiState) -> String {
-    state.pod_meta.status().node_name.unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default()
-    })
+    state
+        .pod_meta
+        .status()
+        .node_name
+        .or_else(crate::host_name::get)
+        .unwrap_or_default()
 }
 
 #[utoipa::path(

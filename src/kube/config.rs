@@ -94,7 +94,7 @@ pub(super) fn node_name(config: &KubeConfig) -> Option<String> {
     match config.node_name.as_deref().map(str::trim) {
         Some(n) if !n.is_empty() => Some(n.to_string()),
         _ => {
-            let h = hostname()?;
+            let h = crate::host_name::get()?;
             log::info!(
                 "kubernetes: no --node-name (or NODE_NAME); watching the pods of node \
                  {h:?}, the host name"
@@ -102,17 +102,4 @@ pub(super) fn node_name(config: &KubeConfig) -> Option<String> {
             Some(h)
         }
     }
-}
-
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; the name is NUL-terminated
-    // when it fits, and the last byte is kept 0.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
-    if rc != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
-    (!name.is_empty()).then_some(name)
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use kube::core::{Expression, Selector};
 use kube::CustomResource;
 use kube::CustomResourceExt;
 use schemars::JsonSchema;
@@ -102,6 +103,27 @@ pub enum SelectorOperator {
     NotIn,
     Exists,
     DoesNotExist,
+}
+
+/// The selector as kube-core evaluates it. Built from our typed operator
+/// rather than through kube's `TryFrom<LabelSelector>`, which accepts what the
+/// Kubernetes API refuses (`In` with no values, `Exists` with values): that
+/// check stays with the strategy's validation, which says what is wrong.
+impl From<&PodSelector> for Selector {
+    fn from(sel: &PodSelector) -> Self {
+        let mut selector: Selector = sel.match_labels.clone().into_iter().collect();
+        selector.extend(sel.match_expressions.iter().map(|e| {
+            let key = e.key.clone();
+            let values = || e.values.iter().cloned().collect();
+            match e.operator {
+                SelectorOperator::In => Expression::In(key, values()),
+                SelectorOperator::NotIn => Expression::NotIn(key, values()),
+                SelectorOperator::Exists => Expression::Exists(key),
+                SelectorOperator::DoesNotExist => Expression::DoesNotExist(key),
+            }
+        }));
+        selector
+    }
 }
 
 /// Which nodes apply the strategy (all when unset).

@@ -26,17 +26,21 @@
 //! hold is answered at once with a neutral decision (its own vtime and slice,
 //! any CPU) instead.
 
+use std::cell::{RefCell, RefMut};
 use std::mem::size_of;
-use std::os::fd::{AsFd, AsRawFd};
-use std::ptr::{self, NonNull};
+use std::os::fd::AsFd;
+use std::ptr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use libbpf_rs::libbpf_sys;
-use libbpf_rs::MapHandle;
+use libbpf_rs::{
+    libbpf_sys, AsRawLibbpf, MapHandle, RingBuffer, RingBufferBuilder, UserRingBuffer,
+};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::bpf_intf::{dispatched_task, pilot_consts_MAX_USER_TASKS, queued_task};
 use super::user_policy::{heartbeat, Policy};
@@ -138,188 +142,143 @@ struct Inbox {
     tasks: Vec<queued_task>,
     /// Room the consume call may fill; records beyond it overflow.
     room: usize,
-    /// Where an overflowing record is answered (set once the ring exists).
-    decisions: Option<NonNull<libbpf_sys::user_ring_buffer>>,
     /// Records answered from the callback since the last round.
     overflows: u64,
 }
 
 /// Sends one decision; false when the ring is full.
-fn send_decision(ring: NonNull<libbpf_sys::user_ring_buffer>, d: &dispatched_task) -> bool {
-    // SAFETY: valid ring; the reserved sample has room for one record.
+///
+/// The one place this file goes around libbpf-rs: its
+/// `UserRingBuffer::reserve` builds an error value on the heap when the ring
+/// is full, a path this thread takes under load, and the dispatcher must not
+/// allocate (see the module doc). libbpf's own reserve only returns NULL.
+fn send_decision(ring: &UserRingBuffer, d: &dispatched_task) -> bool {
+    let ring = ring.as_libbpf_object().as_ptr();
+    // SAFETY: the ring is valid while `ring` is borrowed; the reserved sample
+    // has room for one record and is submitted before anything else touches
+    // the ring (only this thread produces).
     unsafe {
-        let sample = libbpf_sys::user_ring_buffer__reserve(
-            ring.as_ptr(),
-            size_of::<dispatched_task>() as u32,
-        );
+        let sample =
+            libbpf_sys::user_ring_buffer__reserve(ring, size_of::<dispatched_task>() as u32);
         if sample.is_null() {
             return false;
         }
-        ptr::write_unaligned(sample as *mut dispatched_task, *d);
-        libbpf_sys::user_ring_buffer__submit(ring.as_ptr(), sample);
+        ptr::write_unaligned(sample.cast::<dispatched_task>(), *d);
+        libbpf_sys::user_ring_buffer__submit(ring, sample);
     }
     true
 }
 
-/// libbpf's callback for one queued_task record.
-unsafe extern "C" fn on_queued(
-    ctx: *mut libc::c_void,
-    data: *mut libc::c_void,
-    size: libbpf_sys::size_t,
-) -> libc::c_int {
-    // SAFETY: ctx is the Inbox the ring was created with, alive as long as
-    // the ring, and no other reference to it is live during a consume call.
-    let inbox = unsafe { &mut *(ctx as *mut Inbox) };
-    if (size as usize) < size_of::<queued_task>() {
+/// The callback for one queued_task record.
+fn on_queued(inbox: &mut Inbox, decisions: &UserRingBuffer, data: &[u8]) -> i32 {
+    if data.len() < size_of::<queued_task>() {
         // Not ours to read; BPF takes the task back by age.
         return 0;
     }
-    // SAFETY: the record holds at least one queued_task; it may be unaligned.
-    let t = unsafe { ptr::read_unaligned(data as *const queued_task) };
+    // SAFETY: the record holds at least one queued_task (checked above), any
+    // bit pattern is a valid one, and the read does not need alignment.
+    let t = unsafe { ptr::read_unaligned(data.as_ptr().cast::<queued_task>()) };
     if inbox.tasks.len() < inbox.room {
         inbox.tasks.push(t);
         return 0;
     }
     // Full: answer now. If the decision ring is full too, BPF takes the task
     // back once it has waited --user-stall-ms.
-    if let Some(ring) = inbox.decisions {
-        let d = dispatched_task {
-            seq: t.seq,
-            vtime: t.vtime,
-            slice_ns: t.slice_ns,
-            nr_pending: inbox.tasks.len() as u64,
-            pid: t.pid,
-            cpu: -1,
-        };
-        if send_decision(ring, &d) {
-            inbox.overflows += 1;
-        }
+    let d = dispatched_task {
+        seq: t.seq,
+        vtime: t.vtime,
+        slice_ns: t.slice_ns,
+        nr_pending: inbox.tasks.len() as u64,
+        pid: t.pid,
+        cpu: -1,
+    };
+    if send_decision(decisions, &d) {
+        inbox.overflows += 1;
     }
     0
 }
 
 /// Both rings, owned by the dispatcher thread.
 struct Rings {
-    queued: NonNull<libbpf_sys::ring_buffer>,
-    decisions: NonNull<libbpf_sys::user_ring_buffer>,
-    inbox: NonNull<Inbox>,
-    epoll_fd: libc::c_int,
-    // The maps' fds must outlive the rings.
-    _maps: (MapHandle, MapHandle),
+    // Fields drop in order: the rings before the maps they were opened on.
+    queued: RingBuffer<'static>,
+    decisions: Rc<UserRingBuffer>,
+    /// Shared with the queued ring's callback, which libbpf-rs keeps for the
+    /// ring's lifetime; borrowed by this thread only outside consume calls.
+    inbox: Rc<RefCell<Inbox>>,
+    queued_map: MapHandle,
+    _decisions_map: MapHandle,
 }
 
 impl Rings {
-    fn new(queued: MapHandle, decisions: MapHandle) -> Result<Self> {
-        let inbox = Box::new(Inbox {
+    fn new(queued_map: MapHandle, decisions_map: MapHandle) -> Result<Self> {
+        let inbox = Rc::new(RefCell::new(Inbox {
             tasks: Vec::with_capacity(pilot_consts_MAX_USER_TASKS as usize),
             room: 0,
-            decisions: None,
             overflows: 0,
-        });
-        let inbox = NonNull::from(Box::leak(inbox));
-        // SAFETY: valid map fds; the callback and its context outlive the ring
-        // (both are freed in Drop, the ring first).
-        let rb = unsafe {
-            libbpf_sys::ring_buffer__new(
-                queued.as_fd().as_raw_fd(),
-                Some(on_queued),
-                inbox.as_ptr() as *mut libc::c_void,
-                ptr::null(),
-            )
-        };
-        let Some(rb) = NonNull::new(rb) else {
-            // SAFETY: not shared with anything yet.
-            drop(unsafe { Box::from_raw(inbox.as_ptr()) });
-            return Err(std::io::Error::last_os_error()).context("opening the queued-task ring");
-        };
-        // SAFETY: valid map fd.
-        let urb = unsafe {
-            libbpf_sys::user_ring_buffer__new(decisions.as_fd().as_raw_fd(), ptr::null())
-        };
-        let Some(urb) = NonNull::new(urb) else {
-            let err = std::io::Error::last_os_error();
-            // SAFETY: as above.
-            unsafe {
-                libbpf_sys::ring_buffer__free(rb.as_ptr());
-                drop(Box::from_raw(inbox.as_ptr()));
-            }
-            return Err(err).context("opening the decision ring");
-        };
-        // SAFETY: not yet shared with a consume call.
-        unsafe { (*inbox.as_ptr()).decisions = Some(urb) };
-        // SAFETY: rb is valid.
-        let epoll_fd = unsafe { libbpf_sys::ring_buffer__epoll_fd(rb.as_ptr()) };
+        }));
+        let decisions =
+            Rc::new(UserRingBuffer::new(&decisions_map).context("opening the decision ring")?);
+        let mut builder = RingBufferBuilder::new();
+        {
+            let (inbox, decisions) = (inbox.clone(), decisions.clone());
+            builder
+                .add(&queued_map, move |data: &[u8]| {
+                    on_queued(&mut inbox.borrow_mut(), &decisions, data)
+                })
+                .context("opening the queued-task ring")?;
+        }
+        let queued = builder.build().context("opening the queued-task ring")?;
         Ok(Self {
-            queued: rb,
-            decisions: urb,
+            queued,
+            decisions,
             inbox,
-            epoll_fd,
-            _maps: (queued, decisions),
+            queued_map,
+            _decisions_map: decisions_map,
         })
     }
 
-    fn inbox(&mut self) -> &mut Vec<queued_task> {
-        // SAFETY: only this thread touches the inbox, and never while a
-        // consume call (the callback) runs.
-        unsafe { &mut self.inbox.as_mut().tasks }
+    fn inbox(&self) -> RefMut<'_, Vec<queued_task>> {
+        RefMut::map(self.inbox.borrow_mut(), |i| &mut i.tasks)
     }
 
     /// Reads queued tasks into the inbox, no more than it has room for;
     /// returns how many records overflowed and were answered at once.
     fn consume(&mut self) -> u64 {
         let tiny = test_mode() == TestMode::TinyInbox;
-        let (room, want) = {
-            let tasks = self.inbox();
-            let free = tasks.capacity() - tasks.len();
-            if tiny {
-                (tasks.len() + free.min(1), free.min(8))
+        let want = {
+            let mut inbox = self.inbox.borrow_mut();
+            let free = inbox.tasks.capacity() - inbox.tasks.len();
+            let (room, want) = if tiny {
+                (inbox.tasks.len() + free.min(1), free.min(8))
             } else {
-                (tasks.capacity(), free)
-            }
+                (inbox.tasks.capacity(), free)
+            };
+            inbox.room = room;
+            inbox.overflows = 0;
+            want
         };
         if want == 0 {
             return 0;
         }
-        // SAFETY: only this thread touches the inbox, outside consume calls.
-        unsafe {
-            let inbox = self.inbox.as_mut();
-            inbox.room = room;
-            inbox.overflows = 0;
-        }
-        // SAFETY: valid ring; see on_queued.
-        unsafe { libbpf_sys::ring_buffer__consume_n(self.queued.as_ptr(), want as _) };
-        // SAFETY: as above.
-        unsafe { self.inbox.as_ref().overflows }
+        // The borrow above has ended: the callback borrows the inbox now.
+        self.queued.consume_raw_n(want);
+        self.inbox.borrow().overflows
     }
 
-    /// Waits until BPF queues a task or `timeout` passes.
+    /// Waits until BPF queues a task or `timeout` passes. Polls the map
+    /// itself rather than consuming (`RingBuffer::poll` would read every
+    /// record, past the inbox's room).
     fn wait(&self, timeout: Duration) {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: one event buffer on the stack.
-        unsafe {
-            libc::epoll_wait(
-                self.epoll_fd,
-                &mut ev,
-                1,
-                timeout.as_millis() as libc::c_int,
-            )
-        };
+        let mut fds = [PollFd::new(self.queued_map.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+        // An error (EINTR from a test-hook signal) only ends the wait early.
+        let _ = poll(&mut fds, timeout);
     }
 
     /// Sends one decision; false when the ring is full.
     fn send(&self, d: &dispatched_task) -> bool {
-        send_decision(self.decisions, d)
-    }
-}
-
-impl Drop for Rings {
-    fn drop(&mut self) {
-        // SAFETY: created in new(), freed once; the ring before its context.
-        unsafe {
-            libbpf_sys::ring_buffer__free(self.queued.as_ptr());
-            libbpf_sys::user_ring_buffer__free(self.decisions.as_ptr());
-            drop(Box::from_raw(self.inbox.as_ptr()));
-        }
+        send_decision(&self.decisions, d)
     }
 }
 
@@ -413,7 +372,7 @@ fn run(mut rings: Rings, policy: Policy, stop: &AtomicBool, stats: &DispatcherSt
             stats.decisions.fetch_add(overflows, Ordering::Relaxed);
         }
         if test_mode() == TestMode::Forget {
-            forget_some(rings.inbox());
+            forget_some(&mut rings.inbox());
         }
         if rings.inbox().is_empty() {
             if last_sent.elapsed() >= HEARTBEAT && rings.send(&heartbeat(0)) {
@@ -442,7 +401,7 @@ fn forget_some(tasks: &mut Vec<queued_task>) {
 /// Orders the inbox and sends as many decisions as the ring takes; the rest
 /// stay in the inbox (nr_scheduled) for the next round.
 fn decide_round(rings: &mut Rings, policy: &Policy) -> usize {
-    let mut tasks = std::mem::take(rings.inbox());
+    let mut tasks = std::mem::take(&mut *rings.inbox());
     policy.order(&mut tasks);
     let n = tasks.len();
     let mut sent = 0;
@@ -456,4 +415,64 @@ fn decide_round(rings: &mut Rings, policy: &Policy) -> usize {
     tasks.drain(..sent);
     *rings.inbox() = tasks;
     sent
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rings against the real kernel maps, loaded maps-only (root): no BPF
+    //! program runs, so nothing is queued and nothing drains the decisions.
+
+    use std::mem::MaybeUninit;
+
+    use super::*;
+    use crate::sched::bpf_intf::pilot_consts_USER_RING_BYTES;
+    use crate::sched::maps_only;
+
+    fn with_rings(f: impl FnOnce(Rings)) {
+        // SAFETY: no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "loads BPF maps: run as root");
+        let mut open_object = MaybeUninit::uninit();
+        let skel = maps_only::load(&mut open_object).expect("maps-only load");
+        let queued = MapHandle::try_from(&skel.maps.queued).unwrap();
+        let decisions = MapHandle::try_from(&skel.maps.dispatched).unwrap();
+        f(Rings::new(queued, decisions).expect("opening the rings"));
+    }
+
+    #[test]
+    fn an_empty_queue_reads_nothing_and_the_wait_times_out() {
+        with_rings(|mut rings| {
+            assert_eq!(rings.consume(), 0);
+            assert!(rings.inbox().is_empty());
+            let start = Instant::now();
+            rings.wait(Duration::from_millis(50));
+            assert!(start.elapsed() >= Duration::from_millis(40));
+        });
+    }
+
+    #[test]
+    fn decisions_fill_the_ring_then_send_says_full() {
+        with_rings(|rings| {
+            let record = (size_of::<dispatched_task>() + 8).next_multiple_of(8);
+            let capacity = pilot_consts_USER_RING_BYTES as usize / record;
+            let sent = (0..capacity + 10)
+                .take_while(|_| rings.send(&heartbeat(0)))
+                .count();
+            assert_eq!(sent, capacity);
+            assert!(!rings.send(&heartbeat(0)));
+        });
+    }
+
+    #[test]
+    fn swapped_maps_are_refused() {
+        // SAFETY: no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "loads BPF maps: run as root");
+        let mut open_object = MaybeUninit::uninit();
+        let skel = maps_only::load(&mut open_object).expect("maps-only load");
+        let queued = MapHandle::try_from(&skel.maps.queued).unwrap();
+        let decisions = MapHandle::try_from(&skel.maps.dispatched).unwrap();
+        let err = Rings::new(decisions, queued)
+            .err()
+            .expect("wrong map types");
+        assert!(format!("{err:#}").contains("decision ring"), "{err:#}");
+    }
 }

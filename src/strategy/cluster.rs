@@ -11,8 +11,9 @@
 //! own namespace.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
+use kube::core::{Selector, SelectorExt};
 use regex::Regex;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -36,6 +37,8 @@ pub struct ClusterStrategy {
     pub command_regex: Option<String>,
     pub node_selector: Option<NodeSelector>,
     regex: Option<Regex>,
+    /// `pod_selector`, ready to match (built once, matched for every pod).
+    selector: Selector,
     /// Why it cannot be applied; it then covers nothing.
     pub invalid: Option<String>,
 }
@@ -79,6 +82,7 @@ impl ClusterStrategy {
             command_regex: spec.command_regex.clone(),
             node_selector: spec.node_selector.clone(),
             regex,
+            selector: Selector::from(&spec.pod_selector),
             invalid,
         }
     }
@@ -167,22 +171,6 @@ fn check_selector(sel: &PodSelector) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether a pod's labels satisfy the selector (an empty one matches all).
-pub fn selector_matches(sel: &PodSelector, labels: &BTreeMap<String, String>) -> bool {
-    sel.match_labels
-        .iter()
-        .all(|(k, v)| labels.get(k) == Some(v))
-        && sel.match_expressions.iter().all(|e| {
-            let value = labels.get(&e.key);
-            match e.operator {
-                SelectorOperator::In => value.is_some_and(|v| e.values.contains(v)),
-                SelectorOperator::NotIn => !value.is_some_and(|v| e.values.contains(v)),
-                SelectorOperator::Exists => value.is_some(),
-                SelectorOperator::DoesNotExist => value.is_none(),
-            }
-        })
-}
-
 /// The cluster strategies this node applies, sorted by `namespace/name`.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterSet {
@@ -265,7 +253,7 @@ pub fn resolve_into(set: &ClusterSet, input: &ResolveInput, resolved: &mut Resol
         let mut shadowed = 0usize;
         for (uid, procs) in by_pod {
             let Some(meta) = pods.get(uid) else { continue };
-            if meta.namespace != s.namespace || !selector_matches(&s.pod_selector, &meta.labels) {
+            if meta.namespace != s.namespace || !s.selector.matches(&meta.labels) {
                 continue;
             }
             for &(pid, command) in procs {
@@ -363,6 +351,8 @@ impl From<&ClusterStrategy> for ClusterStrategyView {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::kube::crd::{SelectorRequirement, EXECUTION_TIME_PATTERN};
 
@@ -418,6 +408,9 @@ mod tests {
             match_labels: BTreeMap::new(),
             match_expressions: e,
         };
+        let selector_matches = |sel: &PodSelector, labels: &BTreeMap<String, String>| {
+            Selector::from(sel).matches(labels)
+        };
         use SelectorOperator::*;
         assert!(selector_matches(&PodSelector::default(), &labels));
         assert!(selector_matches(
@@ -438,6 +431,19 @@ mod tests {
         ));
         assert!(!selector_matches(
             &sel(vec![req("nf", DoesNotExist, &[])]),
+            &labels
+        ));
+        let labelled = |k: &str, v: &str, e| PodSelector {
+            match_labels: [(k.to_string(), v.to_string())].into(),
+            match_expressions: e,
+        };
+        assert!(selector_matches(
+            &labelled("nf", "upf", vec![req("x", DoesNotExist, &[])]),
+            &labels
+        ));
+        assert!(!selector_matches(&labelled("nf", "smf", vec![]), &labels));
+        assert!(!selector_matches(
+            &labelled("nf", "upf", vec![req("nf", NotIn, &["upf"])]),
             &labels
         ));
         assert!(check_selector(&sel(vec![req("nf", In, &[])])).is_err());

@@ -21,6 +21,7 @@ mod replies;
 mod snapshot;
 mod terminal;
 
+use crate::cli::duration::{count_in, Unit};
 use crate::client::http::ApiClient;
 use fetch::fetch;
 use rates::Previous;
@@ -46,8 +47,9 @@ pub struct TopOpts {
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<std::path::PathBuf>,
 
-    /// Refresh interval in milliseconds (live mode).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    /// Refresh interval. A duration (`500ms`, `2s`); a bare number is
+    /// milliseconds, as it was for --interval-ms.
+    #[arg(long = "interval", visible_alias = "interval-ms", default_value_t = 1000, value_parser = count_in(Unit::Millis, 100, 60_000), value_name = "DURATION")]
     pub interval_ms: u64,
 
     /// Print one snapshot and exit.
@@ -110,4 +112,25 @@ fn print(opts: &TopOpts, s: &Snapshot) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interval(args: &[&str]) -> Result<u64, clap::Error> {
+        TopOpts::try_parse_from(["top"].iter().chain(args)).map(|o| o.interval_ms)
+    }
+
+    #[test]
+    fn the_interval_takes_units_and_the_old_flag_still_works() {
+        assert_eq!(interval(&[]).unwrap(), 1000);
+        assert_eq!(interval(&["--interval", "500ms"]).unwrap(), 500);
+        assert_eq!(interval(&["--interval", "2s"]).unwrap(), 2000);
+        assert_eq!(interval(&["--interval-ms", "200"]).unwrap(), 200);
+        assert_eq!(interval(&["--interval-ms=1500ms"]).unwrap(), 1500);
+        let e = interval(&["--interval", "50ms"]).unwrap_err().to_string();
+        assert!(e.contains("100ms..=1m"), "{e}");
+        assert!(interval(&["--interval", "1500us"]).is_err());
+    }
 }
