@@ -21,9 +21,11 @@
  * fills a hash map pid -> strategy; a task whose pid or tgid is in it runs with
  * the strategy's slice, and a priority strategy puts it in a queue that is
  * always consumed first and lets it preempt a CPU that runs a normal task. The
- * starvation guard is per CPU: a CPU that has not started a normal task for
- * starvation_ns while one that may run there waits serves the shared queue
- * first for the next starvation_ns / 4, so normal tasks keep at least a fifth
+ * starvation guard is per CPU: a CPU on which priority tasks used starvation_ns
+ * of CPU time since a normal task last started there, while one that may run
+ * there waits, serves the shared queue first for the next starvation_ns / 4
+ * (CPU time, so a virtual CPU that its host did not run for a while does not
+ * hold priority tasks back), so normal tasks keep at least a fifth
  * of every CPU they may use under any priority load, long before the
  * sched_ext watchdog would eject the scheduler.
  *
@@ -261,7 +263,14 @@ struct cpu_ctx {
 	u64 vtime_now;
 	u64 deadline;		/* deadline of the task running here */
 	u64 slice_end;		/* when the running task's slice runs out */
-	u64 normal_at;		/* last time a normal task started here, or none waited */
+	u64 started_at;		/* when the running task started */
+	/*
+	 * CPU time priority tasks used here since a normal task last started
+	 * (or none waited). CPU time, not elapsed time: a stretch in which the
+	 * CPU did not run our tasks at all (a host that preempts a virtual CPU,
+	 * interrupts) is no reason to hold priority tasks back.
+	 */
+	u64 prio_ns;
 	u64 guard_until;	/* the shared queue goes first here until then */
 	bool running_prio;	/* the CPU runs a task with a priority strategy */
 	bool running_strategy;	/* ... or one with any strategy: its slice is kept */
@@ -470,15 +479,23 @@ static void kick_idle_cpu(const struct task_struct *p)
 }
 
 /*
- * Normal tasks that may run on this CPU have not started here for too long,
- * or the CPU is still in the window in which it serves them first.
+ * Priority tasks have used this CPU for starvation_ns since a normal task
+ * last started here, or the CPU is still in the window in which it serves
+ * normal tasks first.
  */
 static bool cpu_starving(const struct cpu_ctx *cctx, u64 now)
 {
+	u64 prio_ns;
+
 	if (!cctx || !scx_bpf_dsq_nr_queued(SHARED_DSQ))
 		return false;
-	return time_before(now, cctx->guard_until) ||
-	       (s64)(now - cctx->normal_at) > (s64)starvation_ns;
+	if (time_before(now, cctx->guard_until))
+		return true;
+	prio_ns = cctx->prio_ns;
+	/* The priority task on the CPU now, which may have kept it for long. */
+	if (cctx->busy && cctx->running_prio && time_after(now, cctx->started_at))
+		prio_ns += now - cctx->started_at;
+	return prio_ns > starvation_ns;
 }
 
 /*
@@ -864,7 +881,7 @@ static bool guard_cpu(struct cpu_ctx *cctx, u64 now)
 	bool in_window;
 
 	if (!scx_bpf_dsq_nr_queued(SHARED_DSQ)) {
-		cctx->normal_at = now;
+		cctx->prio_ns = 0;
 		return false;
 	}
 	if (!cpu_starving(cctx, now))
@@ -872,7 +889,7 @@ static bool guard_cpu(struct cpu_ctx *cctx, u64 now)
 	in_window = time_before(now, cctx->guard_until);
 	if (!serve_shared()) {
 		/* Nothing waiting can run here. */
-		cctx->normal_at = now;
+		cctx->prio_ns = 0;
 		cctx->guard_until = 0;
 		return false;
 	}
@@ -1023,8 +1040,9 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 		cctx->running_strategy = tctx && tctx->strategy;
 		cctx->deadline = tctx ? tctx->deadline : cctx->vtime_now;
 		cctx->slice_end = now + (tctx ? tctx->slice_ns : slice_ns);
+		cctx->started_at = now;
 		if (!cctx->running_prio)
-			cctx->normal_at = now;
+			cctx->prio_ns = 0;
 	}
 	__sync_fetch_and_add(&nr_running, 1);
 }
@@ -1034,14 +1052,18 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 	struct task_ctx *tctx = task_ctx_of(p);
 	struct cpu_ctx *cctx = cpu_ctx_of(scx_bpf_task_cpu(p));
 
+	u64 now = bpf_ktime_get_ns();
+
 	if (tctx && tctx->started_at) {
-		u64 used = bpf_ktime_get_ns() - tctx->started_at;
+		u64 used = now - tctx->started_at;
 
 		tctx->vruntime += weighted(used, task_weight(p, tctx));
 		tctx->exec_runtime_ns += used;
 		tctx->started_at = 0;
 	}
 	if (cctx) {
+		if (cctx->running_prio && time_after(now, cctx->started_at))
+			cctx->prio_ns += now - cctx->started_at;
 		cctx->busy = false;
 		cctx->running_prio = false;
 		cctx->running_strategy = false;

@@ -28,7 +28,7 @@ pub struct Opts {
     #[arg(help_heading = SCHEDULER, long, default_value_t = 5000, value_parser = count_in(Unit::Micros, 50, 1_000_000), value_name = "DURATION")]
     pub slice_us: u64,
 
-    /// Longest time a CPU runs only priority tasks while a normal task that
+    /// Most CPU time priority tasks may use on a CPU while a normal task that
     /// may run there waits; then normal tasks go first there for a quarter of
     /// it. Lower protects normal tasks (and keeps far away from the sched_ext
     /// watchdog); higher gives priority tasks a stronger guarantee.
