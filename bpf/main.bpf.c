@@ -872,35 +872,6 @@ static bool serve_shared(void)
 }
 
 /*
- * The per-CPU starvation guard: when normal tasks that may run here have
- * waited starvation_ns, serve them first for the next starvation_ns / 4.
- * Returns true when it dispatched a normal task.
- */
-static bool guard_cpu(struct cpu_ctx *cctx, u64 now)
-{
-	bool in_window;
-
-	if (!scx_bpf_dsq_nr_queued(SHARED_DSQ)) {
-		cctx->prio_ns = 0;
-		return false;
-	}
-	if (!cpu_starving(cctx, now))
-		return false;
-	in_window = time_before(now, cctx->guard_until);
-	if (!serve_shared()) {
-		/* Nothing waiting can run here. */
-		cctx->prio_ns = 0;
-		cctx->guard_until = 0;
-		return false;
-	}
-	if (!in_window) {
-		cctx->guard_until = now + starvation_ns / 4;
-		COUNT(nr_starvation_guards, 1);
-	}
-	return true;
-}
-
-/*
  * The deadline @prev would get if it were enqueued @now: stopping() has not
  * yet charged the CPU time of the slice that just ran out.
  */
@@ -987,6 +958,39 @@ static void refresh_prev(struct task_struct *prev, s32 cpu, u64 now)
 	scx_bpf_task_set_slice(prev, slice);
 }
 
+/*
+ * The per-CPU starvation guard: when normal tasks that may run here have
+ * waited starvation_ns, serve them first for the next starvation_ns / 4.
+ * Returns true when a normal task runs next.
+ */
+static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u64 now)
+{
+	bool in_window;
+
+	if (!scx_bpf_dsq_nr_queued(SHARED_DSQ)) {
+		cctx->prio_ns = 0;
+		return false;
+	}
+	if (!cpu_starving(cctx, now))
+		return false;
+	in_window = time_before(now, cctx->guard_until);
+	/* A normal task whose slice ended serves the guard as well as a waiter. */
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && !is_prio_task(prev) &&
+	    prev_goes_first(prev, cpu, now)) {
+		refresh_prev(prev, cpu, now);
+	} else if (!serve_shared()) {
+		/* Nothing waiting can run here. */
+		cctx->prio_ns = 0;
+		cctx->guard_until = 0;
+		return false;
+	}
+	if (!in_window) {
+		cctx->guard_until = now + starvation_ns / 4;
+		COUNT(nr_starvation_guards, 1);
+	}
+	return true;
+}
+
 void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
@@ -1000,7 +1004,7 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 	if (user_dispatch)
 		user_dispatch_work(now);
 
-	if (cctx && guard_cpu(cctx, now))
+	if (cctx && guard_cpu(cctx, prev, cpu, now))
 		goto out;
 	/* A priority task whose slice ran out is ahead of every normal task. */
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && is_prio_task(prev) &&
