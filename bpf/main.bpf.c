@@ -5,8 +5,8 @@
  * Policy in one paragraph: every task carries a virtual runtime that advances
  * by its CPU use divided by its weight (its nice weight, times its cgroup's
  * cpu.weight down the hierarchy, shared among the cgroup's runnable tasks),
- * brought within one slice of its CPU's virtual clock when it wakes, and a
- * deadline: that vruntime plus the CPU time it used since it last woke (at
+ * never more than one slice behind its CPU's virtual clock (nor more than
+ * one ahead when it wakes or moves to another CPU), and a deadline: that vruntime plus the CPU time it used since it last woke (at
  * most one slice), scaled the same way. Waiting tasks are served from one
  * shared queue in deadline order, and a task whose slice ends keeps its CPU
  * while its deadline is earlier than that of the first task waiting for the
@@ -177,6 +177,7 @@ struct task_ctx {
 	u64 started_at;		/* when the task last got a CPU */
 	u64 exec_runtime_ns;	/* CPU time since the task last woke up */
 	u64 queued_at;		/* when it last entered the shared queue */
+	s32 clock_cpu;		/* the CPU whose clock its vruntime follows */
 	u64 cgid;		/* its cgroup, for the cgroup weight */
 	bool prio;		/* queued through a priority strategy */
 	bool strategy;		/* runs with a strategy's slice */
@@ -443,20 +444,27 @@ static u64 weighted(u64 ns, u64 weight)
 
 /*
  * Sets @p's deadline for this enqueue: its vruntime plus the CPU time it used
- * since it last woke, at most one slice. Only a waking task is brought within
- * one slice of its CPU's clock: a task that stays runnable keeps its exact
- * vruntime, or a light task would be forgiven the debt of every slice it runs
- * and weights would not hold.
+ * since it last woke, at most one slice. The vruntime is first brought to at
+ * least one slice behind its CPU's clock (no task banks credit), and a task
+ * that wakes or comes from another CPU (whose clock may be far ahead) to at
+ * most one slice ahead. A task that stays runnable on its CPU keeps its debt:
+ * forgiving a light task the debt of every slice it runs would undo weights.
  */
 static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx, bool waking)
 {
 	s32 cpu = scx_bpf_task_cpu(p);
-	u64 burst;
+	u64 burst, clock;
 
 	if (!tctx)
 		return cpu_vtime(cpu);
-	if (waking)
+	if (waking || cpu != tctx->clock_cpu) {
 		tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
+		tctx->clock_cpu = cpu;
+	} else {
+		clock = cpu_vtime(cpu);
+		if (clock > slice_ns && time_before(tctx->vruntime, clock - slice_ns))
+			tctx->vruntime = clock - slice_ns;
+	}
 	burst = tctx->exec_runtime_ns < slice_ns ? tctx->exec_runtime_ns : slice_ns;
 	tctx->deadline = tctx->vruntime + weighted(burst, task_weight(p, tctx));
 	return tctx->deadline;
@@ -1030,12 +1038,19 @@ out:
 
 void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 {
+	s32 cpu = scx_bpf_task_cpu(p);
 	struct task_ctx *tctx = task_ctx_of(p);
-	struct cpu_ctx *cctx = cpu_ctx_of(scx_bpf_task_cpu(p));
+	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
 	u64 now = bpf_ktime_get_ns();
 
-	if (tctx)
+	if (tctx) {
 		tctx->started_at = now;
+		/* Taken from the shared queue by another CPU than the one it queued on. */
+		if (tctx->clock_cpu != cpu) {
+			tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
+			tctx->clock_cpu = cpu;
+		}
+	}
 	if (cctx) {
 		if (tctx && !tctx->prio && time_before(cctx->vtime_now, tctx->vruntime))
 			cctx->vtime_now = tctx->vruntime;
@@ -1114,10 +1129,13 @@ void BPF_STRUCT_OPS(pilot_quiescent, struct task_struct *p, u64 deq_flags)
 void BPF_STRUCT_OPS(pilot_enable, struct task_struct *p)
 {
 	struct task_ctx *tctx = task_ctx_of(p);
-	u64 now = cpu_vtime(scx_bpf_task_cpu(p));
+	s32 cpu = scx_bpf_task_cpu(p);
+	u64 now = cpu_vtime(cpu);
 
-	if (tctx)
+	if (tctx) {
 		tctx->vruntime = now;
+		tctx->clock_cpu = cpu;
+	}
 	scx_bpf_task_set_dsq_vtime(p, now);
 }
 
