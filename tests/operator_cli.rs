@@ -86,13 +86,11 @@ fn api_only_starts_as_a_normal_user_with_state_in_its_home() {
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&token), USER);
     assert_eq!(token.permissions().mode() & 0o777, 0o600);
     assert!(state.join("jwt_private.pem").is_file());
-    let log = a.stderr_text();
-    assert!(log.contains(&format!("{}/token", state.display())), "{log}");
     // The log points a browser at the dashboard.
-    assert!(
-        log.contains(&format!("dashboard: {}/dashboard", a.base)),
-        "{log}"
-    );
+    let dashboard = format!("dashboard: {}/dashboard", a.base);
+    let log = a.stderr_once(&dashboard);
+    assert!(log.contains(&format!("{}/token", state.display())), "{log}");
+    assert!(log.contains(&dashboard), "{log}");
     assert_eq!(a.get("/livez")["status"], "alive");
     assert_eq!(a.get("/readyz")["status"], "ready");
     assert_eq!(a.terminate(), Some(0), "{}", a.stderr_text());
