@@ -4,8 +4,9 @@
 # and evaluates the guest's log (scripts/vm/report.py). On failure the whole guest
 # log is printed. Exit status: 0 when every check passed.
 # Environment: BIN (agent binary, default target/release/scx_pilot), KUBE_STUB (the
-# stub API server, default examples/kube_stub beside BIN), VM_LOG, and the
-# VM_* variables of scripts/vm/boot.sh.
+# stub API server, default examples/kube_stub beside BIN), VM_LOG, VM_ATTEMPTS (runs
+# allowed when the emulator's text-patching race kills the guest, default 3), and
+# the VM_* variables of scripts/vm/boot.sh.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 BIN=${BIN:-$root/target/release/scx_pilot}
@@ -26,16 +27,18 @@ echo "vm-test.sh: kernel $(<"$KERNEL_DIR/version"), agent $BIN"
 	"$root/scripts/vm/guest-policy.sh" "$KUBE_STUB" "$root/scripts/vm/guest-cluster.sh" \
 	/etc/ssl/certs/ca-certificates.crt
 set +e
-for attempt in 1 2; do
+attempts=${VM_ATTEMPTS:-3}
+for ((attempt = 1; attempt <= attempts; attempt++)); do
 	: >"$VM_LOG"
 	VM_APPEND="AGENT=$BIN USER_PHASE=$root/scripts/vm/guest-user.sh POLICY_PHASE=$root/scripts/vm/guest-policy.sh KUBE_STUB=$KUBE_STUB CLUSTER_PHASE=$root/scripts/vm/guest-cluster.sh ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-2400} \
 		"$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null
 	boot_rc=$?
 	# Multi-threaded TCG sometimes corrupts the kernel's live code patching
 	# (attach/detach flip static keys) and the guest dies with "Oops: int3".
-	# That is the emulator's race, not the scheduler's: run the test once more,
-	# and say so. Any other crash fails at once.
-	if ((boot_rc == 125)) && grep -qa 'Oops: int3' "$VM_LOG" && ((attempt == 1)); then
+	# That is the emulator's race, not the scheduler's: run the test again (up
+	# to VM_ATTEMPTS runs in all; it hit about one run in three on a loaded
+	# 2-core host), and say so. Any other crash fails at once.
+	if ((boot_rc == 125)) && grep -qa 'Oops: int3' "$VM_LOG" && ((attempt < attempts)); then
 		echo "vm-test.sh: the guest hit the emulator's text-patching race (Oops: int3); running the VM test again" >&2
 		continue
 	fi
