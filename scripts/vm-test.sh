@@ -44,12 +44,15 @@ for ((attempt = 1; attempt <= attempts; attempt++)); do
 	fi
 	break
 done
-"$root/scripts/vm/report.py" "$VM_LOG" --json "$work/report.json"
-report_rc=$?
+"$root/scripts/vm/report.py" "$VM_LOG" --json "$work/report.json" | tee "$work/report.txt"
+report_rc=${PIPESTATUS[0]}
 set -e
 if ((boot_rc != 0 || report_rc != 0)); then
 	echo "vm-test.sh: FAILED (guest exit $boot_rc, report $report_rc); guest log:" >&2
 	cat "$VM_LOG" >&2
+	# CI shows only the tail of the output: name what failed last.
+	echo "vm-test.sh: FAILED (guest exit $boot_rc); failed checks:" >&2
+	grep -a '\[FAIL\]' "$work/report.txt" >&2 || true
 	exit 1
 fi
 mkdir -p "$root/target/vm-test" && cp "$work/report.json" "$VM_LOG" "$root/target/vm-test/"
