@@ -15,7 +15,9 @@
  * there is one; otherwise it preempts the task running on its CPU when that
  * task has no strategy and its deadline is later by more than the minimum
  * slice (EEVDF's wakeup preemption; the margin stops two chatty tasks from
- * ping-ponging). Slices
+ * ping-ponging). A task preempted inside an RCU read-side critical section
+ * is queued first among normal tasks (at most once per starvation_ns / 4), as
+ * the kernel's RCU priority boosting would, so no weight stalls RCU. Slices
  * shrink as more tasks wait (slice_ns at most, slice_min_ns at least) and are
  * refreshed in dispatch() for a task that keeps its CPU. User space (the agent)
  * fills a hash map pid -> strategy; a task whose pid or tgid is in it runs with
@@ -127,6 +129,7 @@ struct pcpu_counters {
 	u64 nr_wakeup_preemptions;	/* waking normal task preempted a later deadline */
 	u64 nr_starvation_guards;	/* a CPU served the shared queue ahead of the priority one */
 	u64 nr_strategy_hits;		/* enqueues decided by any strategy */
+	u64 nr_rcu_boosts;		/* tasks preempted in an RCU read section, queued first */
 	/* User dispatch mode. */
 	u64 nr_user_enqueues;		/* tasks sent to the dispatcher */
 	u64 nr_user_fallbacks;		/* times a stalled dispatcher was bypassed */
@@ -177,6 +180,7 @@ struct task_ctx {
 	u64 started_at;		/* when the task last got a CPU */
 	u64 exec_runtime_ns;	/* CPU time since the task last woke up */
 	u64 queued_at;		/* when it last entered the shared queue */
+	u64 rcu_boosted_at;	/* when it last went ahead for an RCU read section */
 	s32 clock_cpu;		/* the CPU whose clock its vruntime follows */
 	u64 cgid;		/* its cgroup, for the cgroup weight */
 	bool prio;		/* queued through a priority strategy */
@@ -638,6 +642,39 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 	return false;
 }
 
+/*
+ * A task preempted inside an RCU read-side critical section holds up every
+ * grace period until it runs again, and the kernel ejects a scheduler under
+ * which an RCU stall lasts 21 s. A light task (nice 19, or in a cgroup of
+ * tiny cpu.weight such as a BestEffort pod) among many hogs gets a short slice
+ * about once a second by its weight: too little CPU to leave a long section
+ * (khugepaged copying a huge page under emulation) in time. Like the kernel's
+ * RCU priority boosting, such a task is queued first among normal tasks, for
+ * a minimum slice, at most once per starvation_ns / 4, so that a task that is
+ * often preempted in such sections cannot take a CPU from the others.
+ */
+static bool rcu_boost(const struct task_struct *p, struct task_ctx *tctx, u64 enq_flags, u64 now)
+{
+	if ((enq_flags & SCX_ENQ_WAKEUP) || !tctx)
+		return false;
+	/*
+	 * Only preemptible RCU (CONFIG_PREEMPT_RCU) tracks readers per task. Not
+	 * rcu_read_lock_nesting: when @p is the task being switched out, this
+	 * program runs under the BPF trampoline's own rcu_read_lock(), so it is
+	 * at least 1. The kernel sets "blocked" when it switches out a task
+	 * inside a read-side section, before ops.enqueue, and clears it when the
+	 * task leaves the section.
+	 */
+	if (!bpf_core_field_exists(p->rcu_read_unlock_special) ||
+	    !p->rcu_read_unlock_special.b.blocked)
+		return false;
+	if (tctx->rcu_boosted_at && time_before(now, tctx->rcu_boosted_at + starvation_ns / 4))
+		return false;
+	tctx->rcu_boosted_at = now;
+	COUNT(nr_rcu_boosts, 1);
+	return true;
+}
+
 void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	struct strategy *s = strategy_of(p);
@@ -685,6 +722,15 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 			return;
 		count_insert(scx_bpf_dsq_insert_vtime(p, PRIO_DSQ, slice, deadline, enq_flags));
 		refresh_nr_queued();
+		return;
+	}
+
+	if (rcu_boost(p, tctx, enq_flags, now)) {
+		/* Deadline 0: the kernel orders the queue with time_before(), so first. */
+		tctx->queued_at = now;
+		count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice_min(), 0, enq_flags));
+		refresh_nr_queued();
+		kick_idle_cpu(p);
 		return;
 	}
 

@@ -197,6 +197,13 @@ macro_rules! counter_table {
                     user: "same",
                 },
                 #[serde(default)]
+                nr_rcu_boosts: u64 {
+                    kind: Counter, modes: Every, prom: "scx_pilot_rcu_boosts",
+                    help: "Tasks preempted inside an RCU read-side critical section and queued first among normal tasks",
+                    kernel: "tasks preempted inside an RCU read-side critical section and queued first among normal tasks (at most once per `--starvation-ms` / 4 each), so that a light task cannot stall RCU",
+                    user: "same (such tasks stay in BPF)",
+                },
+                #[serde(default)]
                 nr_user_enqueues: u64 {
                     kind: Counter, modes: UserDispatch, prom: "scx_pilot_user_enqueues",
                     help: "Tasks sent to the user-space dispatcher (--dispatch user)",

@@ -128,9 +128,19 @@ flipper=$!
 sleep 30
 wait $forker $flipper 2>/dev/null
 alive=$(kill -0 "$agent_pid" 2>/dev/null && echo yes || echo no)
-[ "$(state)" = enabled ] && [ "$alive" = yes ] &&
-	[ "$(api /health | jq -r '.components.scheduler.restarts')" = "$restarts0" ]
-check user-stress-attached $? "after 30 s of $((cpus * 8)) hogs, 4 pinned hogs with affinity flips and a fork storm: state $(state), agent alive $alive, restarts $restarts0 -> $(api /health | jq -r '.components.scheduler.restarts')"
+st=$(state)
+# The check is about the scheduler, not how fast the API answers while the
+# storm's tasks drain (it once took more than curl's 5 s): ask for up to 20 s.
+n=0
+until restarts1=$(api /health | jq -r '.components.scheduler.restarts') && [ -n "$restarts1" ] || [ $n -ge 4 ]; do
+	n=$((n + 1))
+done
+echo "RESULT user_stress_health_tries=$((n + 1))"
+[ "$st" = enabled ] && [ "$alive" = yes ] && [ "$restarts1" = "$restarts0" ]
+check user-stress-attached $? "after 30 s of $((cpus * 8)) hogs, 4 pinned hogs with affinity flips and a fork storm: state $st, agent alive $alive, restarts $restarts0 -> $restarts1"
+# How often a task preempted in an RCU read section went first (a figure: it
+# depends on where preemptions land; the check above is what it protects).
+echo "RESULT user_stress_rcu_boosts=$(metric policy.nr_rcu_boosts)"
 congested=$(umetric data.nr_sched_congested)
 [ "$congested" -gt 0 ]
 check user-congested $? "nr_sched_congested=$congested with a queue depth of 2"

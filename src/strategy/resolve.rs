@@ -136,22 +136,25 @@ fn scan_candidates<'a>(
         (None, _) => None,
     };
     let index = index.get_or_init(|| ProcessIndex::new(snapshot, input.agent_pid));
-    let mut command = CommandMatcher::new(re);
     let pids: Vec<u32> = match labelled {
         // Only processes of pods whose labels match: one label check per pod.
-        Some((sel, pods)) => index
-            .by_pod
-            .iter()
-            .filter(|(uid, _)| pods.get(uid).is_some_and(|m| labels_match(sel, &m.labels)))
-            .flat_map(|(_, procs)| procs.iter())
-            .filter(|p| command.matches(&p.command))
-            .map(|p| p.pid)
-            .collect(),
+        Some((sel, pods)) => {
+            let mut command = CommandMatcher::new(re);
+            index
+                .by_pod
+                .iter()
+                .filter(|(uid, _)| pods.get(uid).is_some_and(|m| labels_match(sel, &m.labels)))
+                .flat_map(|(_, procs)| procs.iter())
+                .filter(|p| command.matches(&p.command))
+                .map(|p| p.pid)
+                .collect()
+        }
+        // Commands repeat (many workers, one name): one regex match per name.
         None => index
-            .eligible
+            .by_command
             .iter()
-            .filter(|p| command.matches(&p.command))
-            .map(|p| p.pid)
+            .filter(|(command, _)| re.is_none_or(|re| re.is_match(command)))
+            .flat_map(|(_, pids)| pids.iter().copied())
             .collect(),
     };
     if pids.is_empty() {
@@ -174,14 +177,14 @@ fn labels_match(selectors: &[LabelSelector], labels: &BTreeMap<String, String>) 
         .all(|sel| labels.get(&sel.key) == Some(&sel.value))
 }
 
-/// A strategy's regex against commands; commands repeat (many workers, one
-/// name), so each is matched once.
-struct CommandMatcher<'r> {
+/// A strategy's regex against the commands of matching pods' processes;
+/// commands repeat (many workers, one name), so each is matched once.
+struct CommandMatcher<'r, 'a> {
     re: Option<&'r Regex>,
-    seen: HashMap<String, bool>,
+    seen: HashMap<&'a str, bool>,
 }
 
-impl<'r> CommandMatcher<'r> {
+impl<'r, 'a> CommandMatcher<'r, 'a> {
     fn new(re: Option<&'r Regex>) -> Self {
         Self {
             re,
@@ -189,40 +192,42 @@ impl<'r> CommandMatcher<'r> {
         }
     }
 
-    fn matches(&mut self, command: &str) -> bool {
+    fn matches(&mut self, command: &'a str) -> bool {
         let Some(re) = self.re else {
             return true;
         };
-        if let Some(&ok) = self.seen.get(command) {
-            return ok;
-        }
-        let ok = re.is_match(command);
-        self.seen.insert(command.to_owned(), ok);
-        ok
+        *self
+            .seen
+            .entry(command)
+            .or_insert_with(|| re.is_match(command))
     }
 }
 
-/// The processes a strategy may cover, and those of them in pods by pod UID,
-/// built once per resolution.
+/// The processes a strategy may cover, by command and (those in pods) by pod
+/// UID, built once per resolution.
 struct ProcessIndex<'a> {
-    eligible: Vec<&'a ProcInfo>,
+    by_command: HashMap<&'a str, Vec<u32>>,
     by_pod: HashMap<&'a str, Vec<&'a ProcInfo>>,
 }
 
 impl<'a> ProcessIndex<'a> {
     fn new(snapshot: &'a ProcSnapshot, agent_pid: u32) -> Self {
-        let eligible: Vec<&ProcInfo> = snapshot
+        let mut by_command: HashMap<&str, Vec<u32>> = HashMap::new();
+        let mut by_pod: HashMap<&str, Vec<&ProcInfo>> = HashMap::new();
+        let eligible = snapshot
             .processes
             .iter()
-            .filter(|p| !p.kernel_thread && p.pid > 1 && p.pid != agent_pid)
-            .collect();
-        let mut by_pod: HashMap<&str, Vec<&ProcInfo>> = HashMap::new();
-        for p in &eligible {
+            .filter(|p| !p.kernel_thread && p.pid > 1 && p.pid != agent_pid);
+        for p in eligible {
+            by_command
+                .entry(p.command.as_str())
+                .or_default()
+                .push(p.pid);
             if let Some(pod) = &p.pod {
                 by_pod.entry(pod.pod_uid.as_str()).or_default().push(p);
             }
         }
-        Self { eligible, by_pod }
+        Self { by_command, by_pod }
     }
 }
 

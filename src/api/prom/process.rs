@@ -39,34 +39,49 @@ fn boot_time(proc_stat: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// User plus system CPU time of all the agent's threads: one system call,
+/// where `/proc/self/stat` would be a file to open and parse at every scrape.
+fn cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    use nix::sys::time::TimeValLike;
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
+        (u.user_time().num_microseconds() + u.system_time().num_microseconds()) as f64 / 1e6
+    })
+}
+
+/// When the agent started (Unix seconds): it never changes, so `/proc/stat`
+/// (long: a line per CPU and interrupt counts) and `/proc/self/stat` are
+/// read once, not at every scrape.
+fn start_time_seconds() -> f64 {
+    static START: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *START.get_or_init(|| {
+        let ticks = crate::pod_figures::clock_ticks() as f64;
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let (start_ticks, _, _) =
+            crate::pods::schedstat::parse_stat_times(&stat).unwrap_or_default();
+        let btime = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| boot_time(&s))
+            .unwrap_or(0.0);
+        btime + start_ticks as f64 / ticks
+    })
+}
+
 fn read() -> ProcessFigures {
-    let ticks = crate::pod_figures::clock_ticks() as f64;
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let (start_ticks, cpu_ticks, _) =
-        crate::pods::schedstat::parse_stat_times(&stat).unwrap_or_default();
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let mut pages = statm
         .split_ascii_whitespace()
         .map(|v| v.parse::<i64>().unwrap_or(0));
     let (size, resident) = (pages.next().unwrap_or(0), pages.next().unwrap_or(0));
-    // The boot time never changes; /proc/stat is long (a line per CPU and
-    // interrupt counts), so it is read once, not at every scrape.
-    static BTIME: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    let btime = *BTIME.get_or_init(|| {
-        std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|s| boot_time(&s))
-            .unwrap_or(0.0)
-    });
     ProcessFigures {
-        cpu_seconds: cpu_ticks as f64 / ticks,
+        cpu_seconds: cpu_seconds(),
         resident_bytes: resident * page_size(),
         virtual_bytes: size * page_size(),
         open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64),
         max_fds: rlimit::Resource::NOFILE
             .get()
             .map_or(0, |(soft, _)| soft.min(i64::MAX as u64) as i64),
-        start_time_seconds: btime + start_ticks as f64 / ticks,
+        start_time_seconds: start_time_seconds(),
     }
 }
 
@@ -135,6 +150,7 @@ mod tests {
             Some(1_700_000_000.0)
         );
         let p = read();
+        assert!(p.cpu_seconds > 0.0, "{p:?}");
         assert!(p.resident_bytes > 0, "{p:?}");
         assert!(p.open_fds >= 3, "{p:?}");
         assert!(p.max_fds >= p.open_fds, "{p:?}");
