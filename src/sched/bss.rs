@@ -6,7 +6,11 @@ use chrono::Utc;
 
 use super::bpf_intf::pilot_consts_MAX_CPUS;
 use super::bpf_skel::types::bss;
-use crate::counters::{counter_table, BssData, PolicyCounters, Sample};
+use crate::counters::{counter_table, BssData, Kind, PolicyCounters, Sample, BSS, POLICY};
+
+/// Reads of the counters before [`sample`] settles for one in which some may
+/// have moved: a handful of ~100 ns reads, so it costs nothing when quiet.
+const SETTLE_READS: usize = 4;
 
 /// Each field is a naturally aligned integer that BPF updates atomically, so a
 /// volatile read of each one is never torn; the set is read in one pass with no
@@ -59,13 +63,69 @@ fn possible_cpus() -> usize {
     })
 }
 
-/// A timestamped sample of the counters.
+/// A timestamped sample of the counters, read again until two reads agree
+/// (at most [`SETTLE_READS`]). Counters that move together, such as the
+/// user-dispatch books (enqueues = dispatches + recovered + withdrawn +
+/// outstanding), are then seen at one instant, not torn by the tasks that
+/// passed while the reading thread was preempted halfway; on a busy machine the
+/// last read is as good as any.
 pub fn sample(src: &bss) -> Sample {
+    let mut last = read_once(src);
+    for _ in 1..SETTLE_READS {
+        let next = read_once(src);
+        if same_counts(&last, &next) {
+            return next;
+        }
+        last = next;
+    }
+    last
+}
+
+fn read_once(src: &bss) -> Sample {
     counter_table!(read_volatile, src)
+}
+
+/// Equal in every field the BPF program keeps (timestamps are the reader's).
+fn same_counts(a: &Sample, b: &Sample) -> bool {
+    BSS.iter()
+        .filter(|d| d.kind != Kind::Timestamp)
+        .all(|d| (d.get)(&a.bss) == (d.get)(&b.bss))
+        && POLICY
+            .iter()
+            .filter(|d| d.kind != Kind::Timestamp)
+            .all(|d| (d.get)(&a.policy) == (d.get)(&b.policy))
 }
 
 /// The counters without the time.
 pub fn read_bss(src: &bss) -> (BssData, PolicyCounters) {
     let Sample { bss, policy, .. } = sample(src);
     (bss, policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn sample(at_s: i64, enqueues: u64) -> Sample {
+        let timestamp = Utc.timestamp_opt(at_s, 0).unwrap();
+        Sample {
+            timestamp,
+            bss: BssData {
+                usersched_last_run_at: timestamp.timestamp_nanos_opt().unwrap() as u64,
+                ..Default::default()
+            },
+            policy: PolicyCounters {
+                nr_user_enqueues: enqueues,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn reads_agree_when_only_the_time_moved() {
+        assert!(same_counts(&sample(1, 5), &sample(2, 5)));
+        assert!(!same_counts(&sample(1, 5), &sample(1, 6)));
+    }
 }
