@@ -11,6 +11,9 @@ import json
 import re
 import sys
 
+# How far the plain probe's p50 may trail EEVDF's (see the check).
+PLAIN_VS_EEVDF_P50 = 3
+
 
 def parse(lines):
     checks, results, hists, cur = [], {}, {}, None
@@ -103,13 +106,17 @@ def main():
         if a is not None and b and a != float("inf") and b != float("inf"):
             figures[f"priority_vs_eevdf_{q}"] = round(a / b, 3)
 
-    # The default policy's regression guard: the plain probe wakes within 2x of
+    # The default policy's regression guard: the plain probe wakes within 3x of
     # EEVDF's p50 beside the same hogs (EEVDF rounds before and after, this boot).
+    # Under TCG the p50 of either scheduler lands in one of two modes about 2x
+    # apart from round to round (6.16.3, one boot: EEVDF 161-308 us, scx_pilot
+    # 162-309 us), so 2x failed on noise; the regression it guards against (a
+    # waking task queued behind a hog's whole slice) was 25x.
     if "probe-plain" in hists and "probe-eevdf" in hists:
         a, b = percentile(hists["probe-plain"], 0.5), percentile(hists["probe-eevdf"], 0.5)
-        ok = a is not None and b is not None and a <= 2 * max(b, 50)
+        ok = a is not None and b is not None and a <= PLAIN_VS_EEVDF_P50 * max(b, 50)
         checks.append((ok, "plain-latency-vs-eevdf",
-                       f"probe p50 without a strategy {a} us vs EEVDF {b} us (need <= 2x)"))
+                       f"probe p50 without a strategy {a} us vs EEVDF {b} us (need <= {PLAIN_VS_EEVDF_P50}x)"))
     else:
         checks.append((False, "plain-latency-vs-eevdf", "probe-plain or probe-eevdf histogram missing"))
 
