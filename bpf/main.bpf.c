@@ -308,12 +308,21 @@ static u64 cpu_vtime(s32 cpu)
  * slice of credit (it runs ahead of hogs when it wakes but cannot bank time),
  * and a task from a busier CPU brings at most one slice of debt.
  */
-static u64 clamp_vruntime(u64 vruntime, s32 cpu)
+/* @vruntime, but no more than one slice behind @cpu's clock: no banked credit. */
+static u64 floor_vruntime(u64 vruntime, s32 cpu)
 {
 	u64 now = cpu_vtime(cpu);
 
 	if (now > slice_ns && time_before(vruntime, now - slice_ns))
 		return now - slice_ns;
+	return vruntime;
+}
+
+static u64 clamp_vruntime(u64 vruntime, s32 cpu)
+{
+	u64 now = cpu_vtime(cpu);
+
+	vruntime = floor_vruntime(vruntime, cpu);
 	if (time_after(vruntime, now + slice_ns))
 		return now + slice_ns;
 	return vruntime;
@@ -457,7 +466,7 @@ static u64 weighted(u64 ns, u64 weight)
 static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx, bool waking)
 {
 	s32 cpu = scx_bpf_task_cpu(p);
-	u64 burst, clock;
+	u64 burst;
 
 	if (!tctx)
 		return cpu_vtime(cpu);
@@ -465,9 +474,7 @@ static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx, boo
 		tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
 		tctx->clock_cpu = cpu;
 	} else {
-		clock = cpu_vtime(cpu);
-		if (clock > slice_ns && time_before(tctx->vruntime, clock - slice_ns))
-			tctx->vruntime = clock - slice_ns;
+		tctx->vruntime = floor_vruntime(tctx->vruntime, cpu);
 	}
 	burst = tctx->exec_runtime_ns < slice_ns ? tctx->exec_runtime_ns : slice_ns;
 	tctx->deadline = tctx->vruntime + weighted(burst, task_weight(p, tctx));
@@ -726,15 +733,13 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	if (rcu_boost(p, tctx, enq_flags, now)) {
-		/* Deadline 0: the kernel orders the queue with time_before(), so first. */
-		tctx->queued_at = now;
-		count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice_min(), 0, enq_flags));
-		refresh_nr_queued();
-		kick_idle_cpu(p);
-		return;
-	}
-
-	if (user_dispatch && !READ_ONCE(user_fallback_active)) {
+		/*
+		 * Deadline 0: the kernel orders the queue with time_before(), so
+		 * first. Never a wakeup, so no wakeup preemption below either.
+		 */
+		slice = slice_min();
+		deadline = 0;
+	} else if (user_dispatch && !READ_ONCE(user_fallback_active)) {
 		if (send_to_user(p, tctx, slice, s, enq_flags)) {
 			refresh_nr_queued();
 			return;
@@ -786,7 +791,7 @@ void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
 /* Run @p as the dispatcher decided; preempt a later deadline where it pays. */
 static void apply_decision(struct task_struct *p, const struct dispatched_task *d)
 {
-	u64 slice = d->slice_ns, vtime = d->vtime, now;
+	u64 slice = d->slice_ns, vtime = d->vtime;
 	struct task_ctx *tctx = task_ctx_of(p);
 	s32 cpu = d->cpu, target = scx_bpf_task_cpu(p);
 	bool ok;
@@ -795,9 +800,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 	if (!slice || slice > starvation_ns)
 		slice = slice_ns;
 	/* Nor may a deadline jump the queue by more than one slice. */
-	now = cpu_vtime(target);
-	if (now > slice_ns && time_before(vtime, now - slice_ns))
-		vtime = now - slice_ns;
+	vtime = floor_vruntime(vtime, target);
 	if (tctx)
 		tctx->deadline = vtime;
 
