@@ -303,11 +303,6 @@ static u64 cpu_vtime(s32 cpu)
 	return cctx ? cctx->vtime_now : 0;
 }
 
-/*
- * @vruntime within one slice of @cpu's clock: a sleeper keeps at most one
- * slice of credit (it runs ahead of hogs when it wakes but cannot bank time),
- * and a task from a busier CPU brings at most one slice of debt.
- */
 /* @vruntime, but no more than one slice behind @cpu's clock: no banked credit. */
 static u64 floor_vruntime(u64 vruntime, s32 cpu)
 {
@@ -318,6 +313,11 @@ static u64 floor_vruntime(u64 vruntime, s32 cpu)
 	return vruntime;
 }
 
+/*
+ * @vruntime within one slice of @cpu's clock: a sleeper keeps at most one
+ * slice of credit (it runs ahead of hogs when it wakes but cannot bank time),
+ * and a task from a busier CPU brings at most one slice of debt.
+ */
 static u64 clamp_vruntime(u64 vruntime, s32 cpu)
 {
 	u64 now = cpu_vtime(cpu);
