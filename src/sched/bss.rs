@@ -8,13 +8,13 @@ use super::bpf_intf::pilot_consts_MAX_CPUS;
 use super::bpf_skel::types::bss;
 use crate::counters::{counter_table, BssData, Kind, PolicyCounters, Sample, BSS, POLICY};
 
-/// Reads of the counters before [`sample`] settles for one in which some may
-/// have moved: a handful of ~100 ns reads, so it costs nothing when quiet.
+/// Most passes [`sample`] makes over the counters looking for two that agree.
+/// A pass takes about 100 ns, so settling costs little even when it fails.
 const SETTLE_READS: usize = 4;
 
 /// Each field is a naturally aligned integer that BPF updates atomically, so a
 /// volatile read of each one is never torn; the set is read in one pass with no
-/// lock, which is as consistent as counters updated on many CPUs can be. The
+/// lock, and [`sample`] repeats the pass until two agree. The
 /// fields come from the counter table, so the skeleton must have each of them.
 macro_rules! read_volatile {
     ([$src:ident] $(
