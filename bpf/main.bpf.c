@@ -15,7 +15,8 @@
  * there is one; otherwise it preempts the task running on its CPU when that
  * task has no strategy and its deadline is later by more than the minimum
  * slice (EEVDF's wakeup preemption; the margin stops two chatty tasks from
- * ping-ponging). A task preempted inside an RCU read-side critical section
+ * ping-ponging), unless that task is its waker and said it is about to sleep
+ * (a sync wakeup: pipes, sockets), which keeps message passing batched. A task preempted inside an RCU read-side critical section
  * is queued first among normal tasks (at most once per starvation_ns / 4), as
  * the kernel's RCU priority boosting would, so no weight stalls RCU. Slices
  * shrink as more tasks wait (slice_ns at most, slice_min_ns at least) and are
@@ -186,6 +187,7 @@ struct task_ctx {
 	bool prio;		/* queued through a priority strategy */
 	bool strategy;		/* runs with a strategy's slice */
 	bool runnable;		/* counted in its cgroup's nr_runnable */
+	bool sync_wake;		/* its waker said it is about to sleep (WF_SYNC) */
 };
 
 /* Per cgroup (key: cgroup id): its cpu.weight and the tasks that share it. */
@@ -592,6 +594,9 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	bool is_idle = false;
 	s32 cpu;
 
+	tctx = task_ctx_of(p);
+	if (tctx)
+		tctx->sync_wake = wake_flags & SCX_WAKE_SYNC;
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	if (is_idle) {
 		struct strategy *s = strategy_of(p);
@@ -599,7 +604,6 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 
 		if (s)
 			__sync_fetch_and_add(&s->nr_hits, 1);
-		tctx = task_ctx_of(p);
 		if (tctx) {
 			tctx->slice_ns = slice;
 			tctx->prio = is_dispatcher(p) || is_prio(s);
@@ -693,9 +697,13 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	 */
 	bool prio = dispatcher || is_prio(s);
 	struct task_ctx *tctx = task_ctx_of(p);
+	bool sync_wake = false;
 	s32 cpu;
 
 	if (tctx) {
+		/* select_cpu() is skipped for some wakeups: a flag is used once. */
+		sync_wake = tctx->sync_wake;
+		tctx->sync_wake = false;
 		tctx->slice_ns = slice;
 		tctx->prio = prio;
 		tctx->strategy = !!s;
@@ -747,9 +755,16 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		COUNT(nr_sched_congested, 1);
 	}
 
-	/* EEVDF-style wakeup preemption of a later deadline on the task's CPU. */
+	/*
+	 * EEVDF-style wakeup preemption of a later deadline on the task's CPU,
+	 * but not of a waker that said it is about to sleep: preempting it at
+	 * once makes message passers (pipes, sockets: hackbench) trade one
+	 * message per context switch, about ten times slower than letting the
+	 * waker fill the buffer first.
+	 */
 	cpu = scx_bpf_task_cpu(p);
 	if ((enq_flags & SCX_ENQ_WAKEUP) && !is_migration_disabled(p) &&
+	    !(sync_wake && cpu == bpf_get_smp_processor_id()) &&
 	    bpf_cpumask_test_cpu(cpu, p->cpus_ptr) && should_preempt(cpu, deadline)) {
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
 						enq_flags | SCX_ENQ_PREEMPT));

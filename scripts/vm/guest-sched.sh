@@ -86,6 +86,10 @@ cpus=$(nproc)
 # --- throughput under the default scheduler, for the overhead figure
 eevdf_ops=$(bogo_ops 5)
 echo "RESULT eevdf_bogo_ops=${eevdf_ops:-0}"
+# Message passing (hackbench: 160 tasks trading on sockets), for the guard below.
+hackbench_s() { hackbench -g 4 -l 100 2>&1 | awk '/^Time:/ { print $2 }'; }
+eevdf_hb=$(hackbench_s)
+echo "RESULT eevdf_hackbench_s=${eevdf_hb:-0}"
 
 # The 1 ms probe beside 3 shell hogs per vCPU under EEVDF (run again after the
 # agent's SIGTERM): the reference of the plain probe's regression guard.
@@ -230,6 +234,13 @@ hits1=$(metric policy.nr_strategy_hits)
 preempt=$(metric policy.nr_preemptions)
 [ "$hits1" -gt "$hits0" ]
 check strategy-hits $? "nr_strategy_hits $hits0 -> $hits1 while the probe ran (preemptions: $preempt)"
+# Wakers that are about to sleep are not preempted by the task they wake:
+# when they were, hackbench took 9-12x EEVDF's time (one message per context
+# switch); now 1.3-1.9x. Bound 3x: TCG swings these runs by half.
+pilot_hb=$(hackbench_s)
+echo "RESULT pilot_hackbench_s=${pilot_hb:-0}"
+awk -v a="${pilot_hb:-0}" -v b="${eevdf_hb:-0}" 'BEGIN { exit !(a > 0 && b > 0 && a <= 3 * b) }'
+check hackbench-vs-eevdf $? "hackbench ${pilot_hb:-?} s vs EEVDF ${eevdf_hb:-?} s before attach (need <= 3x)"
 # --- Prometheus /metrics carries the live scheduler's counters (source="scheduler"):
 # read after the JSON, so a counter is at least the JSON's value.
 kd_json=$(metric data.nr_kernel_dispatches)
