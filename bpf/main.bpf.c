@@ -16,9 +16,10 @@
  * task has no strategy and its deadline is later by more than the minimum
  * slice (EEVDF's wakeup preemption; the margin stops two chatty tasks from
  * ping-ponging), unless that task is its waker and said it is about to sleep
- * (a sync wakeup: pipes, sockets), which keeps message passing batched. A task preempted inside an RCU read-side critical section
- * is queued first among normal tasks (at most once per starvation_ns / 4), as
- * the kernel's RCU priority boosting would, so no weight stalls RCU. Slices
+ * (a sync wakeup: pipes, sockets), which keeps message passing batched. A
+ * task preempted inside an RCU read-side critical section is queued first
+ * among normal tasks (at most once per starvation_ns / 4), as the kernel's
+ * RCU priority boosting would, so no weight stalls RCU. Slices
  * shrink as more tasks wait (slice_ns at most, slice_min_ns at least) and are
  * refreshed in dispatch() for a task that keeps its CPU. User space (the agent)
  * fills a hash map pid -> strategy; a task whose pid or tgid is in it runs with
