@@ -126,6 +126,13 @@ post_strategies "{\"strategies\":[{\"priority\":false,\"execution_time\":1000000
 sleep 1
 hits1=$(metric policy.nr_strategy_hits)
 hist slice-strategy -t1 -a 1 -i 50000 -l 100
+# --- what only a priority strategy buys: a normal waker does not preempt a
+# task within its strategy's slice (20 ms here), a priority one does.
+long="{\"priority\":false,\"execution_time\":20000000,\"pid\":$lone}"
+post_strategies "{\"strategies\":[$long]}" >/dev/null
+sleep 1
+hist long-slice-plain -t1 -a 1 -i 50000 -l 100
+hist_prio long-slice-prio "$long" -t1 -a 1 -i 50000 -l 100
 kill $lone
 wait $lone 2>/dev/null
 post_strategies '{"strategies":[]}' >/dev/null

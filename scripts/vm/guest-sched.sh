@@ -69,15 +69,29 @@ bogo_ops() { # SECONDS -> bogo ops of 2 matrixprod workers
 	stress-ng --cpu 2 --cpu-method matrixprod -t "$1" --metrics-brief 2>&1 |
 		awk '{ for (i = 1; i < NF; i++) if ($i == "cpu" && $(i + 1) ~ /^[0-9]+$/) { print $(i + 1); exit } }'
 }
+print_hist() { # NAME FILE: a cyclictest -h output, as report.py reads it
+	echo "HIST-BEGIN $1"
+	grep -v '^#' "$2" | grep -v ' 000000$'
+	grep '^# Histogram Overflows' "$2"
+	echo "HIST-END $1"
+}
 hist() { # NAME cyclictest-args...: run cyclictest, print its histogram
 	name=$1
 	shift
-	out=/tmp/hist-$name
-	cyclictest "$@" -q -m -h 30000 >"$out" 2>&1
-	echo "HIST-BEGIN $name"
-	grep -v '^#' "$out" | grep -v ' 000000$'
-	grep '^# Histogram Overflows' "$out"
-	echo "HIST-END $name"
+	cyclictest "$@" -q -m -h 30000 >"/tmp/hist-$name" 2>&1
+	print_hist "$name" "/tmp/hist-$name"
+}
+# NAME STRATEGIES cyclictest-args...: like hist, with a priority strategy for
+# cyclictest posted beside STRATEGIES (a JSON list's items, or ""). `exec`
+# keeps the pid, so the strategy is in place before cyclictest starts.
+hist_prio() {
+	name=$1 others=$2
+	shift 2
+	sh -c 'sleep 1; exec cyclictest "$@" -q -m -h 30000' cyclictest "$@" >"/tmp/hist-$name" 2>&1 &
+	waker=$!
+	post_strategies "{\"strategies\":[${others:+$others,}{\"priority\":true,\"execution_time\":5000000,\"pid\":$waker}]}" >/dev/null
+	wait "$waker"
+	print_hist "$name" "/tmp/hist-$name"
 }
 
 say "kernel $(uname -r), $(nproc) vCPUs, sched_ext $(state)"
@@ -215,10 +229,7 @@ probe_round() { # NAME PRIO(true|false)
 	resp=$(post_strategies "$body")
 	echo "$resp" | jq -e '.success == true' >/dev/null || post_failed="$resp"
 	wait "$probe"
-	echo "HIST-BEGIN $1"
-	grep -v '^#' /tmp/hist-raw | grep -v ' 000000$'
-	grep '^# Histogram Overflows' /tmp/hist-raw
-	echo "HIST-END $1"
+	print_hist "$1" /tmp/hist-raw
 }
 say "load before the probe rounds:"
 top -bn1 | head -12

@@ -82,13 +82,14 @@ def main():
 
     # The emulating host's own scheduling noise (its vCPU threads share two
     # cores with whatever else runs) lands on both kinds of rounds alike,
-    # since they alternate, and it dominates the last percent. Plain wakers
-    # preempt hogs too (EEVDF-style), so the priority probe's lead over the
-    # plain one is within the emulator's noise here: p50 and p99 must be no
-    # worse (25 %). Among CPU hogs its lead shows in the strategy-stats-wait
-    # check. The stricter targets are benchmarks.
+    # since they alternate. Plain wakers preempt hogs too (EEVDF-style), so
+    # beside plain hogs the priority probe takes the same path as the plain
+    # one: p50 and p90 must be no worse (25 %), and p99, which is the
+    # emulator's own tail for both (1.0-4.1 ms per round either way, one
+    # boot, eight rounds each), is a figure. What only a priority strategy
+    # buys is the long-slice check below.
     if "probe-plain" in hists and "probe-prio" in hists:
-        for q in (0.5, 0.99):
+        for q in (0.5, 0.9):
             a, b = percentile(hists["probe-prio"], q), percentile(hists["probe-plain"], q)
             checks.append((a is not None and b is not None and a <= 1.25 * b, f"priority-latency-p{int(q * 100)}",
                            f"probe p{int(q * 100)} with a priority strategy {a} us vs without {b} us (need <= 1.25x)"))
@@ -129,6 +130,16 @@ def main():
         p90 = percentile(h, 0.9) if h else None
         checks.append((p90 is not None and p90 <= bound, f"{name}-wait",
                        f"50 ms waker beside a lone hog: p90 {p90} us (need <= {bound} us)"))
+
+    # A normal waker waits out a task's strategy slice (20 ms); a priority
+    # waker preempts it at once. A regression in the priority path shows here
+    # as a wait of a slice, not as emulator noise.
+    plain, prio = hists.get("long-slice-plain"), hists.get("long-slice-prio")
+    a = percentile(prio, 0.9) if prio else None
+    b = percentile(plain, 0.9) if plain else None
+    checks.append((a is not None and b is not None and 4 * a <= b, "priority-preempts-strategy-slice",
+                   f"50 ms waker beside a hog on a 20 ms strategy slice: p90 {a} us with a priority strategy, "
+                   f"{b} us without (need <= 1/4)"))
 
     # User dispatch mode: the priority probe stays on the BPF path there, so it
     # must beat the plain one. Two rounds each, not three, so p99 rests on 20
