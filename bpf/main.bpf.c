@@ -37,8 +37,10 @@
  * are sent to the agent's dispatcher thread through a ring buffer instead; it
  * returns a deadline, a slice and optionally a CPU through a user ring buffer
  * that dispatch() drains, and BPF preempts a CPU whose running task has a later
- * deadline. Priority tasks, per-CPU kthreads and the dispatcher itself keep the
- * in-kernel path, so none of them ever waits on user space. A task the
+ * deadline, unless that task is a sync waker that still runs (nor does the
+ * dispatcher preempt such a waker). Priority tasks, per-CPU kthreads and the
+ * dispatcher itself keep the in-kernel path, so none of them ever waits on
+ * user space. A task the
  * dispatcher has held for user_stall_ns is taken back and dispatched by BPF,
  * and when the dispatcher holds tasks and makes no progress for that long BPF
  * bypasses it until it is heard from again (nr_user_fallbacks), long before
@@ -231,6 +233,13 @@ struct {
 struct user_task {
 	u64 seq;
 	u64 sent_at;
+	/*
+	 * A sync wakeup: the CPU of the waker and the start of the stint it was
+	 * running (cpu_ctx.started_at), so the decision does not preempt it
+	 * while it still runs; sync_cpu -1 otherwise.
+	 */
+	u64 sync_stint;
+	s32 sync_cpu;
 };
 
 struct {
@@ -280,6 +289,12 @@ struct cpu_ctx {
 	 */
 	u64 prio_ns;
 	u64 guard_until;	/* the shared queue goes first here until then */
+	/*
+	 * started_at of a stint in which the running task, a sync waker, sent
+	 * the task it woke to the dispatcher: the dispatcher waits for it to
+	 * sleep rather than preempt it (user mode).
+	 */
+	u64 sync_sent_stint;
 	bool running_prio;	/* the CPU runs a task with a priority strategy */
 	bool running_strategy;	/* ... or one with any strategy: its slice is kept */
 	bool busy;		/* the CPU runs one of our tasks */
@@ -550,9 +565,10 @@ static bool dispatcher_stalled(u64 now)
  * subtracts what was not yet added.
  */
 static bool send_to_user(struct task_struct *p, struct task_ctx *tctx, u64 slice,
-			 bool has_strategy, u64 enq_flags)
+			 bool has_strategy, bool sync_wake, u64 enq_flags)
 {
 	struct user_task ut = {};
+	struct cpu_ctx *waker_cctx;
 	struct queued_task *q;
 	u32 pid = p->pid;
 	u64 was;
@@ -565,6 +581,16 @@ static bool send_to_user(struct task_struct *p, struct task_ctx *tctx, u64 slice
 	was = __sync_fetch_and_add(&nr_user_outstanding, 1);
 	ut.seq = __sync_add_and_fetch(&user_seq, 1);
 	ut.sent_at = bpf_ktime_get_ns();
+	ut.sync_cpu = -1;
+	if (sync_wake) {
+		ut.sync_cpu = bpf_get_smp_processor_id();
+		waker_cctx = cpu_ctx_of(ut.sync_cpu);
+		if (waker_cctx && waker_cctx->busy) {
+			ut.sync_stint = waker_cctx->started_at;
+			waker_cctx->sync_sent_stint = ut.sync_stint;
+		} else
+			ut.sync_cpu = -1;
+	}
 	if (bpf_map_update_elem(&user_tasks, &pid, &ut, BPF_NOEXIST)) {
 		__sync_fetch_and_sub(&nr_user_outstanding, 1);
 		bpf_ringbuf_discard(q, 0);
@@ -618,6 +644,16 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 }
 
 /*
+ * The CPU runs a sync waker that sent the task it woke to the dispatcher: it
+ * is about to sleep, and preempting it for the dispatcher would make message
+ * passers trade one message per context switch, as in pilot_enqueue().
+ */
+static bool sync_sender_runs(const struct cpu_ctx *cctx)
+{
+	return cctx->busy && cctx->sync_sent_stint == cctx->started_at;
+}
+
+/*
  * Give a CPU to priority task @p now: preempt the normal task on @p's own CPU,
  * or, when that CPU already runs a priority task, kick another allowed CPU
  * that runs a normal one so it picks @p from PRIO_DSQ. CPUs whose normal tasks
@@ -627,10 +663,11 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 {
 	s32 cpu = scx_bpf_task_cpu(p), i;
 	u32 nr_cpus = scx_bpf_nr_cpu_ids();
+	bool dispatcher = is_dispatcher(p);
 	struct cpu_ctx *cctx;
 
 	cctx = cpu_ctx_of(cpu);
-	if (cctx && !cctx->running_prio) {
+	if (cctx && !cctx->running_prio && !(dispatcher && sync_sender_runs(cctx))) {
 		if (cpu_starving(cctx, now))
 			return false;
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
@@ -645,7 +682,8 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 		if (i == cpu || !bpf_cpumask_test_cpu(i, p->cpus_ptr))
 			continue;
 		cctx = cpu_ctx_of(i);
-		if (cctx && !cctx->running_prio && !cpu_starving(cctx, now)) {
+		if (cctx && !cctx->running_prio && !cpu_starving(cctx, now) &&
+		    !(dispatcher && sync_sender_runs(cctx))) {
 			scx_bpf_kick_cpu(i, SCX_KICK_PREEMPT);
 			COUNT(nr_preemptions, 1);
 			break;
@@ -749,7 +787,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		slice = slice_min();
 		deadline = 0;
 	} else if (user_dispatch && !READ_ONCE(user_fallback_active)) {
-		if (send_to_user(p, tctx, slice, s, enq_flags)) {
+		if (send_to_user(p, tctx, slice, s, sync_wake, enq_flags)) {
 			refresh_nr_queued();
 			return;
 		}
@@ -804,8 +842,30 @@ void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
 	}
 }
 
+/*
+ * Whether the decision for a task woken by a sync wakeup would preempt its
+ * waker on @cpu: the waker still runs the stint in which it woke the task.
+ * The kernel-mode rule in pilot_enqueue(), checked when the decision comes.
+ */
+static bool sync_waker_runs(const struct user_task *ut, s32 cpu)
+{
+	struct cpu_ctx *cctx;
+
+	if (ut->sync_cpu != cpu)
+		return false;
+	cctx = cpu_ctx_of(cpu);
+	return cctx && cctx->busy && cctx->started_at == ut->sync_stint;
+}
+
+/* Whether the decision for @ut's task with deadline @vtime preempts @cpu. */
+static bool decision_preempts(const struct user_task *ut, s32 cpu, u64 vtime)
+{
+	return should_preempt(cpu, vtime) && !sync_waker_runs(ut, cpu);
+}
+
 /* Run @p as the dispatcher decided; preempt a later deadline where it pays. */
-static void apply_decision(struct task_struct *p, const struct dispatched_task *d)
+static void apply_decision(struct task_struct *p, const struct dispatched_task *d,
+			   const struct user_task *ut)
 {
 	u64 slice = d->slice_ns, vtime = d->vtime;
 	struct task_ctx *tctx = task_ctx_of(p);
@@ -824,7 +884,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 		if (cpu < scx_bpf_nr_cpu_ids() && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
 			ok = scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, 0);
 			if (ok)
-				scx_bpf_kick_cpu(cpu, should_preempt(cpu, vtime) ?
+				scx_bpf_kick_cpu(cpu, decision_preempts(ut, cpu, vtime) ?
 						 SCX_KICK_PREEMPT : SCX_KICK_IDLE);
 			goto out;
 		}
@@ -833,7 +893,8 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 	}
 	ok = scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, 0);
 	if (ok) {
-		if (bpf_cpumask_test_cpu(target, p->cpus_ptr) && should_preempt(target, vtime)) {
+		if (bpf_cpumask_test_cpu(target, p->cpus_ptr) &&
+		    decision_preempts(ut, target, vtime)) {
 			scx_bpf_kick_cpu(target, SCX_KICK_PREEMPT);
 			COUNT(nr_wakeup_preemptions, 1);
 		} else {
@@ -851,7 +912,7 @@ out:
 static long drain_decision(struct bpf_dynptr *dynptr, void *ctx)
 {
 	struct dispatched_task d;
-	struct user_task *ut;
+	struct user_task *ut, held;
 	struct task_struct *p;
 
 	if (bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
@@ -866,7 +927,9 @@ static long drain_decision(struct bpf_dynptr *dynptr, void *ctx)
 
 	/* Stale: withdrawn, taken back, or enqueued again since. */
 	ut = bpf_map_lookup_elem(&user_tasks, &d.pid);
-	if (!ut || ut->seq != d.seq || bpf_map_delete_elem(&user_tasks, &d.pid)) {
+	if (ut)
+		held = *ut;
+	if (!ut || held.seq != d.seq || bpf_map_delete_elem(&user_tasks, &d.pid)) {
 		COUNT(nr_cancel_dispatches, 1);
 		return 0;
 	}
@@ -876,7 +939,7 @@ static long drain_decision(struct bpf_dynptr *dynptr, void *ctx)
 		COUNT(nr_cancel_dispatches, 1);
 		return 0;
 	}
-	apply_decision(p, &d);
+	apply_decision(p, &d, &held);
 	bpf_task_release(p);
 	/* dispatch() can insert only so many tasks per call. */
 	return scx_bpf_dispatch_nr_slots() ? 0 : 1;
