@@ -204,6 +204,13 @@ macro_rules! counter_table {
                     user: "same (such tasks stay in BPF)",
                 },
                 #[serde(default)]
+                nr_preempted_resumes: u64 {
+                    kind: Counter, modes: Every, prom: "scx_pilot_preempted_resumes",
+                    help: "Normal tasks preempted by a waking task that went on, on their CPU, right after it",
+                    kernel: "normal tasks preempted by a waking task that went on, on their CPU, right after it, for the rest of their slice (instead of through the shared queue)",
+                    user: "always 0 (a preempted task goes back to the dispatcher)",
+                },
+                #[serde(default)]
                 nr_user_enqueues: u64 {
                     kind: Counter, modes: UserDispatch, prom: "scx_pilot_user_enqueues",
                     help: "Tasks sent to the user-space dispatcher (--dispatch user)",
