@@ -241,13 +241,7 @@ struct {
 struct user_task {
 	u64 seq;
 	u64 sent_at;
-	/*
-	 * A sync wakeup: the CPU of the waker and the start of the stint it was
-	 * running (cpu_ctx.started_at), so the decision does not preempt it
-	 * while it still runs; sync_cpu -1 otherwise.
-	 */
-	u64 sync_stint;
-	s32 sync_cpu;
+	s32 sync_cpu;	/* a sync wakeup: the waker's CPU; -1 otherwise */
 };
 
 struct {
@@ -593,10 +587,9 @@ static bool send_to_user(struct task_struct *p, struct task_ctx *tctx, u64 slice
 	if (sync_wake) {
 		ut.sync_cpu = bpf_get_smp_processor_id();
 		waker_cctx = cpu_ctx_of(ut.sync_cpu);
-		if (waker_cctx && waker_cctx->busy) {
-			ut.sync_stint = waker_cctx->started_at;
-			waker_cctx->sync_sent_stint = ut.sync_stint;
-		} else
+		if (waker_cctx && waker_cctx->busy)
+			waker_cctx->sync_sent_stint = waker_cctx->started_at;
+		else
 			ut.sync_cpu = -1;
 	}
 	if (bpf_map_update_elem(&user_tasks, &pid, &ut, BPF_NOEXIST)) {
@@ -873,24 +866,18 @@ void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
 }
 
 /*
- * Whether the decision for a task woken by a sync wakeup would preempt its
- * waker on @cpu: the waker still runs the stint in which it woke the task.
- * The kernel-mode rule in pilot_enqueue(), checked when the decision comes.
+ * Whether the decision for @ut's task with deadline @vtime preempts @cpu. Not
+ * when the task was woken by a sync wakeup on @cpu and a sync waker still runs
+ * there: the kernel-mode rule in pilot_enqueue(), checked when the decision
+ * comes.
  */
-static bool sync_waker_runs(const struct user_task *ut, s32 cpu)
+static bool decision_preempts(const struct user_task *ut, s32 cpu, u64 vtime)
 {
 	struct cpu_ctx *cctx;
 
-	if (ut->sync_cpu != cpu)
+	if (ut->sync_cpu == cpu && (cctx = cpu_ctx_of(cpu)) && sync_sender_runs(cctx))
 		return false;
-	cctx = cpu_ctx_of(cpu);
-	return cctx && cctx->busy && cctx->started_at == ut->sync_stint;
-}
-
-/* Whether the decision for @ut's task with deadline @vtime preempts @cpu. */
-static bool decision_preempts(const struct user_task *ut, s32 cpu, u64 vtime)
-{
-	return should_preempt(cpu, vtime) && !sync_waker_runs(ut, cpu);
+	return should_preempt(cpu, vtime);
 }
 
 /* Run @p as the dispatcher decided; preempt a later deadline where it pays. */

@@ -96,10 +96,7 @@ user_ops2=$(bogo_ops 5)
 echo "RESULT user_bogo_ops_2=${user_ops2:-0}"
 # Sync wakers are not preempted by the decision for the task they woke, nor by
 # the dispatcher that makes it (before: 2.7-8x EEVDF's time; now 1.1-1.5x).
-user_hb=$(hackbench_s)
-echo "RESULT user_hackbench_s=${user_hb:-0}"
-awk -v a="${user_hb:-0}" -v b="${eevdf_hb:-0}" 'BEGIN { exit !(a > 0 && b > 0 && a <= 3 * b) }'
-check user-hackbench-vs-eevdf $? "hackbench ${user_hb:-?} s vs EEVDF ${eevdf_hb:-?} s before attach (need <= 3x)"
+check_hackbench user user-hackbench-vs-eevdf
 stop_agent TERM
 check user-sigterm $rc "exit code $rc after SIGTERM"
 wait_state disabled 50
