@@ -31,6 +31,11 @@ enum pilot_consts {
 	PRIO_DSQ		= 0,
 	/* Dispatch queue of every other task, ordered by weighted virtual time. */
 	SHARED_DSQ		= 1,
+	/*
+	 * RESUME_DSQ + cpu: the normal tasks a wakeup preempted on that CPU,
+	 * which go on there before other normal tasks but after priority ones.
+	 */
+	RESUME_DSQ		= 2,
 
 	STRATEGY_F_PRIORITY	= 1 << 0,
 

@@ -18,7 +18,8 @@
  * ping-ponging), unless that task is its waker and said it is about to sleep
  * (a sync wakeup: pipes, sockets), which keeps message passing batched; the
  * task it preempts goes on right after it, on its CPU, for the rest of its
- * slice, rather than through the shared queue (kernel mode). A
+ * slice (after any priority task), rather than through the shared queue
+ * (kernel mode). A
  * task preempted inside an RCU read-side critical section is queued first
  * among normal tasks (at most once per starvation_ns / 4), as the kernel's
  * RCU priority boosting would, so no weight stalls RCU. Slices
@@ -517,16 +518,29 @@ static void kick_idle_cpu(const struct task_struct *p)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
 }
 
+/* CPUs beyond MAX_CPUS have no resume queue: their preempted tasks share. */
+static bool has_resume_dsq(s32 cpu)
+{
+	return cpu >= 0 && cpu < MAX_CPUS;
+}
+
+/* Normal tasks wait that may run on @cpu (in its resume queue or the shared one). */
+static bool normal_waiting(s32 cpu)
+{
+	return (has_resume_dsq(cpu) && scx_bpf_dsq_nr_queued(RESUME_DSQ + cpu) > 0) ||
+	       scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0;
+}
+
 /*
- * Priority tasks have used this CPU for starvation_ns since a normal task
- * last started here, or the CPU is still in the window in which it serves
- * normal tasks first.
+ * Priority tasks have used @cpu for starvation_ns since a normal task last
+ * started there, or it is still in the window in which it serves normal
+ * tasks first.
  */
-static bool cpu_starving(const struct cpu_ctx *cctx, u64 now)
+static bool cpu_starving(const struct cpu_ctx *cctx, s32 cpu, u64 now)
 {
 	u64 prio_ns;
 
-	if (!cctx || !scx_bpf_dsq_nr_queued(SHARED_DSQ))
+	if (!cctx || !normal_waiting(cpu))
 		return false;
 	if (time_before(now, cctx->guard_until))
 		return true;
@@ -669,7 +683,7 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 
 	cctx = cpu_ctx_of(cpu);
 	if (cctx && !cctx->running_prio && !(dispatcher && sync_sender_runs(cctx))) {
-		if (cpu_starving(cctx, now))
+		if (cpu_starving(cctx, cpu, now))
 			return false;
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
 						enq_flags | SCX_ENQ_PREEMPT));
@@ -683,7 +697,7 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 		if (i == cpu || !bpf_cpumask_test_cpu(i, p->cpus_ptr))
 			continue;
 		cctx = cpu_ctx_of(i);
-		if (cctx && !cctx->running_prio && !cpu_starving(cctx, now) &&
+		if (cctx && !cctx->running_prio && !cpu_starving(cctx, i, now) &&
 		    !(dispatcher && sync_sender_runs(cctx))) {
 			scx_bpf_kick_cpu(i, SCX_KICK_PREEMPT);
 			COUNT(nr_preemptions, 1);
@@ -790,15 +804,18 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	 * another task would take the CPU, and every preemption would become a
 	 * switch between processes (hogs beside a 1 ms waker: 0.75x EEVDF's
 	 * throughput), which is not what a waker that runs briefly should cost.
-	 * The shared queue waits at most that rest. A CPU kicked for a task in a
+	 * The shared queue waits at most that rest. Not in the local queue: a
+	 * priority task that wakes while the preemptor runs would wait behind
+	 * it, since dispatch() runs only when the local queue is empty (a 20 ms
+	 * strategy slice became a 20 ms wait). A CPU kicked for a task in a
 	 * shared queue (its local queue is empty) takes that task instead.
 	 */
 	cpu = scx_bpf_task_cpu(p);
-	if (left && !(enq_flags & SCX_ENQ_WAKEUP) && bpf_cpumask_test_cpu(cpu, p->cpus_ptr) &&
-	    scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL)) {
+	if (left && !(enq_flags & SCX_ENQ_WAKEUP) && has_resume_dsq(cpu) &&
+	    bpf_cpumask_test_cpu(cpu, p->cpus_ptr) && scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL)) {
 		if (tctx)
 			tctx->slice_ns = left;
-		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, left, enq_flags));
+		count_insert(scx_bpf_dsq_insert(p, RESUME_DSQ + cpu, left, enq_flags));
 		COUNT(nr_preempted_resumes, 1);
 		return;
 	}
@@ -1016,12 +1033,17 @@ static void user_dispatch_work(u64 now)
 		WRITE_ONCE(user_aged_pending, 1);
 }
 
-static bool serve_shared(void)
+static bool serve_dsq(u64 dsq_id)
 {
-	if (!scx_bpf_dsq_move_to_local(SHARED_DSQ, 0))
+	if (!scx_bpf_dsq_move_to_local(dsq_id, 0))
 		return false;
 	COUNT(nr_kernel_dispatches, 1);
 	return true;
+}
+
+static bool serve_resumed(s32 cpu)
+{
+	return has_resume_dsq(cpu) && serve_dsq(RESUME_DSQ + cpu);
 }
 
 /*
@@ -1120,22 +1142,27 @@ static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u
 {
 	bool in_window;
 
-	if (!scx_bpf_dsq_nr_queued(SHARED_DSQ)) {
+	if (!normal_waiting(cpu)) {
 		cctx->prio_ns = 0;
 		return false;
 	}
-	if (!cpu_starving(cctx, now))
+	if (!cpu_starving(cctx, cpu, now))
 		return false;
 	in_window = time_before(now, cctx->guard_until);
-	/* A normal task whose slice ended serves the guard as well as a waiter. */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && !is_prio_task(prev) &&
-	    prev_goes_first(prev, cpu, now)) {
-		refresh_prev(prev, cpu, now);
-	} else if (!serve_shared()) {
-		/* Nothing waiting can run here. */
-		cctx->prio_ns = 0;
-		cctx->guard_until = 0;
-		return false;
+	/*
+	 * A task preempted here first; a normal task whose slice ended serves
+	 * the guard as well as a waiter.
+	 */
+	if (!serve_resumed(cpu)) {
+		if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && !is_prio_task(prev) &&
+		    prev_goes_first(prev, cpu, now)) {
+			refresh_prev(prev, cpu, now);
+		} else if (!serve_dsq(SHARED_DSQ)) {
+			/* Nothing waiting can run here. */
+			cctx->prio_ns = 0;
+			cctx->guard_until = 0;
+			return false;
+		}
 	}
 	if (!in_window) {
 		cctx->guard_until = now + starvation_ns / 4;
@@ -1165,15 +1192,13 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 		refresh_prev(prev, cpu, now);
 		goto out;
 	}
-	if (scx_bpf_dsq_move_to_local(PRIO_DSQ, 0)) {
-		COUNT(nr_kernel_dispatches, 1);
+	if (serve_dsq(PRIO_DSQ) || serve_resumed(cpu))
 		goto out;
-	}
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && prev_goes_first(prev, cpu, now)) {
 		refresh_prev(prev, cpu, now);
 		goto out;
 	}
-	if (serve_shared())
+	if (serve_dsq(SHARED_DSQ))
 		goto out;
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED))
 		refresh_prev(prev, cpu, now);
@@ -1400,16 +1425,26 @@ static int stall_check(void *map, int *key, struct bpf_timer *timer)
 
 s32 BPF_STRUCT_OPS_SLEEPABLE(pilot_init)
 {
+	u32 nr_cpus = scx_bpf_nr_cpu_ids(), zero = 0;
 	struct stall_timer *t;
-	u32 zero = 0;
-	s32 ret;
+	s32 ret, i;
+
+	if (nr_cpus > MAX_CPUS)
+		nr_cpus = MAX_CPUS;
 
 	ret = scx_bpf_create_dsq(PRIO_DSQ, -1);
 	if (ret)
 		return ret;
 	ret = scx_bpf_create_dsq(SHARED_DSQ, -1);
-	if (ret || !user_dispatch)
+	if (ret)
 		return ret;
+	bpf_for(i, 0, nr_cpus) {
+		ret = scx_bpf_create_dsq(RESUME_DSQ + i, -1);
+		if (ret)
+			return ret;
+	}
+	if (!user_dispatch)
+		return 0;
 
 	t = bpf_map_lookup_elem(&stall_timers, &zero);
 	if (!t)

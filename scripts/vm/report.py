@@ -71,14 +71,15 @@ def main():
             figures[f"{name}_p{int(q * 100)}_us"] = percentile(h, q)
         figures[f"{name}_samples"] = sum(h["buckets"].values()) + h["overflows"]
 
-    def prio_vs_plain(prefix, q, factor, need):
-        """Check that the priority probe's percentile q is below factor x the plain one's."""
+    def prio_vs_plain(prefix, q, factor):
+        """Check that the priority probe's percentile q is at most factor x the plain one's."""
         plain, prio = hists[f"{prefix}probe-plain"], hists[f"{prefix}probe-prio"]
         a, b = percentile(prio, q), percentile(plain, q)
-        ok = a is not None and b is not None and (a * factor <= b if factor > 1 else a < b)
+        ok = a is not None and b is not None and a <= factor * b
         mode = "user mode: " if prefix else ""
         checks.append((ok, f"{prefix}priority-latency-p{int(q * 100)}",
-                       f"{mode}probe p{int(q * 100)} with a priority strategy {a} us vs without {b} us (need {need})"))
+                       f"{mode}probe p{int(q * 100)} with a priority strategy {a} us vs without {b} us "
+                       f"(need <= {factor}x)"))
 
     # The emulating host's own scheduling noise (its vCPU threads share two
     # cores with whatever else runs) lands on both kinds of rounds alike,
@@ -90,9 +91,7 @@ def main():
     # buys is the long-slice check below.
     if "probe-plain" in hists and "probe-prio" in hists:
         for q in (0.5, 0.9):
-            a, b = percentile(hists["probe-prio"], q), percentile(hists["probe-plain"], q)
-            checks.append((a is not None and b is not None and a <= 1.25 * b, f"priority-latency-p{int(q * 100)}",
-                           f"probe p{int(q * 100)} with a priority strategy {a} us vs without {b} us (need <= 1.25x)"))
+            prio_vs_plain("", q, 1.25)
         for name in ("probe-plain", "probe-prio"):
             n = figures[f"{name}_samples"]
             checks.append((n >= 2000, f"{name}-samples", f"{n} wakeups measured"))
@@ -133,13 +132,17 @@ def main():
 
     # A normal waker waits out a task's strategy slice (20 ms); a priority
     # waker preempts it at once. A regression in the priority path shows here
-    # as a wait of a slice, not as emulator noise.
+    # as a wait of a slice, not as emulator noise (its tail: 1-4 ms): so the
+    # p99 as well, which caught priority wakeups that, about one in ten,
+    # waited behind a resumed hog for the rest of its slice.
     plain, prio = hists.get("long-slice-plain"), hists.get("long-slice-prio")
     a = percentile(prio, 0.9) if prio else None
     b = percentile(plain, 0.9) if plain else None
-    checks.append((a is not None and b is not None and 4 * a <= b, "priority-preempts-strategy-slice",
+    a99 = percentile(prio, 0.99) if prio else None
+    checks.append((a is not None and b is not None and 4 * a <= b and a99 <= 10000,
+                   "priority-preempts-strategy-slice",
                    f"50 ms waker beside a hog on a 20 ms strategy slice: p90 {a} us with a priority strategy, "
-                   f"{b} us without (need <= 1/4)"))
+                   f"{b} us without (need <= 1/4); p99 {a99} us with it (need <= 10000 us, half the slice)"))
 
     # User dispatch mode: the priority probe stays on the BPF path there, so it
     # must beat the plain one. Two rounds each, not three, so p99 rests on 20
@@ -147,8 +150,8 @@ def main():
     # (30 ms): p50 and p90 are the checks. How the plain probe's wakeups
     # compare with kernel mode is a figure (target: within 2x), not a check.
     if "user-probe-plain" in hists and "user-probe-prio" in hists:
-        prio_vs_plain("user-", 0.5, 1, "lower")
-        prio_vs_plain("user-", 0.9, 1, "lower")
+        for q in (0.5, 0.9):
+            prio_vs_plain("user-", q, 1.0)
         for q in ("p50", "p90", "p99"):
             u, k = figures[f"user-probe-plain_{q}_us"], figures.get(f"probe-plain_{q}_us")
             if u is not None and k and u != float("inf") and k != float("inf"):
