@@ -76,7 +76,7 @@ char _license[] SEC("license") = "GPL";
 UEI_DEFINE(uei);
 
 /* Set by the agent before load. */
-const volatile u64 slice_ns = 5000000ULL;
+const volatile u64 slice_ns = 2000000ULL;
 const volatile u64 starvation_ns = 100000000ULL;
 /* Send normal tasks to the agent's dispatcher thread (--dispatch user). */
 const volatile bool user_dispatch = false;

@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn duration_flags_take_units_and_bare_numbers_keep_their_unit() {
         let o = opts(&[]);
-        assert_eq!((o.slice_us, o.sample_interval_ms), (5000, 1000));
+        assert_eq!((o.slice_us, o.sample_interval_ms), (2000, 1000));
         assert_eq!(o.jwt_token_hours, 24);
         let o = opts(&[
             "--slice-us=20ms",

@@ -114,8 +114,8 @@ wait $prio_pids $victim $load 2>/dev/null
 post_strategies '{"strategies":[]}' >/dev/null
 
 # --- slices as configured: a task waking every 50 ms beside a lone hog on the
-# same vCPU waits about one slice of the hog at most (5 ms rounded up to 4 ms
-# ticks: 10 ms), and after a 1 ms strategy for the hog at most 6 ms; the
+# same vCPU waits about one slice of the hog at most (2 ms, ended at the next
+# 4 ms tick; bound 10 ms), and after a 1 ms strategy for the hog at most 6 ms; the
 # strategy reaches the running hog, which never enqueues again, within a slice.
 taskset -c 1 sh -c 'while :; do :; done' &
 lone=$!

@@ -121,7 +121,7 @@ def main():
         checks.append((False, "plain-latency-vs-eevdf", "probe-plain or probe-eevdf histogram missing"))
 
     # Slices as configured: a 50 ms waker beside a lone hog on its vCPU waits
-    # for no stretched 20 ms slice (5 ms rounded up to 4 ms ticks: 10 ms), and
+    # for no stretched 20 ms slice (2 ms, ended at the next 4 ms tick; bound 10 ms), and
     # beside a hog with a 1 ms strategy at most 6 ms: once the strategy's slice
     # is used up the waker preempts it without waiting for the tick.
     for name, bound in (("slice-default", 10000), ("slice-strategy", 6000)):
