@@ -18,6 +18,9 @@
 # schedulers, PEER_VERSION (default 1.1.4), VM_* of boot.sh.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+PROG=bench-sched.sh
+# shellcheck source=vm/common.sh
+source "$root/scripts/vm/common.sh"
 BIN=${BIN:-$root/target/release/scx_pilot}
 PEER_VERSION=${PEER_VERSION:-1.1.4}
 cache=${SCX_PILOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scx_pilot}
@@ -63,12 +66,21 @@ for ((i = 1; i <= BOOTS; i++)); do
 	echo "bench-sched.sh: boot $i of $BOOTS (host load $load1 $load5 $load15)" >&2
 	log=$work/guest-$i.log
 	out=$results/sched-$stamp-boot$i
-	if ! VM_LOG=$log VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ${VM_APPEND:-}" \
-		VM_TIMEOUT=${VM_TIMEOUT:-1800} "$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null; then
+	# A boot the emulator's int3 race kills is booted again (up to three
+	# times): without that, a run of three boots lost one about half the time.
+	attempt=1
+	until : >"$log" && VM_LOG=$log VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ${VM_APPEND:-}" \
+		VM_TIMEOUT=${VM_TIMEOUT:-1800} "$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null; do
+		rc=$?
+		if ((attempt < 3)) && int3_race "$rc" "$log"; then
+			echo "bench-sched.sh: boot $i hit the emulator's text-patching race (Oops: int3); booting again" >&2
+			((++attempt))
+			continue
+		fi
 		echo "bench-sched.sh: boot $i failed (its log: $out.log); the summary leaves it out" >&2
 		cp "$log" "$out.log" 2>/dev/null || true
-		continue
-	fi
+		continue 2
+	done
 	python3 "$root/scripts/bench/sched_report.py" "$log" "$out" --kernel "$kernel" --boot "$i" \
 		--host-load "$load1 $load5 $load15" --high-load "$high_load" >/dev/null
 	cp "$log" "$out.log"

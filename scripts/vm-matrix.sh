@@ -16,6 +16,9 @@
 # vm-test.log and, when it passed, report.json) in target/vm-matrix/<release>/. Exit status: 0 when every kernel passed.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+PROG=vm-matrix.sh
+# shellcheck source=vm/common.sh
+source "$root/scripts/vm/common.sh"
 say() { echo "vm-matrix.sh: $*" >&2; }
 quick=0
 [[ ${1:-} == --quick ]] && quick=1 && shift
@@ -37,7 +40,7 @@ quick_check() {
 		KERNEL_DIR=$1 VM_LOG=$2 VM_APPEND="AGENT=$BIN ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-600} \
 			"$root/scripts/vm/boot.sh" "$work/attach.cpio.gz" >/dev/null || rc=$?
 		# The emulator's text-patching race (see scripts/vm/README.md): once more, and say so.
-		if ((rc == 125 && attempt == 1)) && grep -qa 'Oops: int3' "$2"; then
+		if ((attempt == 1)) && int3_race "$rc" "$2"; then
 			say "the guest hit the emulator's text-patching race (Oops: int3); booting again"
 			continue
 		fi

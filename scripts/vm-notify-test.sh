@@ -7,6 +7,9 @@
 # target/release/examples/notify_listen), VM_LOG, and boot.sh's VM_* variables.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+PROG=vm-notify-test.sh
+# shellcheck source=vm/common.sh
+source "$root/scripts/vm/common.sh"
 BIN=${BIN:-$root/target/release/scx_pilot}
 LISTENER=${LISTENER:-$root/target/release/examples/notify_listen}
 [[ -x $BIN ]] || { echo "vm-notify-test.sh: $BIN not built (run: cargo build --release)" >&2; exit 1; }
@@ -31,7 +34,7 @@ for attempt in 1 2; do
 	VM_ACCEL=${VM_ACCEL:-tcg,thread=single} VM_TIMEOUT=${VM_TIMEOUT:-300} \
 		"$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null
 	rc=$?
-	if ((rc == 125)) && grep -qa 'Oops: int3' "$VM_LOG" && ((attempt == 1)); then
+	if ((attempt == 1)) && int3_race "$rc" "$VM_LOG"; then
 		echo "vm-notify-test.sh: emulator text-patching race (Oops: int3); once more" >&2
 		continue
 	fi

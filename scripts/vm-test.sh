@@ -9,6 +9,9 @@
 # the VM_* variables of scripts/vm/boot.sh.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+PROG=vm-test.sh
+# shellcheck source=vm/common.sh
+source "$root/scripts/vm/common.sh"
 BIN=${BIN:-$root/target/release/scx_pilot}
 [[ -x $BIN ]] || { echo "vm-test.sh: $BIN not built (run: cargo build --release)" >&2; exit 1; }
 KUBE_STUB=${KUBE_STUB:-$(dirname -- "$BIN")/examples/kube_stub}
@@ -39,7 +42,7 @@ for ((attempt = 1; attempt <= attempts; attempt++)); do
 	# to VM_ATTEMPTS runs in all; it hit about one run in three on a loaded
 	# 2-core host, and three in a row once on a quiet one, about 5 min into
 	# each), and say so. Any other crash fails at once.
-	if ((boot_rc == 125)) && grep -qa 'Oops: int3' "$VM_LOG" && ((attempt < attempts)); then
+	if int3_race "$boot_rc" "$VM_LOG" && ((attempt < attempts)); then
 		echo "vm-test.sh: the guest hit the emulator's text-patching race (Oops: int3); running the VM test again" >&2
 		continue
 	fi

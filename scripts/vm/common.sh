@@ -16,6 +16,12 @@ die() {
 	exit 1
 }
 
+# int3_race BOOT_RC LOG: the guest died of multi-threaded TCG's text-patching
+# race (attach and detach flip static keys; boot.sh exits 125 and the kernel
+# says "Oops: int3"): the emulator's fault, not the tested code's, so callers
+# boot again.
+int3_race() { (($1 == 125)) && grep -qa 'Oops: int3' "$2"; }
+
 # resolve_kernel_dir: echo KERNEL_DIR if set (and valid), else run kernel.sh.
 resolve_kernel_dir() {
 	local dir=${KERNEL_DIR:-}
