@@ -16,7 +16,7 @@ else
 AS_ROOT :=
 endif
 
-.PHONY: all build install deps run test test-host test-vm bench bench-sched bench-api clean fmt lint image
+.PHONY: all build install deps run test test-host test-vm bench bench-sched bench-bpf bench-api clean fmt lint image
 
 all: build
 
@@ -71,6 +71,12 @@ bench:
 bench-sched: build
 	@scripts/deps.sh bench
 	$(AS_ROOT) scripts/bench-sched.sh
+
+# What each BPF program costs per call in the sched_ext VM (one boot, ~2 min);
+# results in bench/results/bpf-cost-*.md.
+bench-bpf: build
+	@scripts/deps.sh bench
+	$(AS_ROOT) scripts/bench-bpf-cost.sh
 
 bench-api: build
 	@scripts/deps.sh bench

@@ -20,7 +20,7 @@ case "$set_name" in
   build) ;;
   test) want+=("${host_tests[@]}") ;;
   vm) want+=("${host_tests[@]}" "${vm_tests[@]}") ;;
-  bench) want+=(qemu-system-x86 busybox-static cpio stress-ng rt-tests jq curl ca-certificates wrk libseccomp-dev) ;;
+  bench) want+=(qemu-system-x86 busybox-static cpio stress-ng rt-tests jq curl ca-certificates wrk libseccomp-dev bpftool) ;;
   *) echo "deps.sh: unknown set '$set_name' (build, test, vm, bench)" >&2; exit 2 ;;
 esac
 tests=false

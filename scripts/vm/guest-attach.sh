@@ -11,15 +11,9 @@ AGENT=${AGENT:?AGENT must name the scx_pilot binary}
 export HOME=/tmp # jq 1.6 crashes when HOME is unset
 API=http://127.0.0.1:8080
 TOKEN_FILE=/var/lib/scx_pilot/token
-fails=0
+# shellcheck source=scripts/vm/guest-lib.sh
+. /guest-lib.sh
 
-check() { # NAME STATUS(0=ok) DETAIL
-	if [ "$2" -eq 0 ]; then echo "CHECK ok $1: $3"; else
-		echo "CHECK FAIL $1: $3"
-		fails=$((fails + 1))
-	fi
-}
-state() { cat /sys/kernel/sched_ext/state 2>/dev/null || echo missing; }
 wait_for() { # TENTHS COMMAND...: poll until COMMAND succeeds
 	n=$1
 	shift

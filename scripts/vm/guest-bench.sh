@@ -17,16 +17,9 @@ API=http://127.0.0.1:8080
 cpus=$(nproc)
 hogs_n=$((cpus * 3))
 sched_pid=""
+# shellcheck source=scripts/vm/guest-lib.sh
+. /guest-lib.sh
 
-state() { cat /sys/kernel/sched_ext/state; }
-wait_state() {
-	n=0
-	while [ "$(state)" != "$1" ] && [ $n -lt 200 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	[ "$(state)" = "$1" ]
-}
 start_sched() { # BINARY ARGS...
 	"$@" >/tmp/sched.log 2>&1 &
 	sched_pid=$!
@@ -50,16 +43,9 @@ post_strategy() { # PID
 		"$API/api/v1/scheduling/strategies" >/dev/null
 }
 
-# The latency probe: cyclictest waking every 1 ms for DURATION seconds,
-# histogram in 1 us buckets up to 30 ms (the floor and every contender).
-probe_cmd="sleep 1; exec cyclictest -t1 -i 1000 -D $DURATION -q -m -h 30000"
-print_hist() { # NAME
-	echo "HIST-BEGIN $1"
-	grep -v '^#' /tmp/probe.out | grep -v ' 000000$'
-	grep '^# Histogram Overflows' /tmp/probe.out
-	grep '^# Max Latencies' /tmp/probe.out
-	echo "HIST-END $1"
-}
+# The latency probe: cyclictest waking every 1 ms for DURATION seconds (the
+# floor and every contender).
+probe_cmd="sleep 1; exec cyclictest -t1 -i 1000 -D $DURATION $HIST_OPTS"
 
 # CPU hogs for the probe's duration (stress-ng matrixprod, counting bogo ops),
 # then the probe. PREFIX runs the probe (e.g. nice -n -20); STRATEGY=1 posts a
@@ -77,12 +63,12 @@ run_latency() { # NAME STRATEGY PREFIX...
 	[ "$strategy" = 1 ] && post_strategy "$probe"
 	wait "$probe"
 	wait "$hogs"
-	ops=$(awk '{ for (i = 1; i < NF; i++) if ($i == "cpu" && $(i + 1) ~ /^[0-9]+$/) { print $(i + 1); exit } }' /tmp/hogs.out)
+	ops=$(bogo_ops_of </tmp/hogs.out)
 	echo "BENCH $name hog_bogo_ops=${ops:-0}"
-	print_hist "$name"
+	print_hist "$name" /tmp/probe.out
 	# hackbench: many short-lived chatty tasks; lower time is better. The
 	# median of three runs: one run swings 1.5-3.3 s under EEVDF in one boot.
-	hb=$(for _ in 1 2 3; do hackbench -g 4 -l 100 2>&1 | awk '/^Time:/ { print $2 }'; done |
+	hb=$(for _ in 1 2 3; do hackbench_s; done |
 		sort -n | sed -n 2p)
 	echo "BENCH $name hackbench_s=${hb:-0}"
 }
@@ -90,7 +76,7 @@ run_latency() { # NAME STRATEGY PREFIX...
 echo "bench: kernel $(uname -r), $cpus vCPUs, $hogs_n hogs, probe ${DURATION}s"
 # The floor: no hogs, nothing else running, EEVDF.
 sh -c "$probe_cmd" >/tmp/probe.out 2>&1
-print_hist floor
+print_hist floor /tmp/probe.out
 run_latency eevdf 0
 run_latency eevdf-nice-20 0 nice -n -20
 

@@ -10,16 +10,8 @@
 set -u
 UNIT=/etc/systemd/system/scx_pilot.service
 SOCK=/run/scx_pilot-notify.sock
-fails=0
-check() { # NAME STATUS(0=ok) DETAIL
-	if [ "$2" -eq 0 ]; then
-		echo "CHECK ok $1: $3"
-	else
-		echo "CHECK FAIL $1: $3"
-		fails=$((fails + 1))
-	fi
-}
-state() { cat /sys/kernel/sched_ext/state 2>/dev/null || echo missing; }
+# shellcheck source=scripts/vm/guest-lib.sh
+. /guest-lib.sh
 echo "guest: kernel $(uname -r), sched_ext $(state)"
 
 # What systemd would do: the condition, StateDirectory=, EnvironmentFile=.

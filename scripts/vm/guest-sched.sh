@@ -9,27 +9,11 @@ AGENT=${AGENT:?AGENT must name the scx_pilot binary}
 # jq 1.6 crashes when HOME is unset, as it is in the initramfs.
 export HOME=/tmp
 API=http://127.0.0.1:8080
-fails=0
 agent_pid=""
+# shellcheck source=scripts/vm/guest-lib.sh
+. /guest-lib.sh
 
 say() { echo "guest: $*"; }
-check() { # NAME STATUS(0=ok) DETAIL
-	if [ "$2" -eq 0 ]; then
-		echo "CHECK ok $1: $3"
-	else
-		echo "CHECK FAIL $1: $3"
-		fails=$((fails + 1))
-	fi
-}
-state() { cat /sys/kernel/sched_ext/state 2>/dev/null || echo missing; }
-wait_state() { # WANT TENTHS
-	n=0
-	while [ "$(state)" != "$1" ] && [ $n -lt "$2" ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	[ "$(state)" = "$1" ]
-}
 # curl, not busybox wget: busybox 1.35's wget crashes on some actix responses.
 api() { curl -sf -m 5 "$API$1"; }
 metric() { api /api/v1/metrics | jq -r ".metrics.$1"; }
@@ -66,19 +50,13 @@ stop_agent() { # SIGNAL; sets rc to the agent's exit code
 # avg timeslice of PID in ns over the last window: run_ns / timeslices from schedstat
 schedstat() { cat "/proc/$1/schedstat" 2>/dev/null || echo "0 0 0"; }
 bogo_ops() { # SECONDS -> bogo ops of 2 matrixprod workers
-	stress-ng --cpu 2 --cpu-method matrixprod -t "$1" --metrics-brief 2>&1 |
-		awk '{ for (i = 1; i < NF; i++) if ($i == "cpu" && $(i + 1) ~ /^[0-9]+$/) { print $(i + 1); exit } }'
-}
-print_hist() { # NAME FILE: a cyclictest -h output, as report.py reads it
-	echo "HIST-BEGIN $1"
-	grep -v '^#' "$2" | grep -v ' 000000$'
-	grep '^# Histogram Overflows' "$2"
-	echo "HIST-END $1"
+	stress-ng --cpu 2 --cpu-method matrixprod -t "$1" --metrics-brief 2>&1 | bogo_ops_of
 }
 hist() { # NAME cyclictest-args...: run cyclictest, print its histogram
 	name=$1
 	shift
-	cyclictest "$@" -q -m -h 30000 >"/tmp/hist-$name" 2>&1
+	# shellcheck disable=SC2086 # HIST_OPTS is a list of options
+	cyclictest "$@" $HIST_OPTS >"/tmp/hist-$name" 2>&1
 	print_hist "$name" "/tmp/hist-$name"
 }
 # NAME STRATEGIES cyclictest-args...: like hist, with a priority strategy for
@@ -87,7 +65,8 @@ hist() { # NAME cyclictest-args...: run cyclictest, print its histogram
 hist_prio() {
 	name=$1 others=$2
 	shift 2
-	sh -c 'sleep 1; exec cyclictest "$@" -q -m -h 30000' cyclictest "$@" >"/tmp/hist-$name" 2>&1 &
+	# shellcheck disable=SC2086 # HIST_OPTS is a list of options
+	sh -c 'sleep 1; exec cyclictest "$@"' cyclictest "$@" $HIST_OPTS >"/tmp/hist-$name" 2>&1 &
 	waker=$!
 	post_strategies "{\"strategies\":[${others:+$others,}{\"priority\":true,\"execution_time\":5000000,\"pid\":$waker}]}" >/dev/null
 	wait "$waker"
@@ -100,8 +79,7 @@ cpus=$(nproc)
 # --- throughput under the default scheduler, for the overhead figure
 eevdf_ops=$(bogo_ops 5)
 echo "RESULT eevdf_bogo_ops=${eevdf_ops:-0}"
-# Message passing (hackbench: 160 tasks trading on sockets), for the guard below.
-hackbench_s() { hackbench -g 4 -l 100 2>&1 | awk '/^Time:/ { print $2 }'; }
+# Message passing (hackbench_s), for the guard below.
 # check_hackbench PREFIX CHECK: hackbench now (RESULT PREFIX_hackbench_s), at
 # most 3x EEVDF's before attach (TCG swings these runs by half).
 check_hackbench() {
@@ -226,7 +204,7 @@ check usersched-pid $? "usersched_pid=$upid, agent pid=$agent_pid"
 # `exec` keeps the pid, so a strategy posted during the sleep is in place
 # before cyclictest starts.
 probe_round() { # NAME PRIO(true|false)
-	sh -c 'sleep 1; exec cyclictest -t1 -i 1000 -l 1000 -q -m -h 30000' >/tmp/hist-raw 2>&1 &
+	sh -c "sleep 1; exec cyclictest -t1 -i 1000 -l 1000 $HIST_OPTS" >/tmp/hist-raw 2>&1 &
 	probe=$!
 	# Into the pod before the POST, whose fresh /proc scan must find it there.
 	echo "$probe" >"$pod_cg/cgroup.procs"

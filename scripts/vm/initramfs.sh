@@ -5,6 +5,7 @@
 # Usage: initramfs.sh OUT.cpio.gz GUEST_SCRIPT [FILE...]
 #   GUEST_SCRIPT  copied to /guest-test.sh and run as `/bin/sh /guest-test.sh "$@"`, where
 #                 "$@" are the kernel command-line words after `--` (see boot.sh VM_APPEND).
+#                 It may source /guest-lib.sh (scripts/vm/guest-lib.sh, in every image).
 #   FILE          a host file or directory to include at the same path in the guest, or
 #                 SRC:DEST to put it at DEST. Dynamic ELF files (also inside directories)
 #                 get their `ldd` libraries and the dynamic loader added.
@@ -156,6 +157,7 @@ printf 'vm\n' >"$STAGE/etc/hostname"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$STAGE/etc/nsswitch.conf"
 
 install -m 0755 -- "$GUEST" "$STAGE/guest-test.sh"
+install -m 0644 -- "$(dirname -- "${BASH_SOURCE[0]}")/guest-lib.sh" "$STAGE/guest-lib.sh"
 
 cat >"$STAGE/init" <<'INIT'
 #!/bin/sh

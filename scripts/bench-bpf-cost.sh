@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# BPF cost benchmark (`make bench-bpf`): boots the sched_ext VM once and
+# measures what each of scx_pilot's BPF programs costs per call among CPU hogs
+# with a 1 ms periodic probe (scripts/vm/guest-bpf-cost.sh): kernel mode with a
+# priority strategy for the probe, kernel mode without, --dispatch user. Under
+# the emulator every call costs far more than on hardware, and the programs on
+# a wakeup's path add up to a visible share of its latency: this is the figure
+# to watch when the hot paths change. Writes bench/results/bpf-cost-<stamp>.md
+# (and bpf-cost-latest.md): per case and program the calls, the mean ns per
+# call and the milliseconds in all, plus the probe's wakeups and p50/p99.
+# Environment: BIN (default target/release/scx_pilot), DURATION (seconds per
+# case, default 6), VM_* of boot.sh. Needs bpftool on the host (scripts/deps.sh
+# bench installs it); it is copied into the guest.
+set -euo pipefail
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
+PROG=bench-bpf-cost.sh
+# shellcheck source=vm/common.sh
+source "$root/scripts/vm/common.sh"
+BIN=${BIN:-$root/target/release/scx_pilot}
+[[ -x $BIN ]] || { echo "$PROG: $BIN not built (run: make build)" >&2; exit 1; }
+bpftool=$(command -v bpftool || echo /usr/sbin/bpftool)
+[[ -x $bpftool ]] || { echo "$PROG: bpftool not found (run: scripts/deps.sh bench)" >&2; exit 1; }
+
+export KERNEL_DIR=${KERNEL_DIR:-$("$root/scripts/vm/kernel.sh")}
+work=$(mktemp -d /tmp/scx_pilot-bpf-cost.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+"$root/scripts/vm/initramfs.sh" "$work/initramfs.cpio.gz" "$root/scripts/vm/guest-bpf-cost.sh" \
+	"$BIN" /usr/bin/curl /usr/bin/jq "$bpftool:/usr/sbin/bpftool" >&2
+log=$work/guest.log
+attempt=1
+until : >"$log" && VM_LOG=$log VM_APPEND="AGENT=$BIN DURATION=${DURATION:-6} ${VM_APPEND:-}" \
+	VM_TIMEOUT=${VM_TIMEOUT:-900} "$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null; do
+	rc=$?
+	if ((attempt < 3)) && int3_race "$rc" "$log"; then
+		echo "$PROG: the boot hit the emulator's text-patching race (Oops: int3); booting again" >&2
+		((++attempt))
+		continue
+	fi
+	echo "$PROG: the boot failed (rc $rc); its log follows" >&2
+	tail -n 40 "$log" >&2
+	exit 1
+done
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=$root/bench/results/bpf-cost-$stamp.md
+mkdir -p "$root/bench/results"
+python3 "$root/scripts/bench/bpf_cost_report.py" "$log" "$(<"$KERNEL_DIR/version")" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$out"
+cp "$out" "$root/bench/results/bpf-cost-latest.md"
+cat "$out"
+echo "$PROG: wrote $out" >&2

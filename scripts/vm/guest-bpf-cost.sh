@@ -1,0 +1,60 @@
+#!/bin/sh
+# Runs inside the sched_ext VM (busybox sh): what each of scx_pilot's BPF
+# programs costs per call while CPU hogs oversubscribe the vCPUs and a 1 ms
+# periodic probe wakes among them. One agent per case: kernel mode with a
+# priority strategy for the probe, kernel mode without, --dispatch user
+# without. The kernel counts each program's calls and run time
+# (kernel.bpf_stats_enabled) from the probe's start to its end, one second of
+# hogs alone included; bpftool reads them.
+# Prints "COST <case> <program> <calls> <run_time_ns>", "WAKEUPS <case> <n>"
+# (the probe's wakeups) and the probe's histogram between HIST-BEGIN/HIST-END.
+# Environment: AGENT (scx_pilot in the guest), DURATION (seconds, default 6).
+set -u
+export HOME=/tmp
+AGENT=${AGENT:?}
+DURATION=${DURATION:-6}
+API=http://127.0.0.1:8080
+# shellcheck source=scripts/vm/guest-lib.sh
+. /guest-lib.sh
+hogs_n=$(($(nproc) * 3))
+command -v bpftool >/dev/null || { echo "bpf-cost: no bpftool in the guest"; exit 1; }
+
+run_case() { # NAME STRATEGY(0|1) AGENT-ARGS...
+	name=$1 strategy=$2
+	shift 2
+	"$AGENT" --auth none --sample-interval-ms 1000 "$@" >/tmp/agent.log 2>&1 &
+	agent=$!
+	if ! wait_state enabled; then
+		echo "bpf-cost: the agent did not attach ($*)"
+		cat /tmp/agent.log
+		return 1
+	fi
+	sleep 1
+	stress-ng --cpu "$hogs_n" --cpu-method matrixprod -t "$((DURATION + 4))" >/dev/null 2>&1 &
+	hogs=$!
+	sleep 1
+	sysctl -q -w kernel.bpf_stats_enabled=1
+	# shellcheck disable=SC2086 # HIST_OPTS is a list of options
+	sh -c "sleep 1; exec cyclictest -t1 -i 1000 -D $DURATION $HIST_OPTS" >/tmp/probe.out 2>&1 &
+	probe=$!
+	[ "$strategy" = 1 ] && curl -s -m 5 -H 'Content-Type: application/json' \
+		--data "{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$probe}]}" \
+		"$API/api/v1/scheduling/strategies" >/dev/null
+	wait "$probe"
+	sysctl -q -w kernel.bpf_stats_enabled=0
+	bpftool -j prog show | jq -r --arg c "$name" \
+		'.[] | select(.name | startswith("pilot_")) | select((.run_cnt // 0) > 0) |
+		 "COST \($c) \(.name) \(.run_cnt) \(.run_time_ns)"'
+	echo "WAKEUPS $name $(grep -v '^#' /tmp/probe.out | awk '{ n += $2 } END { print n + 0 }')"
+	print_hist "$name" /tmp/probe.out
+	wait "$hogs"
+	kill -INT "$agent"
+	wait "$agent"
+	wait_state disabled 100 || echo "bpf-cost: still $(state) after the agent stopped"
+}
+
+echo "bpf-cost: kernel $(uname -r), $(nproc) vCPUs, $hogs_n hogs, probe ${DURATION}s"
+run_case kernel-prio 1
+run_case kernel-plain 0
+run_case user-plain 0 --dispatch user
+echo "bpf-cost: done"
