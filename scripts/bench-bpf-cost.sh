@@ -27,19 +27,12 @@ trap 'rm -rf "$work"' EXIT
 "$root/scripts/vm/initramfs.sh" "$work/initramfs.cpio.gz" "$root/scripts/vm/guest-bpf-cost.sh" \
 	"$BIN" /usr/bin/curl /usr/bin/jq "$bpftool:/usr/sbin/bpftool" >&2
 log=$work/guest.log
-attempt=1
-until : >"$log" && VM_LOG=$log VM_APPEND="AGENT=$BIN DURATION=${DURATION:-6} ${VM_APPEND:-}" \
-	VM_TIMEOUT=${VM_TIMEOUT:-900} "$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null; do
-	rc=$?
-	if ((attempt < 3)) && int3_race "$rc" "$log"; then
-		echo "$PROG: the boot hit the emulator's text-patching race (Oops: int3); booting again" >&2
-		((++attempt))
-		continue
-	fi
-	echo "$PROG: the boot failed (rc $rc); its log follows" >&2
+if ! VM_APPEND="AGENT=$BIN DURATION=${DURATION:-6} ${VM_APPEND:-}" VM_TIMEOUT=${VM_TIMEOUT:-900} \
+	boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
+	echo "$PROG: the boot failed; the end of its log follows" >&2
 	tail -n 40 "$log" >&2
 	exit 1
-done
+fi
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=$root/bench/results/bpf-cost-$stamp.md

@@ -68,19 +68,12 @@ for ((i = 1; i <= BOOTS; i++)); do
 	out=$results/sched-$stamp-boot$i
 	# A boot the emulator's int3 race kills is booted again (up to three
 	# times): without that, three of the nine runs of 2026-12-03 lost a boot.
-	attempt=1
-	until : >"$log" && VM_LOG=$log VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ${VM_APPEND:-}" \
-		VM_TIMEOUT=${VM_TIMEOUT:-1800} "$root/scripts/vm/boot.sh" "$work/initramfs.cpio.gz" >/dev/null; do
-		rc=$?
-		if ((attempt < 3)) && int3_race "$rc" "$log"; then
-			echo "bench-sched.sh: boot $i hit the emulator's text-patching race (Oops: int3); booting again" >&2
-			((++attempt))
-			continue
-		fi
+	if ! VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ${VM_APPEND:-}" \
+		VM_TIMEOUT=${VM_TIMEOUT:-1800} boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
 		echo "bench-sched.sh: boot $i failed (its log: $out.log); the summary leaves it out" >&2
 		cp "$log" "$out.log" 2>/dev/null || true
-		continue 2
-	done
+		continue
+	fi
 	python3 "$root/scripts/bench/sched_report.py" "$log" "$out" --kernel "$kernel" --boot "$i" \
 		--host-load "$load1 $load5 $load15" --high-load "$high_load" >/dev/null
 	cp "$log" "$out.log"

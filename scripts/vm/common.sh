@@ -22,6 +22,24 @@ die() {
 # boot again.
 int3_race() { (($1 == 125)) && grep -qa 'Oops: int3' "$2"; }
 
+# boot_retrying PROG LOG INITRD: boot.sh INITRD with its console in LOG (the
+# caller's VM_* environment applies), booted again up to twice when the
+# emulator's int3 race kills it. Returns the last boot's exit status.
+boot_retrying() {
+	local prog=$1 log=$2 initrd=$3 attempt=1 rc
+	while :; do
+		: >"$log"
+		VM_LOG=$log "$VM_SCRIPT_DIR/boot.sh" "$initrd" >/dev/null && return 0
+		rc=$?
+		if ((attempt < 3)) && int3_race "$rc" "$log"; then
+			echo "$prog: the boot hit the emulator's text-patching race (Oops: int3); booting again" >&2
+			((++attempt))
+			continue
+		fi
+		return "$rc"
+	done
+}
+
 # resolve_kernel_dir: echo KERNEL_DIR if set (and valid), else run kernel.sh.
 resolve_kernel_dir() {
 	local dir=${KERNEL_DIR:-}

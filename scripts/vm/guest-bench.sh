@@ -37,15 +37,9 @@ stop_sched() {
 	sched_pid=""
 	wait_state disabled || echo "bench: scheduler still $(state) after stop"
 }
-post_strategy() { # PID
-	curl -s -m 5 -H 'Content-Type: application/json' -H "Authorization: Bearer ${TOKEN:-}" \
-		--data "{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$1}]}" \
-		"$API/api/v1/scheduling/strategies" >/dev/null
-}
 
-# The latency probe: cyclictest waking every 1 ms for DURATION seconds (the
-# floor and every contender).
-probe_cmd="sleep 1; exec cyclictest -t1 -i 1000 -D $DURATION $HIST_OPTS"
+# The latency probe of the floor and every contender.
+probe_cmd=$(probe_script "$DURATION")
 
 # CPU hogs for the probe's duration (stress-ng matrixprod, counting bogo ops),
 # then the probe. PREFIX runs the probe (e.g. nice -n -20); STRATEGY=1 posts a
@@ -60,7 +54,7 @@ run_latency() { # NAME STRATEGY PREFIX...
 	# exec keeps the pid: a strategy posted now is in place when cyclictest starts.
 	"$@" sh -c "$probe_cmd" >/tmp/probe.out 2>&1 &
 	probe=$!
-	[ "$strategy" = 1 ] && post_strategy "$probe"
+	[ "$strategy" = 1 ] && post_priority "$probe"
 	wait "$probe"
 	wait "$hogs"
 	ops=$(bogo_ops_of </tmp/hogs.out)

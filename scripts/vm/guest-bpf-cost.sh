@@ -34,12 +34,9 @@ run_case() { # NAME STRATEGY(0|1) AGENT-ARGS...
 	hogs=$!
 	sleep 1
 	sysctl -q -w kernel.bpf_stats_enabled=1
-	# shellcheck disable=SC2086 # HIST_OPTS is a list of options
-	sh -c "sleep 1; exec cyclictest -t1 -i 1000 -D $DURATION $HIST_OPTS" >/tmp/probe.out 2>&1 &
+	sh -c "$(probe_script "$DURATION")" >/tmp/probe.out 2>&1 &
 	probe=$!
-	[ "$strategy" = 1 ] && curl -s -m 5 -H 'Content-Type: application/json' \
-		--data "{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$probe}]}" \
-		"$API/api/v1/scheduling/strategies" >/dev/null
+	[ "$strategy" = 1 ] && post_priority "$probe"
 	wait "$probe"
 	sysctl -q -w kernel.bpf_stats_enabled=0
 	bpftool -j prog show | jq -r --arg c "$name" \

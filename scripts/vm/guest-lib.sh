@@ -34,6 +34,16 @@ print_hist() { # NAME FILE: a cyclictest histogram, as report.py and scripts/ben
 	echo "HIST-END $1"
 }
 
+# The latency probe as a sh -c script: cyclictest waking every 1 ms for SECONDS.
+# It starts a second late so that a strategy posted for its pid is in place
+# when cyclictest starts (exec keeps the pid).
+probe_script() { echo "sleep 1; exec cyclictest -t1 -i 1000 -D $1 $HIST_OPTS"; }
+post_priority() { # PID: a priority strategy (5 ms slice) for PID, to the agent at $API
+	curl -s -m 5 -H 'Content-Type: application/json' -H "Authorization: Bearer ${TOKEN:-}" \
+		--data "{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$1}]}" \
+		"$API/api/v1/scheduling/strategies" >/dev/null
+}
+
 # Message passing: 160 tasks trading on sockets. Prints the seconds it took.
 hackbench_s() { hackbench -g 4 -l 100 2>&1 | awk '/^Time:/ { print $2 }'; }
 
