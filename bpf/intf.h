@@ -24,6 +24,14 @@ enum pilot_consts {
 	 * policy): shorter slices cost more context switches than they save.
 	 */
 	MIN_SLICE_NS		= 250000,
+	/*
+	 * Defaults of the agent's --slice-us, --starvation-ms and --user-stall-ms
+	 * (what each trades off: their doc comments in src/cli/opts.rs); the
+	 * agent always sets the BPF side's values before load.
+	 */
+	DEFAULT_SLICE_NS	= 2000000,
+	DEFAULT_STARVATION_NS	= 100000000,
+	DEFAULT_USER_STALL_NS	= 500000000,
 	/* Upper bound on CPUs the per-CPU state is sized for. */
 	MAX_CPUS		= 1024,
 

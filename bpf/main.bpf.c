@@ -79,12 +79,12 @@ char _license[] SEC("license") = "GPL";
 UEI_DEFINE(uei);
 
 /* Set by the agent before load. */
-const volatile u64 slice_ns = 2000000ULL;
-const volatile u64 starvation_ns = 100000000ULL;
+const volatile u64 slice_ns = DEFAULT_SLICE_NS;
+const volatile u64 starvation_ns = DEFAULT_STARVATION_NS;
 /* Send normal tasks to the agent's dispatcher thread (--dispatch user). */
 const volatile bool user_dispatch = false;
 /* A task the dispatcher holds this long is taken back; a silent dispatcher is bypassed. */
-const volatile u64 user_stall_ns = 500000000ULL;
+const volatile u64 user_stall_ns = DEFAULT_USER_STALL_NS;
 /* Most tasks the dispatcher may hold at once; beyond, BPF dispatches directly. */
 const volatile u64 user_queue_depth = USER_RING_TASKS;
 /* --dispatcher-test-hooks: honour test_force_error. */

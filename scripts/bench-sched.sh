@@ -12,10 +12,11 @@
 # PASS/MISS; sched-latest.* are copies of the summary (its plot shows the
 # medians). The VM is software-emulated and its tails swing from boot to boot:
 # compare medians on a quiet host.
-# Environment: BOOTS (default 3), LOAD_SETTLE_S (most seconds to wait between
-# boots for the host's 1-min load to fall to 0.5, default 150), DURATION
-# (seconds per latency run, default 6), NO_PEERS=1 to skip building the peer
-# schedulers, PEER_VERSION (default 1.1.4), VM_* of boot.sh.
+# Environment: BOOTS (default 3), LOAD_SETTLE_S (most seconds to wait before
+# each boot for the host's 1-min load to fall to 0.5, default 150), DURATION
+# (seconds per latency run, default 6), ROUNDS (times each contender runs in a
+# boot, alternately in reverse order, pooled; default 2), NO_PEERS=1 to skip
+# building the peer schedulers, PEER_VERSION (default 1.1.4), VM_* of boot.sh.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 PROG=bench-sched.sh
@@ -26,7 +27,10 @@ PEER_VERSION=${PEER_VERSION:-1.1.4}
 cache=${SCX_PILOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scx_pilot}
 peers_root=$cache/peers-$PEER_VERSION
 BOOTS=${BOOTS:-3}
-[[ $BOOTS =~ ^[1-9][0-9]*$ ]] || { echo "bench-sched.sh: BOOTS=$BOOTS is not a positive number" >&2; exit 1; }
+ROUNDS=${ROUNDS:-2}
+for n in BOOTS ROUNDS; do
+	[[ ${!n} =~ ^[1-9][0-9]*$ ]] || { echo "bench-sched.sh: $n=${!n} is not a positive number" >&2; exit 1; }
+done
 LOAD_SETTLE_S=${LOAD_SETTLE_S:-150}
 [[ -x $BIN ]] || { echo "bench-sched.sh: $BIN not built (run: make build)" >&2; exit 1; }
 
@@ -53,12 +57,11 @@ high_load=0.5 # host 1-min load above which the figures are known to swing
 high() { awk -v l="${1:-$(cut -d' ' -f1 /proc/loadavg)}" -v h="$high_load" 'BEGIN { exit !(l > h) }'; }
 for ((i = 1; i <= BOOTS; i++)); do
 	# Load from other work on the host steals the vCPUs' host threads and
-	# inflates the tails; record it and say so. The previous boot's own qemu
-	# load takes about two minutes to fade from the 1-min average: wait for
-	# that (up to LOAD_SETTLE_S), so what is left is somebody else's.
-	if ((i > 1)); then
-		for ((waited = 0; waited < LOAD_SETTLE_S; waited += 5)); do high || break; sleep 5; done
-	fi
+	# inflates the tails; record it and say so. A build just before, or the
+	# previous boot's own qemu, takes about two minutes to fade from the 1-min
+	# average: wait for that (up to LOAD_SETTLE_S), so what is left is somebody
+	# else's.
+	for ((waited = 0; waited < LOAD_SETTLE_S; waited += 5)); do high || break; sleep 5; done
 	read -r load1 load5 load15 _ </proc/loadavg
 	if high "$load1"; then
 		echo "bench-sched.sh: WARNING: host 1-min load $load1 > $high_load before boot $i of $BOOTS: figures will swing" >&2
@@ -68,7 +71,7 @@ for ((i = 1; i <= BOOTS; i++)); do
 	out=$results/sched-$stamp-boot$i
 	# A boot the emulator's int3 race kills is booted again (up to three
 	# times): without that, three of the nine runs of 2026-12-03 lost a boot.
-	if ! VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ${VM_APPEND:-}" \
+	if ! VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ROUNDS=$ROUNDS ${VM_APPEND:-}" \
 		VM_TIMEOUT=${VM_TIMEOUT:-1800} boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
 		echo "bench-sched.sh: boot $i failed (its log: $out.log); the summary leaves it out" >&2
 		cp "$log" "$out.log" 2>/dev/null || true

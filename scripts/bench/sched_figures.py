@@ -16,8 +16,11 @@ HIST_LIMIT_US = 30000
 
 
 def parse(lines):
-    """Per-contender BENCH values and probe histograms, and the vCPU count."""
-    data, cur, cpus = {}, None, None
+    """Per-contender BENCH values and probe histograms, and the vCPU count.
+    A contender measured in several rounds has one histogram (the rounds'
+    samples pooled, the largest max) and each BENCH value the median of its
+    rounds'."""
+    data, rounds, cur, cpus = {}, {}, None, None
     for line in lines:
         line = line.rstrip("\r\n")
         m = re.match(r"^bench: kernel \S+, (\d+) vCPUs", line)
@@ -26,7 +29,7 @@ def parse(lines):
         m = re.match(r"^BENCH (\S+) (\w+)=(\S*)$", line)
         if m:
             try:
-                data.setdefault(m.group(1), {})[m.group(2)] = float(m.group(3))
+                rounds.setdefault((m.group(1), m.group(2)), []).append(float(m.group(3)))
             except ValueError:
                 pass
             continue
@@ -34,8 +37,9 @@ def parse(lines):
         if m:
             cur = None
             if m.group(1) == "BEGIN":
-                cur = {"b": {}, "over": 0, "max": None}
-                data.setdefault(m.group(2), {})["_hist"] = cur
+                cur = data.setdefault(m.group(2), {}).setdefault("_hist", {"b": {}, "over": 0, "max": None,
+                                                                           "rounds": 0})
+                cur["rounds"] += 1
             continue
         if cur is None:
             continue
@@ -48,7 +52,9 @@ def parse(lines):
             cur["over"] += int(m.group(1), 10)
         m = re.match(r"^# Max Latencies:\s+(\d+)", line)
         if m:
-            cur["max"] = int(m.group(1), 10)
+            cur["max"] = max(cur["max"] or 0, int(m.group(1), 10))
+    for (name, key), vals in rounds.items():
+        data.setdefault(name, {})[key] = round(statistics.median(vals), 3)
     return data, cpus
 
 
@@ -64,6 +70,11 @@ def pct(hist, q):
         if seen >= q * total:
             return us
     return HIST_LIMIT_US
+
+
+def rounds_of(data):
+    """How many rounds the boot ran: the most histograms of one contender."""
+    return max((d["_hist"]["rounds"] for d in data.values() if "_hist" in d), default=0)
 
 
 def ordered(names):

@@ -56,9 +56,10 @@ def main():
     load = [float(v) for v in a.host_load.split()[:3]]
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "kernel": a.kernel, "vcpus": cpus, "boot": a.boot, "host_load": load or None,
-            "high_load": a.high_load, "note": NOTE}
+            "high_load": a.high_load, "rounds": sched_figures.rounds_of(data), "note": NOTE}
     which = f"boot {a.boot}" if a.boot else "one boot"
-    header = [f"Scheduler benchmark, {which}, {meta['date']}, kernel {a.kernel}, {cpus} vCPUs",
+    header = [f"Scheduler benchmark, {which}, {meta['date']}, kernel {a.kernel}, {cpus} vCPUs, "
+              f"{meta['rounds']} rounds pooled",
               "", f"{NOTE}. Host load (1/5/15 min) before the boot: {a.host_load or 'not recorded'}."]
     warn = load_warning(meta)
     if warn:

@@ -54,7 +54,9 @@ def main():
     loads = [b["meta"].get("host_load") for b in boots]
     warnings = [f"boot {label(boots, i)}: {w}" for i, b in enumerate(boots)
                 if (w := sched_report.load_warning(b["meta"]))]
+    rounds = first.get("rounds") or 1
     meta = {"date": first["date"], "kernel": first["kernel"], "vcpus": first["vcpus"], "boots": len(boots),
+            "rounds": rounds,
             "host_load": loads, "note": first["note"] + "; figures are medians over boots, ratios of medians"}
     per_boot = [{"boot": label(boots, i), "file": os.path.basename(p), "host_load": b["meta"].get("host_load"),
                  "results": b["results"]} for i, (p, b) in enumerate(zip(paths, boots))]
@@ -62,7 +64,9 @@ def main():
                           for i, l in enumerate(loads))
     header = [f"Scheduler benchmark, median of {len(boots)} boots, {meta['date']}, kernel {meta['kernel']}, "
               f"{meta['vcpus']} vCPUs", "",
-              f"{first['note']}. Each figure is the median over the boots; each ratio is the ratio of two medians.",
+              f"{first['note']}. In each boot every contender ran {rounds} round(s), every other one in reverse "
+              "order, pooled into one histogram (and the median of each other figure); each figure here is the "
+              "median over the boots; each ratio is the ratio of two medians.",
               f"Host load (1/5/15 min) before each boot: {load_text}."]
     header += [f"**Warning: {w}.**" for w in warnings]
     tail = ["", "Per boot:", ""] + per_boot_table(boots) + [

@@ -89,6 +89,18 @@ class Figures(unittest.TestCase):
         self.assertEqual(row["p99_us"], sched_figures.HIST_LIMIT_US)
         self.assertEqual(row["samples"], 100)
 
+    def test_rounds_of_a_contender_are_pooled(self):
+        lines = (["BENCH x hog_bogo_ops=100"] + hist_block("x", {100: 90, 900: 10}, max_us=950) +
+                 ["BENCH x hackbench_s=2.0", "BENCH x hog_bogo_ops=300"] +
+                 hist_block("x", {200: 100}, max_us=400) + ["BENCH x hackbench_s=4.0"])
+        data, _ = sched_figures.parse(lines)
+        row = sched_figures.rows_from(data)[0]
+        # 200 samples: 90 at 100 us, 100 at 200 us, 10 at 900 us.
+        self.assertEqual(row["samples"], 200)
+        self.assertEqual((row["p50_us"], row["p90_us"], row["p99_us"]), (200, 200, 900))
+        self.assertEqual(row["max_us"], 950)
+        self.assertEqual((row["hog_bogo_ops"], row["hackbench_s"]), (200, 3.0))
+
     def test_median_over_boots(self):
         boots = [[{"contender": "eevdf", "p50_us": v, "hackbench_s": None}] for v in (900, 100, 500)]
         self.assertEqual(sched_figures.median_rows(boots)[0]["p50_us"], 500)

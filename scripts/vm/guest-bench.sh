@@ -1,18 +1,24 @@
 #!/bin/sh
 # Runs inside the sched_ext VM (busybox sh): the scheduler benchmark. For each
 # contender in turn, in this one boot: CPU hogs that oversubscribe the vCPUs
-# plus a 1 ms periodic latency probe (cyclictest), then hackbench (three runs). First
-# the floor: the same probe on the idle guest under EEVDF (no hogs, no
+# plus a 1 ms periodic latency probe (cyclictest), then hackbench (three runs).
+# The floor: the same probe on the idle guest under EEVDF (no hogs, no
 # hackbench), the best latency this guest and host can give.
+# All of it ROUNDS times, every other round in reverse order: the host drifts
+# during a boot, and a contender always measured last would carry the drift.
+# The report pools a contender's rounds (one histogram, the median of each
+# figure).
 # Prints "BENCH <contender> <key>=<value>" lines and the probe's histogram
 # between "HIST-BEGIN <contender>" and "HIST-END <contender>".
 # Environment: AGENT (scx_pilot in the guest), PEERS (dir with scx_bpfland,
-# scx_rustland; optional), DURATION (seconds of each latency run, default 6).
+# scx_rustland; optional), DURATION (seconds of each latency run, default 6),
+# ROUNDS (default 2).
 set -u
 export HOME=/tmp
 AGENT=${AGENT:?}
 PEERS=${PEERS:-/peers}
 DURATION=${DURATION:-6}
+ROUNDS=${ROUNDS:-2}
 API=http://127.0.0.1:8080
 cpus=$(nproc)
 hogs_n=$((cpus * 3))
@@ -67,29 +73,47 @@ run_latency() { # NAME STRATEGY PREFIX...
 	echo "BENCH $name hackbench_s=${hb:-0}"
 }
 
-echo "bench: kernel $(uname -r), $cpus vCPUs, $hogs_n hogs, probe ${DURATION}s"
-# The floor: no hogs, nothing else running, EEVDF.
-sh -c "$probe_cmd" >/tmp/probe.out 2>&1
-print_hist floor /tmp/probe.out
-run_latency eevdf 0
-run_latency eevdf-nice-20 0 nice -n -20
+# One contender (a scheduler may serve two: scx_pilot with and without the
+# priority strategy share one attach, in the order $strategies gives).
+run_contender() { # NAME
+	case $1 in
+	floor) # no hogs, nothing else running, EEVDF
+		sh -c "$probe_cmd" >/tmp/probe.out 2>&1
+		print_hist floor /tmp/probe.out ;;
+	eevdf) run_latency eevdf 0 ;;
+	eevdf-nice-20) run_latency eevdf-nice-20 0 nice -n -20 ;;
+	scx_bpfland | scx_rustland)
+		if [ -x "$PEERS/$1" ]; then
+			start_sched "$PEERS/$1" && run_latency "$1" 0
+			stop_sched
+		else
+			echo "bench: $1 not in the image, skipped"
+		fi ;;
+	scx_pilot) # with and without the strategy, in the round's order
+		if start_sched "$AGENT" --auth none --sample-interval-ms 1000; then
+			for strategy in $strategies; do
+				if [ "$strategy" = 1 ]; then run_latency scx_pilot-prio 1; else run_latency scx_pilot 0; fi
+			done
+			stop_sched
+		fi ;;
+	scx_pilot-user)
+		if start_sched "$AGENT" --auth none --sample-interval-ms 1000 --dispatch user; then
+			run_latency scx_pilot-user 0
+			stop_sched
+		fi ;;
+	esac
+}
 
-for peer in scx_bpfland scx_rustland; do
-	if [ -x "$PEERS/$peer" ]; then
-		start_sched "$PEERS/$peer" && run_latency "$peer" 0
-		stop_sched
-	else
-		echo "bench: $peer not in the image, skipped"
-	fi
+contenders="floor eevdf eevdf-nice-20 scx_bpfland scx_rustland scx_pilot scx_pilot-user"
+reversed=""
+for c in $contenders; do reversed="$c $reversed"; done
+echo "bench: kernel $(uname -r), $cpus vCPUs, $hogs_n hogs, probe ${DURATION}s, $ROUNDS rounds"
+round=1
+while [ "$round" -le "$ROUNDS" ]; do
+	order=$contenders strategies="0 1"
+	[ $((round % 2)) -eq 0 ] && order=$reversed strategies="1 0"
+	echo "bench: round $round of $ROUNDS:" $order
+	for c in $order; do run_contender "$c"; done
+	round=$((round + 1))
 done
-
-if start_sched "$AGENT" --auth none --sample-interval-ms 1000; then
-	run_latency scx_pilot 0
-	run_latency scx_pilot-prio 1
-	stop_sched
-fi
-if start_sched "$AGENT" --auth none --sample-interval-ms 1000 --dispatch user; then
-	run_latency scx_pilot-user 0
-	stop_sched
-fi
 echo "bench: done"

@@ -7,7 +7,17 @@ use std::path::PathBuf;
 
 use super::duration::{count_in, Unit};
 use super::{configs, state_dir, AuthMode, Dispatch, JwtMode};
+use crate::sched::bpf_intf::{
+    pilot_consts_DEFAULT_SLICE_NS, pilot_consts_DEFAULT_STARVATION_NS,
+    pilot_consts_DEFAULT_USER_STALL_NS, pilot_consts_USER_RING_TASKS,
+};
 use crate::strategy::{PidStrategy, PriorityWire};
+
+// The scheduler's defaults are the BPF side's (bpf/intf.h), in the flags' units.
+const DEFAULT_SLICE_US: u64 = pilot_consts_DEFAULT_SLICE_NS as u64 / 1_000;
+const DEFAULT_STARVATION_MS: u64 = pilot_consts_DEFAULT_STARVATION_NS as u64 / 1_000_000;
+const DEFAULT_USER_STALL_MS: u64 = pilot_consts_DEFAULT_USER_STALL_NS as u64 / 1_000_000;
+const USER_RING_TASKS: u64 = pilot_consts_USER_RING_TASKS as u64;
 
 const SCHEDULER: &str = "Scheduler";
 const API: &str = "API";
@@ -28,7 +38,7 @@ pub struct Opts {
     /// passers (hackbench at 5 ms: twice EEVDF's context switches; at the
     /// default 2 ms, EEVDF's count).
     /// A duration (`20ms`, `2s`); a bare number is microseconds.
-    #[arg(help_heading = SCHEDULER, long, default_value_t = 2000, value_parser = count_in(Unit::Micros, 50, 1_000_000), value_name = "DURATION")]
+    #[arg(help_heading = SCHEDULER, long, default_value_t = DEFAULT_SLICE_US, value_parser = count_in(Unit::Micros, 50, 1_000_000), value_name = "DURATION")]
     pub slice_us: u64,
 
     /// Most CPU time priority tasks may use on a CPU while a normal task that
@@ -36,7 +46,7 @@ pub struct Opts {
     /// it. Lower protects normal tasks (and keeps far away from the sched_ext
     /// watchdog); higher gives priority tasks a stronger guarantee.
     /// A duration (`20ms`, `2s`); a bare number is milliseconds.
-    #[arg(help_heading = SCHEDULER, long, default_value_t = 100, value_parser = count_in(Unit::Millis, 1, 5000), value_name = "DURATION")]
+    #[arg(help_heading = SCHEDULER, long, default_value_t = DEFAULT_STARVATION_MS, value_parser = count_in(Unit::Millis, 1, 5000), value_name = "DURATION")]
     pub starvation_ms: u64,
 
     /// Where tasks without a priority strategy are decided: `kernel` (in BPF,
@@ -54,14 +64,14 @@ pub struct Opts {
     /// tolerates longer pauses of the agent (e.g. under memory pressure)
     /// without bypassing it. Always far below the sched_ext watchdog (30 s).
     /// A duration (`20ms`, `2s`); a bare number is milliseconds.
-    #[arg(help_heading = SCHEDULER, long, default_value_t = 500, value_parser = count_in(Unit::Millis, 20, 10_000), value_name = "DURATION")]
+    #[arg(help_heading = SCHEDULER, long, default_value_t = DEFAULT_USER_STALL_MS, value_parser = count_in(Unit::Millis, 20, 10_000), value_name = "DURATION")]
     pub user_stall_ms: u64,
 
     /// In --dispatch user: most tasks the dispatcher may hold at once; tasks
     /// beyond are dispatched by BPF directly (counted in nr_sched_congested).
     /// Higher lets the Rust policy order more of the load; lower bounds how
     /// long a task can wait behind the dispatcher.
-    #[arg(help_heading = SCHEDULER, long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(help_heading = SCHEDULER, long, default_value_t = USER_RING_TASKS, value_parser = clap::value_parser!(u64).range(1..=USER_RING_TASKS))]
     pub user_queue_depth: u64,
 
     /// Bytes of the kernel's debug dump to keep when the scheduler is
