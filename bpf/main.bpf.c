@@ -19,7 +19,9 @@
  * (a sync wakeup: pipes, sockets), which keeps message passing batched; the
  * task it preempts goes on right after it, on its CPU, for the rest of its
  * slice (after any priority task), rather than through the shared queue
- * (kernel mode). A
+ * (kernel mode). A task that calls sched_yield() ends its slice and forfeits
+ * the rest of its request (its vruntime moves to its deadline, as under
+ * EEVDF), and never keeps its CPU ahead of a waiting task. A
  * task preempted inside an RCU read-side critical section is queued first
  * among normal tasks (at most once per starvation_ns / 4) and runs with at
  * least nice 0's weight until it leaves the section, as the kernel's RCU
@@ -45,9 +47,12 @@
  * may run there and that no shared-queue task is ahead of, and for the others
  * BPF preempts a CPU whose running task has a later deadline, unless that task
  * is a sync waker that still runs (nor does the dispatcher preempt such a
- * waker). Priority tasks, per-CPU kthreads and the
- * dispatcher itself keep the in-kernel path, so none of them ever waits on
- * user space. A task the
+ * waker, or a task that woke and has used less than a minimum slice since:
+ * it is about to sleep, and would come back behind a hog). The dispatcher
+ * caps bursts at slice_ns, as kernel mode does. Priority tasks, per-CPU
+ * kthreads, yielding tasks (spinning waits yield many times a millisecond)
+ * and the dispatcher itself keep the in-kernel path, so none of them ever
+ * waits on user space. A task the
  * dispatcher has held for user_stall_ns is taken back and dispatched by BPF,
  * and when the dispatcher holds tasks and makes no progress for that long BPF
  * bypasses it until it is heard from again (nr_user_fallbacks), long before
@@ -142,6 +147,7 @@ struct pcpu_counters {
 	u64 nr_strategy_hits;		/* enqueues decided by any strategy */
 	u64 nr_rcu_boosts;		/* tasks preempted in an RCU read section, queued first */
 	u64 nr_preempted_resumes;	/* preempted normal task went on after the waker */
+	u64 nr_yields;			/* sched_yield() calls: queued behind others, in BPF */
 	/* User dispatch mode. */
 	u64 nr_user_enqueues;		/* tasks sent to the dispatcher */
 	u64 nr_user_fallbacks;		/* times a stalled dispatcher was bypassed */
@@ -199,6 +205,7 @@ struct task_ctx {
 	bool strategy;		/* runs with a strategy's slice */
 	bool runnable;		/* counted in its cgroup's nr_runnable */
 	bool sync_wake;		/* its waker said it is about to sleep (WF_SYNC) */
+	bool yielded;		/* called sched_yield(); cleared when it is queued or kept */
 	/*
 	 * Slice left when a wakeup preempted it (set in stopping(), used by the
 	 * enqueue that follows, cleared when it runs).
@@ -302,6 +309,8 @@ struct cpu_ctx {
 	 * sleep rather than preempt it (user mode).
 	 */
 	u64 sync_sent_stint;
+	/* CPU time the running task had used since it last woke, when it started. */
+	u64 burst_ns;
 	bool running_prio;	/* the CPU runs a task with a priority strategy */
 	bool running_strategy;	/* ... or one with any strategy: its slice is kept */
 	bool busy;		/* the CPU runs one of our tasks */
@@ -724,6 +733,24 @@ static bool sync_sender_runs(const struct cpu_ctx *cctx)
 }
 
 /*
+ * The CPU runs a normal task that woke a moment ago and has used less than a
+ * minimum slice since: about to sleep again, most likely. The dispatcher does
+ * not preempt it: a 1 ms probe preempted for the dispatcher's sake went back
+ * through it and often came out behind a CPU hog, for that hog's whole slice.
+ */
+static bool short_burst(const struct cpu_ctx *cctx, u64 now)
+{
+	return cctx->busy && !cctx->running_prio &&
+	       cctx->burst_ns + (now - cctx->started_at) < slice_min();
+}
+
+/* A CPU the dispatcher leaves alone: see sync_sender_runs() and short_burst(). */
+static bool spare_from_dispatcher(const struct cpu_ctx *cctx, u64 now)
+{
+	return sync_sender_runs(cctx) || short_burst(cctx, now);
+}
+
+/*
  * Give a CPU to priority task @p now: preempt the normal task on @p's own CPU,
  * or, when that CPU already runs a priority task, kick another allowed CPU
  * that runs a normal one so it picks @p from PRIO_DSQ. CPUs whose normal tasks
@@ -737,7 +764,7 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 	struct cpu_ctx *cctx;
 
 	cctx = cpu_ctx_of(cpu);
-	if (cctx && !cctx->running_prio && !(dispatcher && sync_sender_runs(cctx))) {
+	if (cctx && !cctx->running_prio && !(dispatcher && spare_from_dispatcher(cctx, now))) {
 		if (cpu_starving(cctx, cpu, now))
 			return false;
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
@@ -753,7 +780,7 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 			continue;
 		cctx = cpu_ctx_of(i);
 		if (cctx && !cctx->running_prio && !cpu_starving(cctx, i, now) &&
-		    !(dispatcher && sync_sender_runs(cctx))) {
+		    !(dispatcher && spare_from_dispatcher(cctx, now))) {
 			scx_bpf_kick_cpu(i, SCX_KICK_PREEMPT);
 			COUNT(nr_preemptions, 1);
 			break;
@@ -823,11 +850,15 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	struct task_ctx *tctx = task_ctx_of(p);
 	struct strategy *s;
 	u64 slice, deadline, now;
-	bool dispatcher, prio, sync_wake = false;
+	bool dispatcher, prio, sync_wake = false, yielded = false;
 	s32 cpu;
 
 	if (tctx && resume_preempted(p, tctx, enq_flags))
 		return;
+	if (tctx) {
+		yielded = tctx->yielded;
+		tctx->yielded = false;
+	}
 	s = strategy_of(p);
 	slice = task_slice(s);
 	dispatcher = is_dispatcher(p);
@@ -884,7 +915,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		 */
 		slice = slice_min();
 		deadline = 0;
-	} else if (user_dispatch && !READ_ONCE(user_fallback_active)) {
+	} else if (user_dispatch && !yielded && !READ_ONCE(user_fallback_active)) {
 		if (send_to_user(p, tctx, slice, s, sync_wake, enq_flags)) {
 			refresh_nr_queued();
 			return;
@@ -1184,7 +1215,8 @@ static bool prev_goes_first(struct task_struct *prev, s32 cpu, u64 now)
 	struct task_ctx *tctx = task_ctx_of(prev);
 	u64 vtime, queued_at;
 
-	if (user_dispatch || !tctx || tctx->prio || !first_shared(cpu, &vtime, &queued_at) ||
+	if (user_dispatch || !tctx || tctx->prio || tctx->yielded ||
+	    !first_shared(cpu, &vtime, &queued_at) ||
 	    (s64)(now - queued_at) > (s64)starvation_ns)
 		return false;
 	return time_before(prev_deadline(tctx, now, task_weight(prev, tctx)), vtime);
@@ -1211,6 +1243,7 @@ static void refresh_prev(struct task_struct *prev, s32 cpu, u64 now)
 		tctx->slice_ns = slice;
 		tctx->prio = is_dispatcher(prev) || is_prio(s);
 		tctx->strategy = !!s;
+		tctx->yielded = false;
 	}
 	if (cctx) {
 		cctx->running_prio = tctx && tctx->prio;
@@ -1334,6 +1367,7 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 		cctx->deadline = tctx ? tctx->deadline : cctx->vtime_now;
 		cctx->slice_end = now + (tctx ? tctx->slice_ns : slice_ns);
 		cctx->started_at = now;
+		cctx->burst_ns = tctx ? tctx->exec_runtime_ns : slice_ns;
 		if (!cctx->running_prio)
 			cctx->prio_ns = 0;
 	}
@@ -1353,6 +1387,9 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 		tctx->vruntime += weighted(used, weight);
 		tctx->exec_runtime_ns += used;
 		tctx->started_at = 0;
+		/* EEVDF's yield: the rest of its request is forfeit. */
+		if (tctx->yielded && time_before(tctx->vruntime, tctx->deadline))
+			tctx->vruntime = tctx->deadline;
 		/*
 		 * A wakeup's SCX_ENQ_PREEMPT cleared its slice before its end (an
 		 * expired slice ends at the tick, after slice_end). Not in user
@@ -1361,8 +1398,8 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 		 * cannot take them, which a task resumed here would keep waiting
 		 * (p99 1.4-5.1 ms against 1.9-3.2 ms without, one boot).
 		 */
-		if (runnable && !user_dispatch && !p->scx.slice && !tctx->prio && cctx &&
-		    time_before(now + slice_min() / 2, cctx->slice_end)) {
+		if (runnable && !user_dispatch && !p->scx.slice && !tctx->prio && !tctx->yielded &&
+		    cctx && time_before(now + slice_min() / 2, cctx->slice_end)) {
 			u64 burst = tctx->exec_runtime_ns < slice_ns ? tctx->exec_runtime_ns : slice_ns;
 
 			tctx->preempted_left_ns = cctx->slice_end - now;
@@ -1380,6 +1417,31 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 	/* running() and stopping() pair up; the guard only covers attach races. */
 	if (READ_ONCE(nr_running))
 		__sync_fetch_and_sub(&nr_running, 1);
+}
+
+/*
+ * sched_yield(): @from asks that the tasks waiting for a CPU run first. Its
+ * slice ends now (what the kernel does when this op is absent) and, as under
+ * EEVDF, the rest of its request is forfeit (stopping() moves its vruntime to
+ * its deadline); enqueue() queues it in BPF, never through the dispatcher.
+ * Spinning waits yield many times a millisecond (crossbeam's and Go's
+ * backoff, user-space spin locks): in user mode each yield was a round trip
+ * to the dispatcher, which preempted the task running on its CPU, and a
+ * 1 ms probe there waited behind a yield storm for 2-6 ms. yield_to() (@to
+ * set) is not supported, as without this op.
+ */
+bool BPF_STRUCT_OPS(pilot_yield, struct task_struct *from, struct task_struct *to)
+{
+	struct task_ctx *tctx;
+
+	if (to)
+		return false;
+	tctx = task_ctx_of(from);
+	if (tctx)
+		tctx->yielded = true;
+	scx_bpf_task_set_slice(from, 0);
+	COUNT(nr_yields, 1);
+	return false;
 }
 
 static void cg_count(u64 cgid, s64 delta)
@@ -1575,6 +1637,7 @@ SCX_OPS_DEFINE(pilot_ops,
 	       .dispatch		= (void *)pilot_dispatch,
 	       .running			= (void *)pilot_running,
 	       .stopping		= (void *)pilot_stopping,
+	       .yield			= (void *)pilot_yield,
 	       .runnable		= (void *)pilot_runnable,
 	       .quiescent		= (void *)pilot_quiescent,
 	       .enable			= (void *)pilot_enable,

@@ -211,6 +211,13 @@ macro_rules! counter_table {
                     user: "always 0 (a preempted task goes back to the dispatcher)",
                 },
                 #[serde(default)]
+                nr_yields: u64 {
+                    kind: Counter, modes: Every, prom: "scx_pilot_yields",
+                    help: "sched_yield() calls: the task was queued behind the waiting tasks, in BPF",
+                    kernel: "`sched_yield()` calls: the task's slice ended and it was queued behind the tasks waiting for a CPU (the rest of its request forfeit, as under EEVDF)",
+                    user: "same, without a round trip to the dispatcher (spinning waits yield many times a millisecond)",
+                },
+                #[serde(default)]
                 nr_user_enqueues: u64 {
                     kind: Counter, modes: UserDispatch, prom: "scx_pilot_user_enqueues",
                     help: "Tasks sent to the user-space dispatcher (--dispatch user)",

@@ -89,6 +89,19 @@ check user-stall-resume $? "after resuming: fallback_active=$fb_active, nr_user_
 kill $hogs $pod_sleeper
 wait $hogs $pod_sleeper 2>/dev/null
 
+# --- sched_yield() stays in BPF: spinning waits yield many times a
+# millisecond, and each yield through the dispatcher used to wake it, which
+# preempted the task on its CPU (a 1 ms probe waited 2-6 ms behind such storms)
+y0=$(umetric policy.nr_yields)
+ue0=$(umetric policy.nr_user_enqueues)
+stress-ng --yield 1 -t 2 >/dev/null 2>&1
+sleep 0.5
+y1=$(umetric policy.nr_yields)
+ue1=$(umetric policy.nr_user_enqueues)
+dy=$((y1 - y0)) due=$((ue1 - ue0))
+[ "$dy" -ge 1000 ] && [ $((due * 10)) -lt "$dy" ] && [ "$(state)" = enabled ]
+check user-yield-in-bpf $? "2 s of stress-ng --yield: nr_yields +$dy, nr_user_enqueues +$due (under a tenth: yields do not go to the dispatcher), state $(state)"
+
 # --- throughput in user mode (kernel mode's pilot_bogo_ops are from the same boot)
 user_ops=$(bogo_ops 5)
 echo "RESULT user_bogo_ops=${user_ops:-0}"

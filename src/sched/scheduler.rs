@@ -13,6 +13,7 @@ use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_read
 use super::bpf_skel::{BpfSkel, BpfSkelBuilder};
 use super::strategy_map::StrategyMapWriter;
 use super::user_dispatch::Dispatcher;
+use super::user_policy::Policy;
 use super::{bss, preflight, DispatcherStatus, StatusCell};
 use crate::metrics::MetricsStore;
 use crate::strategy::DesiredStrategies;
@@ -113,7 +114,7 @@ impl<'obj> Scheduler<'obj> {
             let dispatcher = Dispatcher::start(
                 handle(&skel.maps.queued)?,
                 handle(&skel.maps.dispatched)?,
-                online_cpus(),
+                Policy::new(online_cpus(), config.slice_us * 1000),
             )?;
             skel.maps
                 .bss_data

@@ -292,7 +292,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Locks the process's memory and starts the thread on the two ring maps.
-    pub fn start(queued: MapHandle, decisions: MapHandle, nr_cpus: u64) -> Result<Self> {
+    pub fn start(queued: MapHandle, decisions: MapHandle, policy: Policy) -> Result<Self> {
         // SAFETY: no preconditions; failure is reported, not fatal to memory.
         if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
             return Err(std::io::Error::last_os_error())
@@ -316,7 +316,7 @@ impl Dispatcher {
                     // SAFETY: gettid has no preconditions.
                     let tid = unsafe { libc::gettid() } as u32;
                     let _ = tx.send(Ok(tid));
-                    run(rings, Policy::new(nr_cpus), &stop, &stats);
+                    run(rings, policy, &stop, &stats);
                 })
                 .context("starting the dispatcher thread")?
         };

@@ -13,16 +13,24 @@ const QUEUED_F_STRATEGY: u32 = pilot_consts_QUEUED_F_STRATEGY;
 /// (the same floor as the BPF side's).
 pub const MIN_SLICE_NS: u64 = pilot_consts_MIN_SLICE_NS as u64;
 
-/// What the dispatcher knows of the machine.
+/// What the dispatcher knows of the machine and the configuration.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Policy {
     pub nr_cpus: u64,
+    /// The configured default slice (`--slice-us`): the longest burst a
+    /// deadline counts and the slice shared among waiting tasks, as in BPF's
+    /// kernel mode. Not the slice BPF granted at the enqueue, which BPF has
+    /// already shrunk by the tasks in its shared queue: capping bursts there
+    /// gave CPU hogs deadlines up to a slice earlier than kernel mode does, so
+    /// a waking task could no longer preempt them.
+    pub slice_ns: u64,
 }
 
 impl Policy {
-    pub fn new(nr_cpus: u64) -> Self {
+    pub fn new(nr_cpus: u64, slice_ns: u64) -> Self {
         Self {
             nr_cpus: nr_cpus.max(1),
+            slice_ns: slice_ns.max(1),
         }
     }
 
@@ -33,7 +41,7 @@ impl Policy {
     /// CPU hogs.
     pub fn deadline(&self, t: &queued_task) -> u64 {
         let weight = u64::from(t.weight.max(1));
-        let burst = t.exec_runtime_ns.min(t.slice_ns);
+        let burst = t.exec_runtime_ns.min(self.slice_ns);
         t.vtime.saturating_add(burst.saturating_mul(100) / weight)
     }
 
@@ -45,7 +53,7 @@ impl Policy {
             return t.slice_ns;
         }
         let waiting = (nr_waiting as u64).max(self.nr_cpus);
-        (t.slice_ns * self.nr_cpus / waiting).max(MIN_SLICE_NS.min(t.slice_ns))
+        (self.slice_ns * self.nr_cpus / waiting).max(MIN_SLICE_NS.min(self.slice_ns))
     }
 
     /// A pinned task goes to its CPU's local queue (if its affinity changed
@@ -110,7 +118,7 @@ mod tests {
 
     #[test]
     fn short_bursts_go_first_at_equal_vtime() {
-        let p = Policy::new(2);
+        let p = Policy::new(2, 5_000_000);
         let mut tasks = [task(1, 1000, 4_000_000), task(2, 1000, 10_000)];
         p.order(&mut tasks);
         assert_eq!(tasks[0].pid, 2);
@@ -118,7 +126,7 @@ mod tests {
 
     #[test]
     fn heavier_weight_pays_less_for_its_burst() {
-        let p = Policy::new(2);
+        let p = Policy::new(2, 5_000_000);
         let light = task(1, 0, 2_000_000);
         let heavy = queued_task {
             weight: 1000,
@@ -129,14 +137,28 @@ mod tests {
 
     #[test]
     fn burst_is_capped_at_one_slice() {
-        let p = Policy::new(2);
+        let p = Policy::new(2, 5_000_000);
         let hog = task(1, 1000, 60_000_000);
         assert_eq!(p.deadline(&hog), 1000 + 5_000_000);
     }
 
     #[test]
+    fn bursts_and_slices_follow_the_configured_slice_not_the_granted_one() {
+        // BPF sends the slice it granted, already shrunk by its own queue: a
+        // hog must not get a shorter burst (an earlier deadline) from that.
+        let p = Policy::new(2, 5_000_000);
+        let hog = queued_task {
+            slice_ns: 1_000_000,
+            ..task(1, 1000, 60_000_000)
+        };
+        assert_eq!(p.deadline(&hog), 1000 + 5_000_000);
+        assert_eq!(p.slice_ns(&hog, 2), 5_000_000);
+        assert_eq!(p.slice_ns(&hog, 4), 2_500_000);
+    }
+
+    #[test]
     fn default_slice_shrinks_with_waiters_but_strategy_slice_does_not() {
-        let p = Policy::new(2);
+        let p = Policy::new(2, 5_000_000);
         let t = task(1, 0, 0);
         assert_eq!(p.slice_ns(&t, 1), 5_000_000);
         assert_eq!(p.slice_ns(&t, 4), 2_500_000);
@@ -162,7 +184,7 @@ mod tests {
 
     #[test]
     fn decisions_carry_the_deadline_and_the_seq() {
-        let p = Policy::new(2);
+        let p = Policy::new(2, 5_000_000);
         let d = p.decide(&task(7, 50_000_000, 0), 1, 3);
         assert_eq!((d.pid, d.seq, d.nr_pending), (7, 7, 3));
         assert_eq!(d.vtime, 50_000_000);
