@@ -25,6 +25,12 @@ enum pilot_consts {
 	 */
 	MIN_SLICE_NS		= 250000,
 	/*
+	 * ... and never below the default slice divided by this (both sides):
+	 * with a long --slice-us, a 250 us floor would switch far more often
+	 * than the configuration asked for.
+	 */
+	SLICE_MIN_DIVISOR	= 8,
+	/*
 	 * Defaults of the agent's --slice-us, --starvation-ms and --user-stall-ms
 	 * (what each trades off: their doc comments in src/cli/opts.rs); the
 	 * agent always sets the BPF side's values before load.

@@ -106,7 +106,7 @@ const volatile bool test_hooks = false;
 
 static u64 slice_min(void)
 {
-	u64 min = slice_ns / 8;
+	u64 min = slice_ns / SLICE_MIN_DIVISOR;
 
 	if (min < MIN_SLICE_NS)
 		min = MIN_SLICE_NS;

@@ -4,14 +4,14 @@
 //! the policy is tested without a kernel.
 
 use super::bpf_intf::{
-    dispatched_task, pilot_consts_MIN_SLICE_NS, pilot_consts_QUEUED_F_STRATEGY, queued_task,
+    dispatched_task, pilot_consts_MIN_SLICE_NS, pilot_consts_QUEUED_F_STRATEGY,
+    pilot_consts_SLICE_MIN_DIVISOR, queued_task,
 };
 
 const QUEUED_F_STRATEGY: u32 = pilot_consts_QUEUED_F_STRATEGY;
 
-/// Shortest slice the policy hands out when it divides time among many tasks
-/// (the same floor as the BPF side's).
-pub const MIN_SLICE_NS: u64 = pilot_consts_MIN_SLICE_NS as u64;
+const MIN_SLICE_NS: u64 = pilot_consts_MIN_SLICE_NS as u64;
+const SLICE_MIN_DIVISOR: u64 = pilot_consts_SLICE_MIN_DIVISOR as u64;
 
 /// What the dispatcher knows of the machine and the configuration.
 #[derive(Debug, Default, Clone, Copy)]
@@ -53,7 +53,16 @@ impl Policy {
             return t.slice_ns;
         }
         let waiting = (nr_waiting as u64).max(self.nr_cpus);
-        (self.slice_ns * self.nr_cpus / waiting).max(MIN_SLICE_NS.min(self.slice_ns))
+        (self.slice_ns * self.nr_cpus / waiting).max(self.slice_min_ns())
+    }
+
+    /// Shortest default slice when many tasks wait: the same floor as BPF's
+    /// `slice_min()` (`--slice-us` / 8, at least 250 us, at most `--slice-us`),
+    /// so both dispatch modes switch equally often under load.
+    pub fn slice_min_ns(&self) -> u64 {
+        (self.slice_ns / SLICE_MIN_DIVISOR)
+            .max(MIN_SLICE_NS)
+            .min(self.slice_ns)
     }
 
     /// A pinned task goes to its CPU's local queue (if its affinity changed
@@ -162,13 +171,21 @@ mod tests {
         let t = task(1, 0, 0);
         assert_eq!(p.slice_ns(&t, 1), 5_000_000);
         assert_eq!(p.slice_ns(&t, 4), 2_500_000);
-        assert_eq!(p.slice_ns(&t, 1000), MIN_SLICE_NS);
+        assert_eq!(p.slice_ns(&t, 1000), 625_000, "--slice-us / 8");
         let s = queued_task {
             flags: QUEUED_F_STRATEGY,
             slice_ns: 20_000_000,
             ..t
         };
         assert_eq!(p.slice_ns(&s, 1000), 20_000_000);
+    }
+
+    #[test]
+    fn slice_floor_is_an_eighth_of_the_slice_but_at_least_250us_and_at_most_the_slice() {
+        let floor = |slice_ns| Policy::new(2, slice_ns).slice_min_ns();
+        assert_eq!(floor(20_000_000), 2_500_000);
+        assert_eq!(floor(1_000_000), 250_000);
+        assert_eq!(floor(100_000), 100_000);
     }
 
     #[test]
