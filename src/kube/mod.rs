@@ -7,6 +7,7 @@ pub mod crd;
 mod pods_file;
 mod strategies;
 mod strategy_status;
+mod watch_thread;
 mod watcher;
 
 use std::path::PathBuf;

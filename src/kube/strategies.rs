@@ -14,12 +14,11 @@ use futures_util::StreamExt;
 use super::config::{self, ConfigSource};
 use super::crd::SchedulingStrategy;
 use super::strategy_status::report_status;
+use super::watch_thread::WatchThread;
 use super::KubeConfig;
 use crate::state::AgentState;
 use crate::strategy::cluster::{ClusterSet, ClusterStrategy};
 
-/// How long [`StrategyWatcher::stop`] waits for the thread.
-const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 /// The delay before a new list after 410 Gone.
 const RELIST_AFTER_GONE: Duration = Duration::from_millis(200);
 /// How often a cluster without the CRD is asked again.
@@ -27,14 +26,12 @@ const CRD_RECHECK: Duration = Duration::from_secs(60);
 /// The `last_error` while the CRD is not installed.
 const NOT_INSTALLED: &str = "the SchedulingStrategy CRD is not installed (HTTP 404)";
 
-/// The watch of cluster strategies, on a current-thread runtime of its own
-/// (as the pod watcher). On an error the last known strategies stay applied,
+/// The watch of cluster strategies, in a [`WatchThread`] (as the pod
+/// watcher). On an error the last known strategies stay applied,
 /// `/health` and the `kubernetes_disconnected` alert say so, and after a
 /// backoff a new list and watch start.
 pub struct StrategyWatcher {
-    thread: Option<std::thread::JoinHandle<()>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: crossbeam_channel::Receiver<()>,
+    watch: WatchThread,
 }
 
 impl StrategyWatcher {
@@ -61,53 +58,25 @@ impl StrategyWatcher {
     }
 
     fn spawn(source: ConfigSource, node: String, state: Arc<AgentState>) -> anyhow::Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let what = source.describe();
-        let config = rt.block_on(source.client_config())?;
-        let client = {
-            let _guard = rt.enter();
-            ::kube::Client::try_from(config).map_err(|e| anyhow::anyhow!("{what}: {e}"))?
-        };
+        let watch_node = node.clone();
+        let (watch, _) = WatchThread::spawn(
+            "cluster strategies",
+            "kube-strategies",
+            source,
+            move |client| {
+                futures_util::future::join(
+                    watch_strategies(client.clone(), watch_node.clone(), state.clone()),
+                    report_status(client, watch_node, state),
+                )
+            },
+        )?;
         log::info!("cluster strategies: watching SchedulingStrategy resources for node {node:?}");
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        let thread = std::thread::Builder::new()
-            .name("kube-strategies".into())
-            .spawn(move || {
-                rt.block_on(async {
-                    let run = futures_util::future::join(
-                        watch_strategies(client.clone(), node.clone(), state.clone()),
-                        report_status(client, node, state),
-                    );
-                    futures_util::future::select(std::pin::pin!(run), stop_rx).await;
-                });
-                rt.shutdown_background();
-                let _ = done_tx.send(());
-            })?;
-        Ok(Self {
-            thread: Some(thread),
-            stop: Some(stop_tx),
-            done: done_rx,
-        })
+        Ok(Self { watch })
     }
 
-    /// Stop watching; returns within [`STOP_TIMEOUT`].
-    pub fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        match self.done.recv_timeout(STOP_TIMEOUT) {
-            Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                if let Some(t) = self.thread.take() {
-                    let _ = t.join();
-                }
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                log::warn!("cluster strategies: the watcher did not stop in {STOP_TIMEOUT:?}");
-            }
-        }
+    /// Stop watching; returns within a bound (see [`WatchThread::stop`]).
+    pub fn stop(self) {
+        self.watch.stop();
     }
 }
 

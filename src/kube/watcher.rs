@@ -14,11 +14,9 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::config::{self, ConfigSource};
+use super::watch_thread::WatchThread;
 use super::{KubeConfig, CONFIG_HASH_ANNOTATION};
 use crate::podmeta::{MetaSource, PodDirectory, PodMeta, PodMetaHandle};
-
-/// How long [`KubeWatcher::stop`] waits for the watcher thread.
-const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The delay before a new list after the server answered 410 Gone, so that a
 /// server answering it again and again is not polled at full speed.
@@ -31,17 +29,14 @@ type PodObject = PartialObjectMeta<Pod>;
 /// The thread that watches this node's pods.
 ///
 /// A `watcher` (list, then watch from the list's resourceVersion, with
-/// `fieldSelector=spec.nodeName=<node>` and metadata-only requests) runs on a
-/// current-thread tokio runtime of its own, so neither the HTTP server's
-/// runtime nor the scheduler thread is involved. Every change of a pod's name,
+/// `fieldSelector=spec.nodeName=<node>` and metadata-only requests) runs in a
+/// [`WatchThread`]. Every change of a pod's name,
 /// namespace, labels or config hash publishes a new [`PodDirectory`] (which
 /// wakes the resolver). On an error the last pods stay published, `/health`
 /// shows the error, and after a backoff (0.8 s doubling to 30 s) a new list
 /// and watch start; a complete list makes the status "ok" again.
 pub struct KubeWatcher {
-    thread: Option<std::thread::JoinHandle<()>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: crossbeam_channel::Receiver<()>,
+    watch: WatchThread,
 }
 
 impl KubeWatcher {
@@ -100,59 +95,21 @@ impl KubeWatcher {
         node: String,
         handle: Arc<PodMetaHandle>,
     ) -> anyhow::Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let what = source.describe();
-        let config = rt.block_on(source.client_config())?;
-        let endpoint = config.cluster_url.to_string();
-        // The client's request buffer is a task of this runtime.
-        let client = {
-            let _guard = rt.enter();
-            ::kube::Client::try_from(config).map_err(|e| anyhow::anyhow!("{what}: {e}"))?
-        };
+        let publish_to = handle.clone();
+        let watch_node = node.clone();
+        let (watch, endpoint) =
+            WatchThread::spawn("kubernetes", "kube-watch", source, move |client| {
+                watch_pods(client, watch_node, publish_to)
+            })?;
         log::info!("kubernetes: watching the pods of node {node:?} at {endpoint} ({what})");
         handle.update_status(|s| s.endpoint = Some(endpoint));
-
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        let thread = std::thread::Builder::new()
-            .name("kube-watch".into())
-            .spawn(move || {
-                rt.block_on(async {
-                    let run = std::pin::pin!(watch_pods(client, node, handle));
-                    futures_util::future::select(run, stop_rx).await;
-                });
-                // Nothing may hold the agent's shutdown (a DNS lookup in the
-                // blocking pool, say).
-                rt.shutdown_background();
-                let _ = done_tx.send(());
-            })?;
-        Ok(Self {
-            thread: Some(thread),
-            stop: Some(stop_tx),
-            done: done_rx,
-        })
+        Ok(Self { watch })
     }
 
-    /// Stop watching; returns within [`STOP_TIMEOUT`] (the thread is left to
-    /// end on its own if it does not finish in time).
-    pub fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        match self.done.recv_timeout(STOP_TIMEOUT) {
-            Ok(()) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                if let Some(t) = self.thread.take() {
-                    let _ = t.join();
-                }
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                log::warn!(
-                    "kubernetes: the watcher did not stop within {STOP_TIMEOUT:?}; leaving it"
-                );
-            }
-        }
+    /// Stop watching; returns within a bound (see [`WatchThread::stop`]).
+    pub fn stop(self) {
+        self.watch.stop();
     }
 }
 
