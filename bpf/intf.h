@@ -25,9 +25,9 @@ enum pilot_consts {
 	 */
 	MIN_SLICE_NS		= 250000,
 	/*
-	 * ... and never below the default slice divided by this (both sides):
-	 * with a long --slice-us, a 250 us floor would switch far more often
-	 * than the configuration asked for.
+	 * Nor below the default slice divided by this (both sides as well): with
+	 * a long --slice-us, a 250 us floor would switch far more often than the
+	 * configuration asked for.
 	 */
 	SLICE_MIN_DIVISOR	= 8,
 	/*

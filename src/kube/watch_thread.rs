@@ -12,8 +12,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A running watch; [`WatchThread::stop`] ends it.
 pub(super) struct WatchThread {
-    /// The log's prefix for this watch ("kubernetes", "cluster strategies").
-    what: &'static str,
+    /// What this watch's log lines start with ("kubernetes", "cluster strategies").
+    log_prefix: &'static str,
     thread: Option<std::thread::JoinHandle<()>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: crossbeam_channel::Receiver<()>,
@@ -24,7 +24,7 @@ impl WatchThread {
     /// and run `watch(client)` in a thread named `thread_name` until
     /// [`WatchThread::stop`]. Also returns the API server's URL.
     pub(super) fn spawn<F, Fut>(
-        what: &'static str,
+        log_prefix: &'static str,
         thread_name: &str,
         source: ConfigSource,
         watch: F,
@@ -59,7 +59,7 @@ impl WatchThread {
                 let _ = done_tx.send(());
             })?;
         let watch = Self {
-            what,
+            log_prefix,
             thread: Some(thread),
             stop: Some(stop_tx),
             done: done_rx,
@@ -82,7 +82,7 @@ impl WatchThread {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 log::warn!(
                     "{}: the watcher did not stop within {STOP_TIMEOUT:?}; leaving it",
-                    self.what
+                    self.log_prefix
                 );
             }
         }

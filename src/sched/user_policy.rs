@@ -59,7 +59,7 @@ impl Policy {
     /// Shortest default slice when many tasks wait: the same floor as BPF's
     /// `slice_min()` (`--slice-us` / 8, at least 250 us, at most `--slice-us`),
     /// so both dispatch modes switch equally often under load.
-    pub fn slice_min_ns(&self) -> u64 {
+    fn slice_min_ns(&self) -> u64 {
         (self.slice_ns / SLICE_MIN_DIVISOR)
             .max(MIN_SLICE_NS)
             .min(self.slice_ns)
