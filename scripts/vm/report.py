@@ -13,8 +13,8 @@ import sys
 
 # How far the plain probe's p50 may trail EEVDF's (see the check).
 PLAIN_VS_EEVDF_P50 = 3
-# How far the plain probe's p90 in user mode may trail EEVDF's (see the check).
-USER_VS_EEVDF_P90 = 1.25
+# How far the plain probe's p99 in user mode may trail EEVDF's (see the check).
+USER_VS_EEVDF_P99 = 1.25
 
 
 def parse(lines):
@@ -158,15 +158,15 @@ def main():
     if "user-probe-plain" in hists and "user-probe-prio" in hists:
         for q in (0.5, 0.9):
             prio_vs_plain("user-", q, 1.0)
-        # Issue 20's bar for user mode, coarsely: the plain probe's p90 within
-        # USER_VS_EEVDF_P90 of EEVDF's. EEVDF leaves about a fifth of these
-        # wakeups behind a hog (p90 1.6-1.7 ms in three clean-clone runs); user mode
-        # had 1.22 ms before the dispatcher ran where it was woken, 1.14 and
-        # 1.45 ms since (0.7-1.0 ms in the bench); a decision that waits for
-        # slice ends would take several ms. The margin is for the emulator's
-        # swings.
-        at_most("user-latency-vs-eevdf", "user-probe-plain", "probe-eevdf", 0.9,
-                USER_VS_EEVDF_P90, "in user mode without a strategy {a} us vs EEVDF {b} us")
+        # Issue 20's bar for user mode, coarsely: the plain probe's p99 within
+        # USER_VS_EEVDF_P99 of EEVDF's. Not p90: on a fast host fewer than a
+        # tenth of EEVDF's wakeups wait behind a hog, and its p90 swung from
+        # 204 to 861 us between two clean clones of one day, while its p99
+        # (1.6-1.7 ms) stays a hog's slice. User mode's p99 was 0.35-0.72x
+        # EEVDF's in 2026-12-04's runs; a decision that waits for slice ends
+        # would take several ms. The margin is for the emulator's swings.
+        at_most("user-latency-vs-eevdf", "user-probe-plain", "probe-eevdf", 0.99,
+                USER_VS_EEVDF_P99, "in user mode without a strategy {a} us vs EEVDF {b} us")
         for q in ("p50", "p90", "p99"):
             u, k = figures[f"user-probe-plain_{q}_us"], figures.get(f"probe-plain_{q}_us")
             if u is not None and k and u != float("inf") and k != float("inf"):
