@@ -8,9 +8,11 @@
  * never more than one slice behind its CPU's virtual clock (nor more than
  * one ahead when it wakes or moves to another CPU), and a deadline: that vruntime plus the CPU time it used since it last woke (at
  * most one slice), scaled the same way. Waiting tasks are served from one
- * shared queue in deadline order, and a task whose slice ends keeps its CPU
- * while its deadline is earlier than that of the first task waiting for the
- * CPU, so tasks that wake, run briefly and sleep go ahead of CPU hogs, and
+ * shared queue in deadline order, except that a CPU takes a task that last ran
+ * on it over the first one when its deadline is at most one slice later (so
+ * hogs do not move between CPUs at every slice end), and a task whose slice
+ * ends keeps its CPU while its deadline is earlier than that of the first task
+ * waiting for the CPU, so tasks that wake, run briefly and sleep go ahead of CPU hogs, and
  * hogs share CPUs by weight. A waking task takes an idle CPU when
  * there is one; otherwise it preempts the task running on its CPU when that
  * task has no strategy and its deadline is later by more than the minimum
@@ -101,7 +103,10 @@ const volatile bool test_hooks = false;
  * task must win by to preempt: below it a context switch costs more than the
  * latency it saves.
  */
-/* Shared-queue tasks dispatch() looks at before it lets a kept task run on. */
+/*
+ * Shared-queue tasks dispatch() looks at: to find the first one that may run on
+ * its CPU, and one that last ran there.
+ */
 #define KEEP_PREV_SCAN 8
 
 static u64 slice_min(void)
@@ -206,6 +211,7 @@ struct task_ctx {
 	bool runnable;		/* counted in its cgroup's nr_runnable */
 	bool sync_wake;		/* its waker said it is about to sleep (WF_SYNC) */
 	bool yielded;		/* called sched_yield(); cleared when it is queued or kept */
+	bool woken;		/* its last enqueue was a wakeup */
 	/*
 	 * Slice left when a wakeup preempted it (set in stopping(), used by the
 	 * enqueue that follows, cleared when it runs).
@@ -874,6 +880,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		tctx->slice_ns = slice;
 		tctx->prio = prio;
 		tctx->strategy = !!s;
+		tctx->woken = enq_flags & SCX_ENQ_WAKEUP;
 	}
 	if (s) {
 		__sync_fetch_and_add(&s->nr_hits, 1);
@@ -1189,6 +1196,47 @@ static bool serve_resumed(s32 cpu)
 }
 
 /*
+ * Serve the shared queue, preferring a task that last ran on @cpu: among the
+ * first KEEP_PREV_SCAN that may run here, the first queued by @cpu whose
+ * deadline is within one slice of the first one's, else the first one. Taking
+ * the head alone, every slice end moved a hog to the other CPU half the time
+ * (6 hogs on 2 CPUs: 1,700-3,200 migrations in 7 s against EEVDF's 3-11),
+ * which costs caches and the CPU time of the move. The head waits at most
+ * about a slice of deadline more: its own CPU takes it as its local task. A
+ * woken task is never passed over: it goes to the first CPU that is free.
+ */
+static bool serve_shared(s32 cpu)
+{
+	struct task_struct *p;
+	struct task_ctx *wctx;
+	u64 head = 0;
+	bool seen = false;
+	int scanned = 0;
+
+	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
+		if (++scanned > KEEP_PREV_SCAN)
+			break;
+		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+			continue;
+		wctx = task_ctx_of(p);
+		if (!wctx || wctx->woken)
+			break;
+		if (!seen) {
+			head = p->scx.dsq_vtime;
+			seen = true;
+		} else if (time_after(p->scx.dsq_vtime, head + slice_ns)) {
+			break;
+		}
+		if (scx_bpf_task_cpu(p) == cpu &&
+		    scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
+			COUNT(nr_kernel_dispatches, 1);
+			return true;
+		}
+	}
+	return serve_dsq(SHARED_DSQ);
+}
+
+/*
  * The deadline a task (@tctx, weight @w) whose slice just ran out would get if
  * it were enqueued @now: stopping() has not yet charged that slice's CPU time.
  */
@@ -1289,7 +1337,7 @@ static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u
 		if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && !ran_prio(prev) &&
 		    prev_goes_first(prev, cpu, now)) {
 			refresh_prev(prev, cpu, now);
-		} else if (!serve_dsq(SHARED_DSQ)) {
+		} else if (!serve_shared(cpu)) {
 			/* Nothing waiting can run here. */
 			cctx->prio_ns = 0;
 			cctx->guard_until = 0;
@@ -1334,7 +1382,7 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 		refresh_prev(prev, cpu, now);
 		goto out;
 	}
-	if (serve_dsq(SHARED_DSQ))
+	if (serve_shared(cpu))
 		goto out;
 	if (prev && (prev->scx.flags & SCX_TASK_QUEUED))
 		refresh_prev(prev, cpu, now);

@@ -52,6 +52,20 @@ schedstat() { cat "/proc/$1/schedstat" 2>/dev/null || echo "0 0 0"; }
 bogo_ops() { # SECONDS -> bogo ops of 2 matrixprod workers
 	stress-ng --cpu 2 --cpu-method matrixprod -t "$1" --metrics-brief 2>&1 | bogo_ops_of
 }
+# Migrations so far of PIDS (se.nr_migrations in /proc/PID/sched), summed.
+migrations() { # PIDS...
+	n=0
+	for pid in "$@"; do
+		m=$(awk '/nr_migrations/ { print $3; exit }' "/proc/$pid/sched" 2>/dev/null)
+		n=$((n + ${m:-0}))
+	done
+	echo "$n"
+}
+uptime_cs() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
+# Hog migrations a second under scx_pilot beyond which hog-migrations fails:
+# taking the shared queue's head alone moved them 400-460 times a second (six
+# hogs, two vCPUs; EEVDF 0-2), preferring a task that last ran on the CPU 25-35.
+MAX_HOG_MIGRATIONS_PER_S=100
 hist() { # NAME cyclictest-args...: run cyclictest, print its histogram
 	name=$1
 	shift
@@ -100,7 +114,9 @@ eevdf_probe() {
 		ehogs="$ehogs $!"
 	done
 	sleep 1
+	m0=$(migrations $ehogs) t0=$(uptime_cs)
 	hist probe-eevdf -t1 -i 1000 -l 1000
+	echo "RESULT eevdf_hog_migrations_per_s=$((($(migrations $ehogs) - m0) * 100 / ($(uptime_cs) - t0 + 1)))"
 	kill $ehogs
 	wait $ehogs 2>/dev/null
 }
@@ -222,10 +238,14 @@ say "load before the probe rounds:"
 top -bn1 | head -12
 post_failed=""
 hits0=$(metric policy.nr_strategy_hits)
+m0=$(migrations $hogs) t0=$(uptime_cs)
 for round in 1 2 3 4 5; do
 	probe_round probe-plain false
 	probe_round probe-prio true
 done
+mig_per_s=$((($(migrations $hogs) - m0) * 100 / ($(uptime_cs) - t0 + 1)))
+[ "$mig_per_s" -le "$MAX_HOG_MIGRATIONS_PER_S" ]
+check hog-migrations $? "the $((cpus * 3)) hogs migrated $mig_per_s times a second during the probe rounds (need <= $MAX_HOG_MIGRATIONS_PER_S; EEVDF before attach: see eevdf_hog_migrations_per_s)"
 [ -z "$post_failed" ]
 check strategy-post $? "every strategy POST succeeded ${post_failed}"
 hits1=$(metric policy.nr_strategy_hits)
