@@ -36,7 +36,9 @@ pub struct Opts {
     /// waker cannot preempt, at the cost of more switches between CPU hogs;
     /// longer ones let woken tasks cut in more often, which costs message
     /// passers (hackbench at 5 ms: twice EEVDF's context switches; at the
-    /// default 2 ms, EEVDF's count).
+    /// default 2 ms, EEVDF's count). It is also how far a CPU may go past the
+    /// first waiting task's deadline to take back a task that last ran on it:
+    /// longer keeps CPU hogs on their CPU, shorter keeps deadline order tighter.
     /// A duration (`20ms`, `2s`); a bare number is microseconds.
     #[arg(help_heading = SCHEDULER, long, default_value_t = DEFAULT_SLICE_US, value_parser = count_in(Unit::Micros, 50, 1_000_000), value_name = "DURATION")]
     pub slice_us: u64,
