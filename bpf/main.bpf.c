@@ -977,15 +977,48 @@ void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
 	}
 }
 
+static bool serve_dsq(u64 dsq_id)
+{
+	if (!scx_bpf_dsq_move_to_local(dsq_id, 0))
+		return false;
+	COUNT(nr_kernel_dispatches, 1);
+	return true;
+}
+
+/* What one scan of the shared queue found for a CPU. */
+enum shared_pick {
+	SHARED_NONE,		/* no task there may run on the CPU */
+	SHARED_HEAD,		/* (looking only) the first one that may: *head_vtime */
+	SHARED_PREV,		/* the task whose slice ended goes on first */
+	SHARED_MOVED,		/* a task is in the CPU's local queue */
+};
+
 /*
- * The first task in the shared queue that may run on @cpu, among the first
- * KEEP_PREV_SCAN: its deadline and when it was queued (0 if unknown). False
- * when there is none.
+ * One scan of the first KEEP_PREV_SCAN shared-queue tasks that may run on
+ * @cpu, for everything dispatch() asks of that queue. The first such task (the
+ * head) gives *@head_vtime; with !@move that is all (a decision from the
+ * dispatcher asks whether any task is ahead of it).
+ *
+ * @prev_dl, when set, is the deadline the normal task whose slice just ended
+ * on @cpu would get: it keeps the CPU when that is earlier than the head's and
+ * the head has not waited a starvation interval (deadlines come from per-CPU
+ * clocks, so a task from another CPU must not wait on them for long).
+ * Otherwise a task moves to @cpu's local queue, preferring one that last ran
+ * on @cpu: the first queued by @cpu whose deadline is within one slice of the
+ * head's, else the head. Taking the head alone, every slice end moved a hog to
+ * the other CPU half the time (6 hogs on 2 CPUs: 1,700-3,200 migrations in
+ * 7 s against EEVDF's 3-11), which costs caches and the CPU time of the move.
+ * The head waits at most about a slice of deadline more: its own CPU takes it
+ * as its local task. A woken task is never passed over: it goes to the first
+ * CPU that is free.
  */
-static bool first_shared(s32 cpu, u64 *vtime, u64 *queued_at)
+static enum shared_pick scan_shared(s32 cpu, const u64 *prev_dl, bool move, u64 now,
+				    u64 *head_vtime)
 {
 	struct task_struct *p;
 	struct task_ctx *wctx;
+	u64 head = 0, queued_at;
+	bool seen = false;
 	int scanned = 0;
 
 	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
@@ -994,11 +1027,30 @@ static bool first_shared(s32 cpu, u64 *vtime, u64 *queued_at)
 		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 			continue;
 		wctx = task_ctx_of(p);
-		*vtime = p->scx.dsq_vtime;
-		*queued_at = wctx ? wctx->queued_at : 0;
-		return true;
+		if (!seen) {
+			seen = true;
+			head = p->scx.dsq_vtime;
+			*head_vtime = head;
+			if (!move)
+				return SHARED_HEAD;
+			queued_at = wctx ? wctx->queued_at : 0;
+			if (prev_dl && time_before(*prev_dl, head) &&
+			    (s64)(now - queued_at) <= (s64)starvation_ns)
+				return SHARED_PREV;
+		} else if (time_after(p->scx.dsq_vtime, head + slice_ns)) {
+			break;
+		}
+		if (!wctx || wctx->woken)
+			break;
+		if (scx_bpf_task_cpu(p) == cpu &&
+		    scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
+			COUNT(nr_kernel_dispatches, 1);
+			return SHARED_MOVED;
+		}
 	}
-	return false;
+	if (!move)
+		return SHARED_NONE;
+	return serve_dsq(SHARED_DSQ) ? SHARED_MOVED : SHARED_NONE;
 }
 
 /*
@@ -1034,7 +1086,7 @@ struct drain_ctx {
 static void apply_decision(struct task_struct *p, const struct dispatched_task *d,
 			   const struct user_task *ut, struct drain_ctx *dc)
 {
-	u64 ahead_vtime, ahead_queued_at;
+	u64 ahead_vtime;
 	u64 slice = d->slice_ns, vtime = d->vtime;
 	struct task_ctx *tctx = task_ctx_of(p);
 	s32 cpu = d->cpu, target = scx_bpf_task_cpu(p);
@@ -1050,7 +1102,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 
 	if (dc->may_place && !dc->placed && (cpu < 0 || cpu == dc->cpu) &&
 	    bpf_cpumask_test_cpu(dc->cpu, p->cpus_ptr) &&
-	    !(first_shared(dc->cpu, &ahead_vtime, &ahead_queued_at) &&
+	    !(scan_shared(dc->cpu, NULL, false, 0, &ahead_vtime) == SHARED_HEAD &&
 	      time_before(ahead_vtime, vtime))) {
 		ok = scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
 		dc->placed = ok;
@@ -1182,58 +1234,9 @@ static bool user_dispatch_work(s32 cpu, bool may_place, u64 now)
 	return dc.placed;
 }
 
-static bool serve_dsq(u64 dsq_id)
-{
-	if (!scx_bpf_dsq_move_to_local(dsq_id, 0))
-		return false;
-	COUNT(nr_kernel_dispatches, 1);
-	return true;
-}
-
 static bool serve_resumed(s32 cpu)
 {
 	return has_resume_dsq(cpu) && serve_dsq(RESUME_DSQ + cpu);
-}
-
-/*
- * Serve the shared queue, preferring a task that last ran on @cpu: among the
- * first KEEP_PREV_SCAN that may run here, the first queued by @cpu whose
- * deadline is within one slice of the first one's, else the first one. Taking
- * the head alone, every slice end moved a hog to the other CPU half the time
- * (6 hogs on 2 CPUs: 1,700-3,200 migrations in 7 s against EEVDF's 3-11),
- * which costs caches and the CPU time of the move. The head waits at most
- * about a slice of deadline more: its own CPU takes it as its local task. A
- * woken task is never passed over: it goes to the first CPU that is free.
- */
-static bool serve_shared(s32 cpu)
-{
-	struct task_struct *p;
-	struct task_ctx *wctx;
-	u64 head = 0;
-	bool seen = false;
-	int scanned = 0;
-
-	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
-		if (++scanned > KEEP_PREV_SCAN)
-			break;
-		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
-			continue;
-		wctx = task_ctx_of(p);
-		if (!wctx || wctx->woken)
-			break;
-		if (!seen) {
-			head = p->scx.dsq_vtime;
-			seen = true;
-		} else if (time_after(p->scx.dsq_vtime, head + slice_ns)) {
-			break;
-		}
-		if (scx_bpf_task_cpu(p) == cpu &&
-		    scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
-			COUNT(nr_kernel_dispatches, 1);
-			return true;
-		}
-	}
-	return serve_dsq(SHARED_DSQ);
 }
 
 /*
@@ -1251,23 +1254,21 @@ static u64 prev_deadline(const struct task_ctx *tctx, u64 now, u64 w)
 }
 
 /*
- * Whether @prev, a normal task whose slice ran out, runs on ahead of the first
- * shared-queue task that may run on @cpu: its deadline is earlier, and that
- * task has not waited a starvation interval (deadlines come from per-CPU
- * clocks, so a task from another CPU must not wait on them for long). Without
- * this, two hogs sharing a CPU take turns slice by slice whatever their
- * weights. Not in user mode, where the dispatcher decides deadlines.
+ * Serve the shared queue to @cpu, where @prev's slice ran out (NULL: no task
+ * may keep the CPU): scan_shared(), with the deadline @prev would get if it is
+ * a normal task. Without that comparison, two hogs sharing a CPU take turns
+ * slice by slice whatever their weights. Not in user mode, where the
+ * dispatcher decides deadlines.
  */
-static bool prev_goes_first(struct task_struct *prev, s32 cpu, u64 now)
+static enum shared_pick serve_shared(struct task_struct *prev, s32 cpu, u64 now)
 {
-	struct task_ctx *tctx = task_ctx_of(prev);
-	u64 vtime, queued_at;
+	struct task_ctx *tctx = prev ? task_ctx_of(prev) : NULL;
+	u64 prev_dl, head;
 
-	if (user_dispatch || !tctx || tctx->prio || tctx->yielded ||
-	    !first_shared(cpu, &vtime, &queued_at) ||
-	    (s64)(now - queued_at) > (s64)starvation_ns)
-		return false;
-	return time_before(prev_deadline(tctx, now, task_weight(prev, tctx)), vtime);
+	if (user_dispatch || !tctx || tctx->prio || tctx->yielded)
+		return scan_shared(cpu, NULL, true, now, &head);
+	prev_dl = prev_deadline(tctx, now, task_weight(prev, tctx));
+	return scan_shared(cpu, &prev_dl, true, now, &head);
 }
 
 /*
@@ -1334,15 +1335,20 @@ static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u
 	 * the guard as well as a waiter.
 	 */
 	if (!serve_resumed(cpu)) {
-		if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && !ran_prio(prev) &&
-		    prev_goes_first(prev, cpu, now)) {
-			refresh_prev(prev, cpu, now);
-		} else if (!serve_shared(cpu)) {
+		enum shared_pick pick;
+
+		if (!(prev && (prev->scx.flags & SCX_TASK_QUEUED) && !ran_prio(prev)))
+			prev = NULL;
+		pick = serve_shared(prev, cpu, now);
+		if (pick == SHARED_NONE) {
 			/* Nothing waiting can run here. */
 			cctx->prio_ns = 0;
 			cctx->guard_until = 0;
 			return false;
 		}
+		/* SHARED_PREV comes only with a prev: the verifier cannot tell. */
+		if (pick == SHARED_PREV && prev)
+			refresh_prev(prev, cpu, now);
 	}
 	if (!in_window) {
 		cctx->guard_until = now + starvation_ns / 4;
@@ -1378,13 +1384,10 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 	}
 	if (serve_dsq(PRIO_DSQ) || serve_resumed(cpu))
 		goto out;
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && prev_goes_first(prev, cpu, now)) {
-		refresh_prev(prev, cpu, now);
-		goto out;
-	}
-	if (serve_shared(cpu))
-		goto out;
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED))
+	if (!(prev && (prev->scx.flags & SCX_TASK_QUEUED)))
+		prev = NULL;
+	/* Nothing waiting may run here, or prev goes first: it keeps the CPU. */
+	if (serve_shared(prev, cpu, now) != SHARED_MOVED && prev)
 		refresh_prev(prev, cpu, now);
 out:
 	refresh_nr_queued();
