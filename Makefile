@@ -70,6 +70,7 @@ bench:
 # and their median; results in bench/results/.
 bench-sched: build
 	@scripts/deps.sh bench
+	$(CARGO) build --release --locked --example scx_floor
 	$(AS_ROOT) scripts/bench-sched.sh
 
 # What each BPF program costs per call in the sched_ext VM (one boot, ~2 min);

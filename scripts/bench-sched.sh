@@ -3,9 +3,11 @@
 # back to back; in each boot, first the floor (the 1 ms latency probe alone on
 # the idle guest, EEVDF), then for each contender in turn CPU hogs plus the probe
 # and a hackbench run (scripts/vm/guest-bench.sh). Contenders: EEVDF, EEVDF with
-# the probe at nice -20, scx_bpfland and scx_rustland (built from crates.io at
-# pinned versions and cached), scx_pilot without a strategy, scx_pilot with a
-# priority strategy for the probe, scx_pilot --dispatch user without a strategy.
+# the probe at nice -20, scx_floor (examples/scx_floor.rs: a sched_ext scheduler
+# that only lets every wakeup preempt, so what sched_ext itself costs a wakeup),
+# scx_bpfland and scx_rustland (built from crates.io at pinned versions and
+# cached), scx_pilot without a strategy, scx_pilot with a priority strategy for
+# the probe, scx_pilot --dispatch user without a strategy.
 # Writes to bench/results/ per boot sched-<stamp>-boot<N>.{md,json,svg,log} and
 # over all boots sched-<stamp>-summary.{md,json,svg}: the median of each figure,
 # a per-boot table, the host load before each boot and issue 20's targets as
@@ -16,7 +18,8 @@
 # each boot for the host's 1-min load to fall to 0.5, default 150), DURATION
 # (seconds per latency run, default 6), ROUNDS (times each contender runs in a
 # boot, alternately in reverse order, pooled; default 2), NO_PEERS=1 to skip
-# building the peer schedulers, PEER_VERSION (default 1.1.4), VM_* of boot.sh.
+# building the peer schedulers, PEER_VERSION (default 1.1.4), FLOOR (the
+# scx_floor binary, default examples/scx_floor beside BIN), VM_* of boot.sh.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 PROG=bench-sched.sh
@@ -34,7 +37,10 @@ done
 LOAD_SETTLE_S=${LOAD_SETTLE_S:-150}
 [[ -x $BIN ]] || { echo "bench-sched.sh: $BIN not built (run: make build)" >&2; exit 1; }
 
-files=("$BIN" /usr/bin/curl /usr/bin/jq)
+# sched_ext's own floor (bpf/floor.bpf.c), a contender beside the peers.
+FLOOR=${FLOOR:-$(dirname -- "$BIN")/examples/scx_floor}
+[[ -x $FLOOR ]] || { echo "bench-sched.sh: $FLOOR not built (run: cargo build --release --example scx_floor)" >&2; exit 1; }
+files=("$BIN" /usr/bin/curl /usr/bin/jq "$FLOOR:/peers/scx_floor")
 if [[ ${NO_PEERS:-0} != 1 ]]; then
 	for peer in scx_bpfland scx_rustland; do
 		if [[ ! -x $peers_root/bin/$peer ]]; then

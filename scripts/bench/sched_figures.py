@@ -6,7 +6,7 @@ import re
 import statistics
 
 FLOOR, EEVDF = "floor", "eevdf"
-ORDER = [FLOOR, EEVDF, "eevdf-nice-20", "scx_bpfland", "scx_rustland",
+ORDER = [FLOOR, EEVDF, "eevdf-nice-20", "scx_floor", "scx_bpfland", "scx_rustland",
          "scx_pilot", "scx_pilot-prio", "scx_pilot-user"]
 LATENCY_KEYS = ["p50_us", "p90_us", "p99_us", "max_us"]
 # Raw figures of a row; everything else in a row is derived from these.

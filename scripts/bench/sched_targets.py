@@ -9,6 +9,8 @@ import json
 import sys
 
 PLAIN, PRIO, USER = "scx_pilot", "scx_pilot-prio", "scx_pilot-user"
+# sched_ext's own floor (bpf/floor.bpf.c): every wakeup preempts, nothing else.
+SCX_FLOOR = "scx_floor"
 PEERS = ["scx_bpfland", "scx_rustland"]
 PEER_FIGURES = ["p50_us", "p90_us", "p99_us", "max_us"]
 THROUGHPUT_MIN = 0.95
@@ -60,13 +62,34 @@ def evaluate(result_rows):
     return out
 
 
+def _ratio(rows, a, b, key):
+    va, vb = rows.get(a, {}).get(key), rows.get(b, {}).get(key)
+    return f"{va / vb:.2f}x" if va is not None and vb else "n/a"
+
+
+def floor_context(result_rows):
+    """The latency targets beside what sched_ext itself costs a wakeup (not
+    targets: a sched_ext scheduler cannot go below its floor)."""
+    rows = {r["contender"]: r for r in result_rows}
+    if SCX_FLOOR not in rows:
+        return []
+    return [
+        f"Beside sched_ext's own floor ({SCX_FLOOR}: every wakeup preempts, no policy; not a target): "
+        f"{SCX_FLOOR} p50 {_ratio(rows, SCX_FLOOR, 'eevdf', 'p50_us')} EEVDF's, "
+        f"p99 {_ratio(rows, SCX_FLOOR, 'eevdf-nice-20', 'p99_us')} eevdf-nice-20's; "
+        f"{PLAIN} p50 {_ratio(rows, PLAIN, SCX_FLOOR, 'p50_us')} {SCX_FLOOR}'s, "
+        f"{PRIO} p99 {_ratio(rows, PRIO, SCX_FLOOR, 'p99_us')} {SCX_FLOOR}'s."
+    ]
+
+
 def table(result_rows):
     checks = evaluate(result_rows)
     lines = ["| target | verdict | figures |", "|---|---|---|"]
     lines += [f"| {t} | {s} | {d} |" for t, s, d in checks]
     passed = sum(1 for _, s, _ in checks if s == "PASS")
     lines += ["", f"{passed} of {len(checks)} targets hold."]
-    return lines
+    context = floor_context(result_rows)
+    return lines + ([""] + context if context else [])
 
 
 def main():

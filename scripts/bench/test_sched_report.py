@@ -35,6 +35,7 @@ GOOD = {
     "floor": (120, 900, None, None),
     "eevdf": (950, 20000, 200, 3.0),
     "eevdf-nice-20": (290, 8000, 160, 5.0),
+    "scx_floor": (700, 4000, 150, 4.0),
     "scx_bpfland": (5500, 25000, 200, 6.0),
     "scx_rustland": (6900, 28000, 260, 1.8),
     "scx_pilot": (800, 15000, 198, 2.9),
@@ -127,6 +128,18 @@ class Targets(unittest.TestCase):
                        "scx_pilot-prio probe p99 < eevdf-nice-20's"):
             self.assertEqual(v[target], "MISS", target)
         self.assertEqual(v["scx_pilot probe p99 <= EEVDF's"], "PASS")
+
+    def test_floor_context_gives_ratios_to_scx_floor(self):
+        data, _ = sched_figures.parse(guest_log(GOOD).splitlines())
+        rows = sched_figures.with_ratios(sched_figures.rows_from(data))
+        context = " ".join(sched_targets.floor_context(rows))
+        # 700/950 p50 vs EEVDF, 4000/8000 p99 vs nice -20, 800/700, 1700/4000.
+        for part in ("scx_floor p50 0.74x EEVDF's", "p99 0.50x eevdf-nice-20's",
+                     "scx_pilot p50 1.14x scx_floor's", "scx_pilot-prio p99 0.42x scx_floor's"):
+            self.assertIn(part, context)
+        without = [r for r in rows if r["contender"] != "scx_floor"]
+        self.assertEqual(sched_targets.floor_context(without), [])
+        self.assertNotIn("sched_ext's own floor", "\n".join(sched_targets.table(without)))
 
     def test_missing_contender_is_not_applicable(self):
         v = self.verdicts({k: f for k, f in GOOD.items() if k not in ("scx_rustland", "scx_pilot-user")})

@@ -10,7 +10,7 @@
 # figure).
 # Prints "BENCH <contender> <key>=<value>" lines and the probe's histogram
 # between "HIST-BEGIN <contender>" and "HIST-END <contender>".
-# Environment: AGENT (scx_pilot in the guest), PEERS (dir with scx_bpfland,
+# Environment: AGENT (scx_pilot in the guest), PEERS (dir with scx_floor, scx_bpfland,
 # scx_rustland; optional), DURATION (seconds of each latency run, default 6),
 # ROUNDS (default 2).
 set -u
@@ -82,7 +82,7 @@ run_contender() { # NAME
 		print_hist floor /tmp/probe.out ;;
 	eevdf) run_latency eevdf 0 ;;
 	eevdf-nice-20) run_latency eevdf-nice-20 0 nice -n -20 ;;
-	scx_bpfland | scx_rustland)
+	scx_floor | scx_bpfland | scx_rustland)
 		if [ -x "$PEERS/$1" ]; then
 			start_sched "$PEERS/$1" && run_latency "$1" 0
 			stop_sched
@@ -104,7 +104,7 @@ run_contender() { # NAME
 	esac
 }
 
-contenders="floor eevdf eevdf-nice-20 scx_bpfland scx_rustland scx_pilot scx_pilot-user"
+contenders="floor eevdf eevdf-nice-20 scx_floor scx_bpfland scx_rustland scx_pilot scx_pilot-user"
 reversed=""
 for c in $contenders; do reversed="$c $reversed"; done
 echo "bench: kernel $(uname -r), $cpus vCPUs, $hogs_n hogs, probe ${DURATION}s, $ROUNDS rounds"
