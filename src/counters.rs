@@ -211,6 +211,13 @@ macro_rules! counter_table {
                     user: "always 0 (a preempted task goes back to the dispatcher)",
                 },
                 #[serde(default)]
+                nr_wakeups_before_resumed: u64 {
+                    kind: Counter, modes: Every, prom: "scx_pilot_wakeups_before_resumed",
+                    help: "Waking normal tasks that did not preempt and went on next on their CPU, ahead of a task a wakeup preempted there",
+                    kernel: "waking normal tasks that did not preempt the task on their CPU (a waker with about the same deadline) and went on next there, ahead of the task a wakeup had preempted (`nr_preempted_resumes`), whose deadline is later",
+                    user: "always 0",
+                },
+                #[serde(default)]
                 nr_yields: u64 {
                     kind: Counter, modes: Every, prom: "scx_pilot_yields",
                     help: "sched_yield() calls: the task was queued behind the waiting tasks, in BPF",
