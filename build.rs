@@ -16,4 +16,5 @@ fn main() {
         .expect("building the floor scheduler failed");
     println!("cargo:rerun-if-changed=bpf/intf.h");
     println!("cargo:rerun-if-changed=bpf/main.bpf.c");
+    println!("cargo:rerun-if-changed=bpf/floor.bpf.c");
 }

@@ -22,8 +22,8 @@
  * task it preempts goes on right after it, on its CPU, for the rest of its
  * slice (after any priority task), rather than through the shared queue
  * (kernel mode); a waking task that does not preempt goes on before it when
- * its deadline is earlier. A task that calls sched_yield() ends its slice and forfeits
- * the rest of its request (its vruntime moves to its deadline, as under
+ * its deadline is earlier. A task that calls sched_yield() ends its slice and
+ * forfeits the rest of its request (its vruntime moves to its deadline, as under
  * EEVDF), and never keeps its CPU ahead of a waiting task. A
  * task preempted inside an RCU read-side critical section is queued first
  * among normal tasks (at most once per starvation_ns / 4) and runs with at
@@ -732,11 +732,8 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	s32 cpu;
 
 	tctx = task_ctx_of(p);
-	if (tctx) {
+	if (tctx)
 		tctx->sync_wake = wake_flags & SCX_WAKE_SYNC;
-		if (wake_flags & SCX_WAKE_TTWU)
-			tctx->exec_runtime_ns = 0;
-	}
 	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	/*
 	 * With no idle CPU, the dispatcher runs where it was woken: the ring
@@ -762,6 +759,9 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 			tctx->slice_ns = slice;
 			tctx->prio = is_dispatcher(p) || is_prio(s);
 			tctx->strategy = !!s;
+			/* enqueue() does this for the wakeups it sees; it sees none of these. */
+			if (wake_flags & SCX_WAKE_TTWU)
+				tctx->exec_runtime_ns = 0;
 			task_deadline(p, tctx, true);
 			mark_runnable(tctx);
 		}
@@ -898,9 +898,9 @@ static bool resume_preempted(struct task_struct *p, struct task_ctx *tctx, u64 e
  * Whether waking task @p (with @deadline), which does not preempt the task
  * running on its CPU @cpu, goes on next there, ahead of a task a wakeup
  * preempted on @cpu (see resume_preempted()) whose deadline is later by the
- * margin (that queue is in deadline order). Mostly the running task is itself a waker with the same deadline
- * (two threads of one process that wake together, both placed one slice
- * behind the clock): it runs briefly, and in the shared queue @p waited for
+ * margin (that queue is in deadline order). Mostly the running task is
+ * itself a waker with the same deadline (two threads of one process that wake
+ * together, both placed one slice behind the clock): it runs briefly, and in the shared queue @p waited for
  * the preempted hog's whole rest of slice after it (a 1 ms probe: 0.2% of
  * its wakeups took 2-4 ms, the tail that scx_floor, which resumes nothing,
  * did not have).
@@ -925,7 +925,6 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	s32 cpu;
 
 	if (tctx) {
-		/* Wakeups that skip select_cpu() (tasks that may run on one CPU). */
 		if (enq_flags & SCX_ENQ_WAKEUP)
 			tctx->exec_runtime_ns = 0;
 		mark_runnable(tctx);
@@ -1071,8 +1070,8 @@ enum shared_pick {
 /*
  * One scan of the first KEEP_PREV_SCAN shared-queue tasks that may run on
  * @cpu, for everything dispatch() asks of that queue. The first such task (the
- * head) gives *@head_vtime when asked; with !@move that is all (a decision from the
- * dispatcher asks whether any task is ahead of it).
+ * head) gives *@head_vtime when asked; with !@move that is all (a decision
+ * from the dispatcher asks whether any task is ahead of it).
  *
  * @prev_dl, when set, is the deadline the normal task whose slice just ended
  * on @cpu would get: it keeps the CPU when that is earlier than the head's and
