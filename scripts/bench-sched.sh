@@ -7,7 +7,10 @@
 # that only lets every wakeup preempt, so what sched_ext itself costs a wakeup),
 # scx_bpfland and scx_rustland (built from crates.io at pinned versions and
 # cached), scx_pilot without a strategy, scx_pilot with a priority strategy for
-# the probe, scx_pilot --dispatch user without a strategy.
+# the probe, scx_pilot --dispatch user without a strategy. EEVDF, EEVDF nice
+# -20 and scx_pilot with and without the strategy also run the probe unpinned
+# (*-unpinned rows, no hackbench): cyclictest pins its thread to CPU 0, so
+# the pinned probe never takes the scheduler's CPU choice at wakeup.
 # Writes to bench/results/ per boot sched-<stamp>-boot<N>.{md,json,svg,log} and
 # over all boots sched-<stamp>-summary.{md,json,svg}: the median of each figure,
 # a per-boot table, the host load before each boot and issue 20's targets as

@@ -6,8 +6,12 @@ import re
 import statistics
 
 FLOOR, EEVDF = "floor", "eevdf"
-ORDER = [FLOOR, EEVDF, "eevdf-nice-20", "scx_floor", "scx_bpfland", "scx_rustland",
-         "scx_pilot", "scx_pilot-prio", "scx_pilot-user"]
+# The suffix of a contender whose probe ran unpinned (guest-bench.sh): its
+# ratios to EEVDF are to EEVDF's unpinned probe.
+UNPINNED = "-unpinned"
+ORDER = [FLOOR, EEVDF, EEVDF + UNPINNED, "eevdf-nice-20", "eevdf-nice-20" + UNPINNED, "scx_floor",
+         "scx_bpfland", "scx_rustland", "scx_pilot", "scx_pilot" + UNPINNED, "scx_pilot-prio",
+         "scx_pilot-prio" + UNPINNED, "scx_pilot-user"]
 LATENCY_KEYS = ["p50_us", "p90_us", "p99_us", "max_us"]
 # Raw figures of a row; everything else in a row is derived from these.
 FIGURE_KEYS = LATENCY_KEYS + ["samples", "hog_bogo_ops", "hackbench_s"]
@@ -104,14 +108,22 @@ def _ratio(num, den):
     return round(num / den, 3)
 
 
+def eevdf_of(name):
+    """The EEVDF row a contender is compared with: the unpinned one for an
+    unpinned probe."""
+    return EEVDF + UNPINNED if name.endswith(UNPINNED) else EEVDF
+
+
 def with_ratios(rows):
     """Rows with ratios added: latency to the floor and to EEVDF (lower is
     better), hackbench time to EEVDF (lower is better), hog throughput to
-    EEVDF (higher is better)."""
+    EEVDF (higher is better); EEVDF with the probe pinned or not as the row's
+    (eevdf_of())."""
     by = {r["contender"]: r for r in rows}
-    floor, base = by.get(FLOOR, {}), by.get(EEVDF, {})
+    floor = by.get(FLOOR, {})
     out = []
     for r in rows:
+        base = by.get(eevdf_of(r["contender"]), {})
         r = {k: r.get(k) for k in ["contender"] + FIGURE_KEYS}
         for k in ("p50", "p99"):
             r[f"{k}_vs_floor"] = _ratio(r[f"{k}_us"], floor.get(f"{k}_us"))

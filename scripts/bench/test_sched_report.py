@@ -42,6 +42,13 @@ GOOD = {
     "scx_pilot-prio": (250, 1700, 300, 2.0),
     "scx_pilot-user": (900, 19000, 210, 3.1),
 }
+# The same with the probe unpinned (no hackbench in those runs).
+UNPINNED = {
+    "eevdf-unpinned": (900, 18000, 205, None),
+    "eevdf-nice-20-unpinned": (300, 5000, 170, None),
+    "scx_pilot-unpinned": (850, 16000, 199, None),
+    "scx_pilot-prio-unpinned": (260, 2000, 290, None),
+}
 
 
 def guest_log(figures):
@@ -102,6 +109,17 @@ class Figures(unittest.TestCase):
         self.assertEqual(row["max_us"], 950)
         self.assertEqual((row["hog_bogo_ops"], row["hackbench_s"]), (200, 3.0))
 
+    def test_unpinned_rows_compare_with_unpinned_eevdf(self):
+        data, _ = sched_figures.parse(guest_log(dict(GOOD, **UNPINNED)).splitlines())
+        rows = {r["contender"]: r for r in sched_figures.with_ratios(sched_figures.rows_from(data))}
+        self.assertEqual(list(rows)[:5], ["floor", "eevdf", "eevdf-unpinned", "eevdf-nice-20",
+                                          "eevdf-nice-20-unpinned"])
+        self.assertAlmostEqual(rows["scx_pilot-unpinned"]["p50_vs_eevdf"], 850 / 900, places=3)
+        self.assertAlmostEqual(rows["scx_pilot-unpinned"]["throughput_vs_eevdf"], 199 / 205, places=3)
+        self.assertAlmostEqual(rows["scx_pilot"]["p50_vs_eevdf"], 800 / 950, places=3)
+        self.assertAlmostEqual(rows["scx_pilot-prio-unpinned"]["p99_vs_floor"], 2000 / 900, places=3)
+        self.assertIsNone(rows["scx_pilot-unpinned"]["hackbench_time_vs_eevdf"])
+
     def test_median_over_boots(self):
         boots = [[{"contender": "eevdf", "p50_us": v, "hackbench_s": None}] for v in (900, 100, 500)]
         self.assertEqual(sched_figures.median_rows(boots)[0]["p50_us"], 500)
@@ -140,6 +158,31 @@ class Targets(unittest.TestCase):
         without = [r for r in rows if r["contender"] != "scx_floor"]
         self.assertEqual(sched_targets.floor_context(without), [])
         self.assertNotIn("sched_ext's own floor", "\n".join(sched_targets.table(without)))
+
+    def test_unpinned_targets_are_reported_apart(self):
+        data, _ = sched_figures.parse(guest_log(dict(GOOD, **UNPINNED)).splitlines())
+        rows = sched_figures.with_ratios(sched_figures.rows_from(data))
+        self.assertEqual(len(sched_targets.evaluate(rows)), 12)
+        v = {t: s for t, s, _ in sched_targets.evaluate_unpinned(rows)}
+        self.assertEqual(set(v.values()), {"PASS"}, v)
+        self.assertEqual(len(v), 4)
+        md = "\n".join(sched_targets.table(rows))
+        self.assertIn("12 of 12 targets hold.", md)
+        self.assertIn("4 of 4 hold unpinned.", md)
+        # A miss of the unpinned probe is named there, and the pinned verdicts do not move.
+        bad = dict(GOOD, **dict(UNPINNED, **{"scx_pilot-prio-unpinned": (260, 6000, 290, None)}))
+        data, _ = sched_figures.parse(guest_log(bad).splitlines())
+        rows = sched_figures.with_ratios(sched_figures.rows_from(data))
+        v = {t: s for t, s, _ in sched_targets.evaluate_unpinned(rows)}
+        self.assertEqual(v["scx_pilot-prio-unpinned probe p99 < eevdf-nice-20-unpinned's"], "MISS")
+        self.assertEqual(v["scx_pilot-prio-unpinned probe p99 <= 0.3x eevdf-unpinned's"], "MISS")
+        self.assertEqual(v["scx_pilot-unpinned probe p50 <= eevdf-unpinned's"], "PASS")
+        self.assertIn("2 of 4 hold unpinned.", "\n".join(sched_targets.table(rows)))
+        # Without unpinned runs (older logs) there is no such section.
+        data, _ = sched_figures.parse(guest_log(GOOD).splitlines())
+        rows = sched_figures.with_ratios(sched_figures.rows_from(data))
+        self.assertEqual(sched_targets.evaluate_unpinned(rows), [])
+        self.assertNotIn("unpinned", "\n".join(sched_targets.table(rows)))
 
     def test_missing_contender_is_not_applicable(self):
         v = self.verdicts({k: f for k, f in GOOD.items() if k not in ("scx_rustland", "scx_pilot-user")})

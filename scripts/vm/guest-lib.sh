@@ -38,6 +38,33 @@ print_hist() { # NAME FILE: a cyclictest histogram, as report.py and scripts/ben
 # It starts a second late so that a strategy posted for its pid is in place
 # when cyclictest starts (exec keeps the pid).
 probe_script() { echo "sleep 1; exec cyclictest -t1 -i 1000 -D $1 $HIST_OPTS"; }
+# unpin_probe PID: cyclictest pins its measuring thread to one CPU (thread N
+# to CPU N, when it starts); most latency-sensitive tasks are not pinned, and
+# only a task that may run elsewhere takes the scheduler's CPU choice at
+# wakeup (ops.select_cpu under sched_ext, select_task_rq under EEVDF). Lets the
+# probe PID's measuring thread run on every CPU, 50 ms after it appears (after
+# it has pinned itself), and checks that it stays so. Prints the thread's
+# Cpus_allowed_list; fails when there was no such thread within 5 s.
+unpin_probe() {
+	all=0-$(($(nproc) - 1))
+	n=0
+	while [ $n -lt 500 ]; do
+		for t in /proc/"$1"/task/*; do
+			tid=${t##*/}
+			[ "$tid" = "$1" ] && continue
+			sleep 0.05
+			taskset -p -c "$all" "$tid" >/dev/null 2>&1 || return 1
+			sleep 0.05
+			allowed=$(awk '/^Cpus_allowed_list/ { print $2 }' "$t/status" 2>/dev/null)
+			echo "unpin_probe: pid $1 thread $tid Cpus_allowed_list $allowed"
+			[ "$allowed" = "$all" ]
+			return
+		done
+		sleep 0.01
+		n=$((n + 1))
+	done
+	return 1
+}
 post_priority() { # PID: a priority strategy (5 ms slice) for PID, to the agent at $API
 	curl -s -m 5 -H 'Content-Type: application/json' -H "Authorization: Bearer ${TOKEN:-}" \
 		--data "{\"strategies\":[{\"priority\":true,\"execution_time\":5000000,\"pid\":$1}]}" \
