@@ -74,7 +74,8 @@ bench-sched: build
 	$(AS_ROOT) scripts/bench-sched.sh
 
 # What each BPF program costs per call in the sched_ext VM (one boot, ~2 min);
-# results in bench/results/bpf-cost-*.md.
+# results in bench/results/bpf-cost-*.md. BASE=<another scx_pilot build>
+# measures it beside this build in the same boot (three rounds, ~6 min).
 bench-bpf: build
 	@scripts/deps.sh bench
 	$(AS_ROOT) scripts/bench-bpf-cost.sh
