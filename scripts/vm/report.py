@@ -15,6 +15,9 @@ import sys
 PLAIN_VS_EEVDF_P50 = 3
 # How far the plain probe's p99 in user mode may trail EEVDF's (see the check).
 USER_VS_EEVDF_P99 = 1.25
+# How far the priority probe's percentile may trail the plain one's where both
+# take the same path at that percentile (see the checks): the emulator's noise.
+PRIO_VS_PLAIN = 1.25
 
 
 def parse(lines):
@@ -97,7 +100,7 @@ def main():
     # buys is the long-slice check below.
     if "probe-plain" in hists and "probe-prio" in hists:
         for q in (0.5, 0.9):
-            prio_vs_plain("", q, 1.25)
+            prio_vs_plain("", q, PRIO_VS_PLAIN)
         for name in ("probe-plain", "probe-prio"):
             n = figures[f"{name}_samples"]
             checks.append((n >= 2000, f"{name}-samples", f"{n} wakeups measured"))
@@ -150,14 +153,19 @@ def main():
                    f"50 ms waker beside a hog on a 20 ms strategy slice: p90 {a} us with a priority strategy, "
                    f"{b} us without (need <= 1/4); p99 {a99} us with it (need <= 10000 us, half the slice)"))
 
-    # User dispatch mode: the priority probe stays on the BPF path there, so it
-    # must beat the plain one. Two rounds each, not three, so p99 rests on 20
+    # User dispatch mode: the priority probe stays on the BPF path there, so at
+    # p50 it must beat the plain one, whose wakeups round-trip through the
+    # dispatcher. Not by much any more: the dispatcher preempts for a plain
+    # waker rather than wait for a slice end, so above the median both wait
+    # for the same things, and at p90 they tied (315 against 313 us in a clean
+    # clone of 2026-12-05, which failed a 1.0x bound there): p90 must be no
+    # worse, as in kernel mode. Two rounds each, not three, so p99 rests on 20
     # wakeups and an overloaded emulating host pushes both past the histogram
     # (30 ms): p50 and p90 are the checks. How the plain probe's wakeups
     # compare with kernel mode is a figure (target: within 2x), not a check.
     if "user-probe-plain" in hists and "user-probe-prio" in hists:
-        for q in (0.5, 0.9):
-            prio_vs_plain("user-", q, 1.0)
+        prio_vs_plain("user-", 0.5, 1.0)
+        prio_vs_plain("user-", 0.9, PRIO_VS_PLAIN)
         # Issue 20's bar for user mode, coarsely: the plain probe's p99 within
         # USER_VS_EEVDF_P99 of EEVDF's. Not p90: on a fast host fewer than a
         # tenth of EEVDF's wakeups wait behind a hog, and its p90 swung from
