@@ -44,7 +44,7 @@ def _cell(rounds):
         return "-"
     text = str(_per_call(rounds))
     if len(rounds) > 1:
-        text += " (" + " / ".join(str(n // c if c else 0) for c, n in rounds) + ")"
+        text += " (" + " / ".join(str(_per_call([r])) for r in rounds) + ")"
     return text
 
 

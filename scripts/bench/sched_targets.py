@@ -41,26 +41,40 @@ def _below_peer(rows, ours, peer):
     return "PASS", "below on " + ", ".join(PEER_FIGURES)
 
 
+def _latency_targets(rows, u=""):
+    """Issue 20's latency targets against EEVDF, keyed p50, p99, prio and
+    prio_nice, for the probe as the issue runs it (u="") or unpinned
+    (u=sched_figures.UNPINNED: every contender's *-unpinned row)."""
+    eevdf, nice, plain, prio = sched_figures.EEVDF + u, "eevdf-nice-20" + u, PLAIN + u, PRIO + u
+    label = eevdf if u else "EEVDF"
+    return {
+        "p50": (f"{plain} probe p50 <= {label}'s", *_cmp(rows, plain, "p50_us", "<=", eevdf, "p50_us")),
+        "p99": (f"{plain} probe p99 <= {label}'s", *_cmp(rows, plain, "p99_us", "<=", eevdf, "p99_us")),
+        "prio": (f"{prio} probe p99 <= {PRIO_P99_VS_EEVDF_MAX}x {label}'s",
+                 *_cmp(rows, prio, "p99_us", "<=", eevdf, "p99_us", PRIO_P99_VS_EEVDF_MAX)),
+        "prio_nice": (f"{prio} probe p99 < {nice}'s", *_cmp(rows, prio, "p99_us", "<", nice, "p99_us")),
+    }
+
+
 def evaluate(result_rows):
     """[(target, status, detail)] for the issue's targets."""
     rows = {r["contender"]: r for r in result_rows}
+    lat = _latency_targets(rows)
     out = [
-        ("scx_pilot probe p50 <= EEVDF's", *_cmp(rows, PLAIN, "p50_us", "<=", "eevdf", "p50_us")),
-        ("scx_pilot probe p99 <= EEVDF's", *_cmp(rows, PLAIN, "p99_us", "<=", "eevdf", "p99_us")),
+        lat["p50"],
+        lat["p99"],
         ("scx_pilot hackbench time <= EEVDF's", *_cmp(rows, PLAIN, "hackbench_s", "<=", "eevdf", "hackbench_s")),
         (f"scx_pilot hog throughput >= {THROUGHPUT_MIN}x EEVDF's",
          *_cmp(rows, PLAIN, "hog_bogo_ops", ">=", "eevdf", "hog_bogo_ops", THROUGHPUT_MIN)),
         ("scx_pilot-user probe p99 <= EEVDF's", *_cmp(rows, USER, "p99_us", "<=", "eevdf", "p99_us")),
-        (f"scx_pilot-prio probe p99 <= {PRIO_P99_VS_EEVDF_MAX}x EEVDF's",
-         *_cmp(rows, PRIO, "p99_us", "<=", "eevdf", "p99_us", PRIO_P99_VS_EEVDF_MAX)),
+        lat["prio"],
         (f"scx_pilot-prio probe p99 <= {PRIO_P99_VS_FLOOR_MAX:g}x floor's",
          *_cmp(rows, PRIO, "p99_us", "<=", "floor", "p99_us", PRIO_P99_VS_FLOOR_MAX)),
     ]
     for ours in (PLAIN, PRIO):
         for peer in PEERS:
             out.append((f"{ours} latencies below {peer}'s", *_below_peer(rows, ours, peer)))
-    out.append(("scx_pilot-prio probe p99 < eevdf-nice-20's",
-                *_cmp(rows, PRIO, "p99_us", "<", "eevdf-nice-20", "p99_us")))
+    out.append(lat["prio_nice"])
     return out
 
 
@@ -70,17 +84,9 @@ def evaluate_unpinned(result_rows):
     CPU, so the issue's probe never takes the scheduler's CPU choice at
     wakeup; most latency-sensitive tasks do. [] when none was measured."""
     rows = {r["contender"]: r for r in result_rows}
-    u = sched_figures.UNPINNED
-    if not any(name.endswith(u) for name in rows):
+    if not any(name.endswith(sched_figures.UNPINNED) for name in rows):
         return []
-    eevdf, nice = "eevdf" + u, "eevdf-nice-20" + u
-    return [
-        (f"{PLAIN}{u} probe p50 <= {eevdf}'s", *_cmp(rows, PLAIN + u, "p50_us", "<=", eevdf, "p50_us")),
-        (f"{PLAIN}{u} probe p99 <= {eevdf}'s", *_cmp(rows, PLAIN + u, "p99_us", "<=", eevdf, "p99_us")),
-        (f"{PRIO}{u} probe p99 <= {PRIO_P99_VS_EEVDF_MAX}x {eevdf}'s",
-         *_cmp(rows, PRIO + u, "p99_us", "<=", eevdf, "p99_us", PRIO_P99_VS_EEVDF_MAX)),
-        (f"{PRIO}{u} probe p99 < {nice}'s", *_cmp(rows, PRIO + u, "p99_us", "<", nice, "p99_us")),
-    ]
+    return list(_latency_targets(rows, sched_figures.UNPINNED).values())
 
 
 def _ratio(rows, a, b, key):

@@ -43,8 +43,8 @@ probe_script() { echo "sleep 1; exec cyclictest -t1 -i 1000 -D $1 $HIST_OPTS"; }
 # only a task that may run elsewhere takes the scheduler's CPU choice at
 # wakeup (ops.select_cpu under sched_ext, select_task_rq under EEVDF). Lets the
 # probe PID's measuring thread run on every CPU, 50 ms after it appears (after
-# it has pinned itself), and checks that it stays so. Prints the thread's
-# Cpus_allowed_list; fails when there was no such thread within 5 s.
+# it has pinned itself), and checks its affinity 50 ms later. Prints the
+# thread's Cpus_allowed_list; fails when there was no such thread within 5 s.
 unpin_probe() {
 	all=0-$(($(nproc) - 1))
 	n=0
