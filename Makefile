@@ -16,7 +16,7 @@ else
 AS_ROOT :=
 endif
 
-.PHONY: all build install deps run test test-host test-vm bench bench-sched bench-bpf bench-api clean fmt lint image
+.PHONY: all build install deps run test test-host test-vm bench bench-sched bench-bpf bench-wakeup bench-api clean fmt lint image
 
 all: build
 
@@ -79,6 +79,14 @@ bench-sched: build
 bench-bpf: build
 	@scripts/deps.sh bench
 	$(AS_ROOT) scripts/bench-bpf-cost.sh
+
+# Where a wakeup's time goes: CPU 0's scheduler events traced in the sched_ext
+# VM for EEVDF, scx_floor and scx_pilot (one boot, ~2 min); the probe's wakeups
+# cut into segments in bench/results/wakeup-*.md.
+bench-wakeup: build
+	@scripts/deps.sh bench
+	$(CARGO) build --release --locked --example scx_floor
+	$(AS_ROOT) scripts/bench-wakeup.sh
 
 bench-api: build
 	@scripts/deps.sh bench

@@ -25,27 +25,8 @@ ROUNDS=${ROUNDS:-2}
 API=http://127.0.0.1:8080
 cpus=$(nproc)
 hogs_n=$((cpus * 3))
-sched_pid=""
 # shellcheck source=scripts/vm/guest-lib.sh
 . /guest-lib.sh
-
-start_sched() { # BINARY ARGS...
-	"$@" >/tmp/sched.log 2>&1 &
-	sched_pid=$!
-	if ! wait_state enabled; then
-		echo "bench: $1 did not attach"
-		sed 's/^/sched: /' /tmp/sched.log
-		return 1
-	fi
-	sleep 1
-}
-stop_sched() {
-	[ -n "$sched_pid" ] || return 0
-	kill -INT "$sched_pid" 2>/dev/null
-	wait "$sched_pid" 2>/dev/null
-	sched_pid=""
-	wait_state disabled || echo "bench: scheduler still $(state) after stop"
-}
 
 # The latency probe of the floor and every contender.
 probe_cmd=$(probe_script "$DURATION")

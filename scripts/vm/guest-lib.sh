@@ -23,6 +23,27 @@ wait_state() { # WANT [TENTHS, default 200]: until sched_ext is in state WANT
 	[ "$(state)" = "$1" ]
 }
 
+# A scheduler for a measurement: started in the background, its output in
+# /tmp/sched.log (shown when it does not attach), one second to settle.
+sched_pid=""
+start_sched() { # BINARY ARGS...
+	"$@" >/tmp/sched.log 2>&1 &
+	sched_pid=$!
+	if ! wait_state enabled; then
+		echo "$1 did not attach"
+		sed 's/^/sched: /' /tmp/sched.log
+		return 1
+	fi
+	sleep 1
+}
+stop_sched() {
+	[ -n "$sched_pid" ] || return 0
+	kill -INT "$sched_pid" 2>/dev/null
+	wait "$sched_pid" 2>/dev/null
+	sched_pid=""
+	wait_state disabled || echo "scheduler still $(state) after stop"
+}
+
 # cyclictest's output options for every latency probe: quiet, memory locked, a
 # histogram in 1 us buckets up to 30 ms.
 HIST_OPTS="-q -m -h 30000"
