@@ -13,12 +13,15 @@
 # Prints "PROBE <contender> <tid>" (the probe's measuring thread), then the
 # events between "TRACE-BEGIN <contender>" and "TRACE-END <contender>", and
 # the probe's histogram (HIST-BEGIN/HIST-END), per contender and round.
+# With BASE (a second scx_pilot build in the guest) its runs, base/scx_pilot and
+# base/scx_pilot-prio, are in each round beside ours.
 # Environment: AGENT (scx_pilot in the guest), FLOOR (scx_floor in the guest),
-# TRACE_S (seconds traced per run, default 1), ROUNDS (default 2).
+# BASE (optional), TRACE_S (seconds traced per run, default 1), ROUNDS (default 2).
 set -u
 export HOME=/tmp
 AGENT=${AGENT:?}
 FLOOR=${FLOOR:?}
+BASE=${BASE:-}
 TRACE_S=${TRACE_S:-1}
 ROUNDS=${ROUNDS:-2}
 DURATION=$((TRACE_S + 4))
@@ -69,15 +72,17 @@ run_contender() { # NAME
 	scx_floor)
 		start_sched "$FLOOR" && trace_probe scx_floor 0
 		stop_sched ;;
-	scx_pilot | scx_pilot-prio)
-		strategy=0
-		[ "$1" = scx_pilot-prio ] && strategy=1
-		start_sched "$AGENT" --auth none --sample-interval-ms 1000 && trace_probe "$1" "$strategy"
+	scx_pilot | scx_pilot-prio | base/scx_pilot | base/scx_pilot-prio)
+		strategy=0 binary=$AGENT
+		case $1 in *-prio) strategy=1 ;; esac
+		case $1 in base/*) binary=$BASE ;; esac
+		start_sched "$binary" --auth none --sample-interval-ms 1000 && trace_probe "$1" "$strategy"
 		stop_sched ;;
 	esac
 }
 
 contenders="eevdf eevdf-nice-20 scx_floor scx_pilot scx_pilot-prio"
+[ -z "$BASE" ] || contenders="$contenders base/scx_pilot base/scx_pilot-prio"
 reversed=""
 for c in $contenders; do reversed="$c $reversed"; done
 echo "wakeup: kernel $(uname -r), $(nproc) vCPUs, $hogs_n hogs, ${TRACE_S}s traced per run, $ROUNDS rounds"
