@@ -84,8 +84,15 @@ class WakeupReport(unittest.TestCase):
         self.assertIn("kernel 7.3.4, host load 0.5 0.6 0.7", text)
         self.assertIn("| segment | eevdf | scx_pilot |", text)
         self.assertIn("| wakeups | 1 | 0 |", text)
-        self.assertIn("| enqueue (waking -> wakeup) | 10 / 10 | - |", text)
-        self.assertIn("| total (timer -> syscall exit) | 36 / 36 | - |", text)
+        self.assertIn("| enqueue (waking -> wakeup) | 10 / 10 / 10.0 | - |", text)
+        self.assertIn("| total (timer -> syscall exit) | 36 / 36 / 36.0 | - |", text)
+
+    def test_trimmed_mean_drops_a_tenth_at_each_end(self):
+        values = [1000] + [10] * 8 + [12] * 10 + [0]
+        # sorted: 0, 10 x 8, 12 x 10, 1000; two cut at each end
+        self.assertAlmostEqual(wr.trimmed_mean(values), (10 * 7 + 12 * 9) / 16)
+        self.assertEqual(wr.trimmed_mean([7]), 7)
+        self.assertEqual(wr.cell([5, 5, 5]), "5 / 5 / 5.0")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,21 @@ def quantile(values, q):
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
+def trimmed_mean(values):
+    """The mean of the middle 80 %: the timestamps are whole microseconds, and
+    an A/B within a boot needs a tenth; the tails swing with the host."""
+    s = sorted(values)
+    cut = len(s) // 10
+    mid = s[cut:len(s) - cut] or s
+    return sum(mid) / len(mid)
+
+
+def cell(values):
+    if not values:
+        return "-"
+    return " / ".join([str(quantile(values, q)) for q in QUANTILES] + [f"{trimmed_mean(values):.1f}"])
+
+
 def parse_log(lines):
     """{contender: [(probe tid, [(ts_us, event, body, pid)])]} in log order."""
     runs = defaultdict(list)
@@ -122,17 +137,16 @@ def report(summary, kernel, load):
     ]
     for seg, _, _ in SEGMENTS:
         row = [seg]
-        for c in names:
-            v = summary[c][0].get(seg)
-            row.append(" / ".join(str(quantile(v, q)) for q in QUANTILES) if v else "-")
+        row += [cell(summary[c][0].get(seg)) for c in names]
         rows.append(row)
-    quantiles = " / ".join(f"p{int(q * 100)}" for q in QUANTILES)
+    quantiles = " / ".join(f"p{int(q * 100)}" for q in QUANTILES) + " / the mean of the middle 80 %"
     text = [
         f"# Where a wakeup's time goes, kernel {kernel}, host load {load}",
         "",
         "The 1 ms probe pinned to CPU 0 among CPU hogs in the emulated VM, its wakeups cut into",
-        f"segments by ftrace events on CPU 0, {quantiles} in us (rounds pooled; tracing inflates",
-        "every event alike, so compare contenders with each other, not with `make bench-sched`).",
+        f"segments by ftrace events on CPU 0: {quantiles}, in us (rounds pooled;",
+        "tracing inflates every event alike, so compare contenders with each other, not with",
+        "`make bench-sched`).",
         "*waited*: wakeups after which another task ran first; they are left out of the",
         "segments. Rerun: `make bench-wakeup`.",
         "",
