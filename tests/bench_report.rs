@@ -1,7 +1,8 @@
-//! The scheduler benchmark's report scripts (scripts/bench/*.py) turn guest
-//! logs into per-boot tables, the median summary over boots, the plot and the
-//! issue-20 PASS/MISS table. Their Python unittest runs here, on synthesized
-//! logs in guest-bench.sh's format, so `cargo test` fails when it does.
+//! The scheduler benchmarks' report scripts (scripts/bench/*.py) turn guest
+//! logs into per-boot tables, the median summary over boots, the plot, the
+//! issue-20 PASS/MISS table, the BPF cost table and the wakeup segments. Their
+//! Python unittest runs here, on synthesized logs in the guest scripts'
+//! formats, so `cargo test` fails when it does.
 
 #[path = "fixtures/tools.rs"]
 mod tools;
