@@ -47,13 +47,4 @@ if ! VM_APPEND="AGENT=$BIN ${BASE:+BASE=/base/scx_pilot }ROUNDS=$ROUNDS DURATION
 	exit 1
 fi
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-# An A/B (BASE) is about a build under work: it does not replace bpf-cost-latest.md.
-out=$root/bench/results/bpf-cost-$stamp${BASE:+-ab}.md
-mkdir -p "$root/bench/results"
-python3 "$root/scripts/bench/bpf_cost_report.py" "$log" "$(<"$KERNEL_DIR/version")" "$load" >"$out"
-[[ -z $BASE ]] || printf 'Builds: this one `%s` (sha256 %.12s), base `%s` (sha256 %.12s), %s rounds.\n' \
-	"$BIN" "$(sha256sum <"$BIN")" "$BASE" "$(sha256sum <"$BASE")" "$ROUNDS" >>"$out"
-[[ -n $BASE ]] || cp "$out" "$root/bench/results/bpf-cost-latest.md"
-cat "$out"
-echo "$PROG: wrote $out" >&2
+bench_result bpf-cost bpf_cost_report.py "$log" "$load"

@@ -48,13 +48,4 @@ if ! VM_APPEND="AGENT=$BIN FLOOR=/peers/scx_floor ${BASE:+BASE=/base/scx_pilot }
 	exit 1
 fi
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-# An A/B (BASE) is about a build under work: it does not replace wakeup-latest.md.
-out=$root/bench/results/wakeup-$stamp${BASE:+-ab}.md
-mkdir -p "$root/bench/results"
-python3 "$root/scripts/bench/wakeup_report.py" "$log" "$(<"$KERNEL_DIR/version")" "$load" >"$out"
-[[ -z $BASE ]] || printf '\nBuilds: this one `%s` (sha256 %.12s), base `%s` (sha256 %.12s), %s rounds.\n' \
-	"$BIN" "$(sha256sum <"$BIN")" "$BASE" "$(sha256sum <"$BASE")" "$ROUNDS" >>"$out"
-[[ -n $BASE ]] || cp "$out" "$root/bench/results/wakeup-latest.md"
-cat "$out"
-echo "$PROG: wrote $out" >&2
+bench_result wakeup wakeup_report.py "$log" "$load"

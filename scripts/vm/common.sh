@@ -50,3 +50,23 @@ resolve_kernel_dir() {
 		die "KERNEL_DIR=$dir does not hold vmlinuz, config and version (run scripts/vm/kernel.sh)"
 	printf '%s\n' "$dir"
 }
+
+# bench_result NAME REPORT LOG LOAD: the report of a one-boot benchmark
+# (scripts/bench/REPORT on the guest's LOG, with the kernel and the host LOAD)
+# into bench/results/NAME-<stamp>.md, printed. Reads BIN, BASE and ROUNDS: an
+# A/B (BASE set) is about a build under work, so it is NAME-<stamp>-ab.md with
+# a line naming both builds, and does not replace NAME-latest.md.
+bench_result() {
+	local name=$1 report=$2 guest_log=$3 load=$4 results=$VM_REPO_ROOT/bench/results out
+	out=$results/$name-$(date -u +%Y%m%dT%H%M%SZ)${BASE:+-ab}.md
+	mkdir -p "$results"
+	python3 "$VM_REPO_ROOT/scripts/bench/$report" "$guest_log" "$(<"$KERNEL_DIR/version")" "$load" >"$out"
+	if [[ -n ${BASE:-} ]]; then
+		printf '\nBuilds: this one `%s` (sha256 %.12s), base `%s` (sha256 %.12s), %s rounds.\n' \
+			"$BIN" "$(sha256sum <"$BIN")" "$BASE" "$(sha256sum <"$BASE")" "$ROUNDS" >>"$out"
+	else
+		cp "$out" "$results/$name-latest.md"
+	fi
+	cat "$out"
+	log "wrote $out"
+}
