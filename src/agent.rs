@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use crossbeam_channel::Receiver;
 
+use crate::mailbox::Mailbox;
 use crate::metrics::MetricsStore;
 use crate::sched::{Channels, RunExit, SchedConfig, Scheduler, StatusCell};
 use crate::strategy::DesiredStrategies;
@@ -24,7 +25,7 @@ const MAX_REATTACH_BACKOFF: Duration = Duration::from_secs(60);
 pub fn run_scheduler(
     config: &SchedConfig,
     shutdown: &AtomicBool,
-    strategies: &Receiver<DesiredStrategies>,
+    strategies: &Mailbox<DesiredStrategies>,
     metrics: &MetricsStore,
     status: &StatusCell,
     mut desired: DesiredStrategies,
@@ -107,7 +108,7 @@ impl SchedulerThread {
     /// Load and run the scheduler on its own thread until [`Self::stop`].
     pub fn spawn(
         config: SchedConfig,
-        strategies: Receiver<DesiredStrategies>,
+        strategies: std::sync::Arc<Mailbox<DesiredStrategies>>,
         metrics: std::sync::Arc<MetricsStore>,
         status: StatusCell,
         desired: DesiredStrategies,

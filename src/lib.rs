@@ -12,6 +12,7 @@ pub mod jwt_files;
 pub mod kube;
 pub mod limits;
 pub mod logging;
+pub mod mailbox;
 pub mod metrics;
 pub mod notify;
 pub mod pod_figures;

@@ -93,7 +93,7 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
     }
     let metrics = MetricsStore::new(opts.history_capacity()?);
     let status = StatusCell::new(mode(opts));
-    let (strategies_tx, strategies_rx) = crossbeam_channel::bounded(16);
+    let to_scheduler = scx_pilot::mailbox::Mailbox::shared();
 
     let alerts_config = alerts::config::load(opts.alerts_file.as_deref())?;
     let alerts_handle = alerts::AlertsHandle::new(&alerts_config);
@@ -115,10 +115,10 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
     }
     let mut state = state.with_strategies(startup.initial.clone());
     if !opts.api_only {
-        state = state.with_scheduler_channel(strategies_tx, strategies_rx.clone());
+        state = state.with_scheduler_mailbox(to_scheduler.clone());
     }
     let desired = state.desired();
-    state.cluster.set_notify(startup.wake.0.clone());
+    state.cluster.set_notify(startup.wake.clone());
     let state = Arc::new(state);
     let cluster_strategies =
         scx_pilot::kube::StrategyWatcher::start(&opts.kube_config(), state.clone());
@@ -172,7 +172,7 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
     } else {
         match agent::SchedulerThread::spawn(
             opts.sched_config(),
-            strategies_rx,
+            to_scheduler,
             metrics,
             status,
             desired,

@@ -8,9 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use crossbeam_channel::Sender;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::mailbox::Wake;
 
 /// What is known about one pod.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -117,7 +118,7 @@ impl Default for KubeStatus {
 pub struct PodMetaHandle {
     dir: ArcSwap<Option<Arc<PodDirectory>>>,
     status: Mutex<KubeStatus>,
-    notify: Mutex<Option<Sender<()>>>,
+    notify: Mutex<Option<Wake>>,
 }
 
 impl Default for PodMetaHandle {
@@ -153,8 +154,8 @@ impl PodMetaHandle {
     }
 
     /// Who to wake when the pods change (the resolver).
-    pub fn set_notify(&self, tx: Sender<()>) {
-        *self.notify.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    pub fn set_notify(&self, wake: Wake) {
+        *self.notify.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
     }
 
     /// Publish a new directory and wake the resolver.
@@ -162,13 +163,13 @@ impl PodMetaHandle {
         let n = dir.len();
         self.dir.store(Arc::new(Some(Arc::new(dir))));
         self.update_status(|s| s.pods = n);
-        if let Some(tx) = self
+        if let Some(wake) = self
             .notify
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            let _ = tx.try_send(());
+            wake.post(());
         }
     }
 }

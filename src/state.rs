@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::alerts::AlertsHandle;
 use crate::external::ExternalReports;
+use crate::mailbox::Mailbox;
 use crate::metrics::MetricsStore;
 use crate::pod_figures::PodFigures;
 use crate::podmeta::PodMetaHandle;
@@ -30,7 +30,7 @@ pub struct AgentState {
     /// Serializes strategy writers (save, then swap, then send) without
     /// making readers wait for the disk.
     strategy_writes: Mutex<()>,
-    strategies_tx: Option<(Sender<DesiredStrategies>, Receiver<DesiredStrategies>)>,
+    to_scheduler: Option<Arc<Mailbox<DesiredStrategies>>>,
     pub proc_root: PathBuf,
     /// The shared `/proc` scan (pods API, resolver, pod figures).
     pub pods: Arc<ScanCache>,
@@ -63,7 +63,7 @@ impl AgentState {
             external: ExternalReports::default(),
             strategies: Mutex::new(StrategyState::new(Vec::new(), &proc_root)),
             strategy_writes: Mutex::new(()),
-            strategies_tx: None,
+            to_scheduler: None,
             pods: Arc::new(ScanCache::new(&proc_root, Duration::ZERO)),
             pod_meta: PodMetaHandle::new(),
             pod_figures: PodFigures::default(),
@@ -90,14 +90,9 @@ impl AgentState {
         self
     }
 
-    /// Send accepted strategy sets to the scheduler thread. The receiver is
-    /// used only to drop a stale set when the channel is full.
-    pub fn with_scheduler_channel(
-        mut self,
-        tx: Sender<DesiredStrategies>,
-        rx: Receiver<DesiredStrategies>,
-    ) -> Self {
-        self.strategies_tx = Some((tx, rx));
+    /// Post accepted strategy sets to the scheduler thread's mailbox.
+    pub fn with_scheduler_mailbox(mut self, mailbox: Arc<Mailbox<DesiredStrategies>>) -> Self {
+        self.to_scheduler = Some(mailbox);
         self
     }
 
@@ -141,7 +136,7 @@ impl AgentState {
 
     /// Whether strategy sets go to a scheduler (false in `--api-only` mode).
     pub fn has_scheduler(&self) -> bool {
-        self.strategies_tx.is_some()
+        self.to_scheduler.is_some()
     }
 
     /// The strategies as posted and as last resolved. Held briefly: never
@@ -168,22 +163,15 @@ impl AgentState {
     }
 
     /// Hand a new set to the scheduler thread; only the newest set matters, so
-    /// a full channel drops its oldest set. False when there is no scheduler.
+    /// it replaces one the thread has not taken yet. False when there is no
+    /// scheduler.
     pub fn send_desired(&self, desired: DesiredStrategies) -> bool {
-        let Some((tx, rx)) = &self.strategies_tx else {
-            return false;
-        };
-        let mut desired = desired;
-        for _ in 0..4 {
-            match tx.try_send(desired) {
-                Ok(()) => return true,
-                Err(TrySendError::Full(d)) => {
-                    let _ = rx.try_recv();
-                    desired = d;
-                }
-                Err(TrySendError::Disconnected(_)) => return false,
+        match &self.to_scheduler {
+            Some(mailbox) => {
+                mailbox.post(desired);
+                true
             }
+            None => false,
         }
-        false
     }
 }

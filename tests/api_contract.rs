@@ -12,10 +12,10 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{header, StatusCode};
 use actix_web::{test, web};
 use chrono::{DateTime, Utc};
-use crossbeam_channel::Receiver;
 use serde_json::{json, Value};
 
 use scx_pilot::api::{self, ApiConfig, ApiState, ENDPOINTS};
+use scx_pilot::mailbox::Mailbox;
 use scx_pilot::metrics::{BssData, MetricsStore, PolicyCounters, Sample};
 use scx_pilot::sched::{Mode, StatusCell};
 use scx_pilot::state::AgentState;
@@ -32,23 +32,23 @@ struct Fixture {
     state: web::Data<ApiState>,
     metrics: Arc<MetricsStore>,
     status: StatusCell,
-    rx: Receiver<DesiredStrategies>,
+    to_scheduler: Arc<Mailbox<DesiredStrategies>>,
 }
 
 fn fixture(mode: Mode) -> Fixture {
     let metrics = MetricsStore::new(100);
     let status = StatusCell::new(mode);
-    let (tx, rx) = crossbeam_channel::bounded(4);
+    let to_scheduler = Mailbox::shared();
     let mut state =
         AgentState::new(metrics.clone(), status.clone()).with_sampling(Duration::from_secs(1), 100);
     if mode == Mode::Kernel {
-        state = state.with_scheduler_channel(tx, rx.clone());
+        state = state.with_scheduler_mailbox(to_scheduler.clone());
     }
     Fixture {
         state: web::Data::new(ApiState::from(state)),
         metrics,
         status,
-        rx,
+        to_scheduler,
     }
 }
 
@@ -635,7 +635,10 @@ async fn strategies_documented_example_round_trip() {
     assert_rfc3339_utc(&body["timestamp"]);
     assert_eq!(body.as_object().unwrap().len(), 3);
     // The scheduler got the resolved set: the PID (selectors need pod labels).
-    let sent = f.rx.try_recv().expect("a set was sent to the scheduler");
+    let sent = f
+        .to_scheduler
+        .take()
+        .expect("a set was sent to the scheduler");
     assert_eq!(
         sent,
         DesiredStrategies::from([(
@@ -681,7 +684,7 @@ async fn strategies_resolve_live_pids_and_reach_the_scheduler() {
     .await;
     assert_eq!(status, StatusCode::OK, "{resp}");
 
-    let sent = f.rx.try_recv().unwrap();
+    let sent = f.to_scheduler.take().unwrap();
     let mut want = DesiredStrategies::new();
     want.insert(
         a.pid(),
@@ -715,7 +718,7 @@ async fn strategies_resolve_live_pids_and_reach_the_scheduler() {
         post_json("/api/v1/scheduling/strategies", &body.to_string()),
     )
     .await;
-    let sent = f.rx.try_recv().unwrap();
+    let sent = f.to_scheduler.take().unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[&b.pid()].slice_ns, 3_000_000);
     let (_, _, resp) = send(&app, get("/api/v1/scheduling/strategies")).await;
@@ -730,7 +733,7 @@ async fn strategies_resolve_live_pids_and_reach_the_scheduler() {
         post_json("/api/v1/scheduling/strategies", r#"{"strategies": []}"#),
     )
     .await;
-    assert!(f.rx.try_recv().unwrap().is_empty());
+    assert!(f.to_scheduler.take().unwrap().is_empty());
     let (_, _, resp) = send(&app, get("/api/v1/scheduling/strategies")).await;
     assert_eq!(resp["scheduling"], json!([]));
 }
@@ -746,7 +749,7 @@ async fn strategies_invalid_requests_change_nothing() {
         post_json("/api/v1/scheduling/strategies", &good.to_string()),
     )
     .await;
-    f.rx.try_recv().unwrap();
+    f.to_scheduler.take().unwrap();
     let (_, _, before) = send(&app, get("/api/v1/scheduling/strategies/config")).await;
 
     let me = std::process::id();
@@ -855,7 +858,7 @@ async fn strategies_invalid_requests_change_nothing() {
     );
 
     assert!(
-        f.rx.try_recv().is_err(),
+        f.to_scheduler.take().is_none(),
         "an invalid set reached the scheduler"
     );
     let (_, _, after) = send(&app, get("/api/v1/scheduling/strategies/config")).await;
@@ -884,11 +887,11 @@ async fn kernel_threads_are_refused() {
 }
 
 #[actix_web::test]
-async fn scheduler_channel_full_keeps_the_newest_set() {
+async fn the_scheduler_gets_the_newest_of_the_sets_it_did_not_take() {
     let f = fixture(Mode::Kernel);
     let app = test::init_service(api::app(f.state.clone(), &ApiConfig::default())).await;
     let s = Sleeper::new();
-    // The channel holds 4; post 6 sets without the scheduler reading.
+    // Six sets without the scheduler reading: the last one replaced the others.
     for i in 1..=6u64 {
         let body = json!({"strategies": [{"execution_time": i * 100_000, "pid": s.pid()}]});
         let (status, _, _) = send(
@@ -898,9 +901,12 @@ async fn scheduler_channel_full_keeps_the_newest_set() {
         .await;
         assert_eq!(status, StatusCode::OK);
     }
-    let sets: Vec<_> = f.rx.try_iter().collect();
-    assert_eq!(sets.len(), 4);
-    assert_eq!(sets.last().unwrap()[&s.pid()].slice_ns, 600_000);
+    let newest = f
+        .to_scheduler
+        .take()
+        .expect("a set was sent to the scheduler");
+    assert_eq!(newest[&s.pid()].slice_ns, 600_000);
+    assert!(f.to_scheduler.take().is_none(), "an older set was kept");
 }
 
 /// A /proc with two processes of one pod and one outside pods.
@@ -1469,7 +1475,10 @@ async fn strategies_lenient_inputs_are_accepted_and_reported() {
     assert!(warnings[1]
         .starts_with("strategies[1].execution_time: 0 means the scheduler's default slice"));
     assert!(warnings[2].starts_with("strategies[2].pid: no process with PID 999999999: accepted"));
-    let sent = f.rx.try_recv().expect("a set was sent to the scheduler");
+    let sent = f
+        .to_scheduler
+        .take()
+        .expect("a set was sent to the scheduler");
     assert_eq!(
         sent,
         DesiredStrategies::from([(

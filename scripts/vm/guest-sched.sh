@@ -144,6 +144,23 @@ wait_api
 health=$(api /health | jq -r '.status + " " + .mode')
 [ "$health" = "healthy kernel" ]
 check health $? "/health says '$health'"
+# The idle agent's waits sleep in the kernel (src/mailbox.rs): crossbeam's
+# receive had called sched_yield() four times a wait, about 40 times a second
+# from the scheduler loop alone, each a pass through the scheduler on a node
+# whose CPUs are busy. yld_count in /proc/schedstat counts every CPU's yields
+# while schedstats are on (off again after: they cost every switch a little).
+# A kernel without schedstats (the matrix's others may lack them) cannot count.
+yields() { awk '/^cpu[0-9]/ { n += $2 } END { print n + 0 }' /proc/schedstat; }
+if echo 1 2>/dev/null >/proc/sys/kernel/sched_schedstats; then
+	y0=$(yields)
+	sleep 2
+	idle_yields=$(($(yields) - y0))
+	echo 0 >/proc/sys/kernel/sched_schedstats
+	[ "$idle_yields" -le 2 ]
+	check agent-idle-no-yield $? "sched_yield() calls in 2 s with the agent idle: $idle_yields (need <= 2)"
+else
+	check agent-idle-no-yield 0 "not counted: this kernel has no schedstats (CONFIG_SCHEDSTATS)"
+fi
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H 'Content-Type: application/json' \
 	--data '{"strategies":[]}' "$API/api/v1/scheduling/strategies")
 [ "$code" = 401 ] && [ "$(stat -c %a "$TOKEN_FILE" 2>/dev/null)" = 600 ]

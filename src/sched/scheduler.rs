@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use libbpf_rs::{Link, MapHandle, OpenObject};
 use scx_utils::{scx_ops_attach, scx_ops_load, scx_ops_open, uei_exited, uei_read};
 
@@ -15,6 +14,7 @@ use super::strategy_map::StrategyMapWriter;
 use super::user_dispatch::Dispatcher;
 use super::user_policy::Policy;
 use super::{bss, preflight, DispatcherStatus, StatusCell};
+use crate::mailbox::Mailbox;
 use crate::metrics::MetricsStore;
 use crate::strategy::DesiredStrategies;
 
@@ -47,7 +47,7 @@ pub enum RunExit {
 /// Everything the run loop talks to outside the scheduler.
 pub struct Channels<'a> {
     pub shutdown: &'a AtomicBool,
-    pub strategies: &'a Receiver<DesiredStrategies>,
+    pub strategies: &'a Mailbox<DesiredStrategies>,
     pub metrics: &'a MetricsStore,
     pub status: &'a StatusCell,
     /// The last desired strategy set, kept by the caller across restarts.
@@ -244,20 +244,13 @@ impl<'obj> Scheduler<'obj> {
             let wait = next_sample
                 .saturating_duration_since(Instant::now())
                 .min(tick);
-            match ch.strategies.recv_timeout(wait) {
-                Ok(mut desired) => {
-                    // Only the newest set matters when several queued up.
-                    while let Ok(newer) = ch.strategies.try_recv() {
-                        desired = newer;
-                    }
+            match ch.strategies.take_timeout(wait) {
+                Some(desired) => {
                     self.apply(&desired, ch.status);
                     *ch.desired = desired;
                 }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    if ch.strategies.is_empty() && wait.is_zero() {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                }
+                None if wait.is_zero() => std::thread::sleep(Duration::from_millis(1)),
+                None => {}
             }
             if super::user_dispatch::take_forced_exit() {
                 if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {

@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use crossbeam_channel::Sender;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cluster::ClusterSet;
+use crate::mailbox::Wake;
 
 /// The state of the `SchedulingStrategy` watch.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -65,7 +65,7 @@ impl ClusterStatus {
 pub struct ClusterHandle {
     set: ArcSwap<ClusterSet>,
     status: Mutex<ClusterStatus>,
-    notify: Mutex<Option<Sender<()>>>,
+    notify: Mutex<Option<Wake>>,
 }
 
 impl ClusterHandle {
@@ -85,8 +85,8 @@ impl ClusterHandle {
     }
 
     /// Who to wake when the set changes (the resolver).
-    pub fn set_notify(&self, tx: Sender<()>) {
-        *self.notify.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+    pub fn set_notify(&self, wake: Wake) {
+        *self.notify.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
     }
 
     /// Replace the set and wake the resolver.
@@ -103,13 +103,13 @@ impl ClusterHandle {
             s.strategies = n;
             s.invalid = invalid;
         });
-        if let Some(tx) = self
+        if let Some(wake) = self
             .notify
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            let _ = tx.try_send(());
+            wake.post(());
         }
     }
 }

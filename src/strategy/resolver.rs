@@ -13,13 +13,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::model::{from_static, StrategyRequest, StrategySet};
 use super::resolve::{resolve, ResolveInput, Resolved};
 use super::store::StateStore;
 use super::validate::{validate, ValidationContext};
 use crate::kube::PodsFile;
+use crate::mailbox::{Mailbox, Wake};
 use crate::state::AgentState;
 
 /// Resolve the set stored in `state` now, from a scan no older than
@@ -90,35 +90,28 @@ fn store_resolved(state: &AgentState, generation: u64, resolved: Resolved) -> bo
 pub struct Resolver {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    wake: crossbeam_channel::Sender<()>,
+    wake: Wake,
 }
 
 impl Resolver {
-    /// Start resolving `state`'s set every `interval` and whenever `wake_rx`
-    /// (also fed by pod metadata changes) delivers. A pods file, if given, is
+    /// Start resolving `state`'s set every `interval` and whenever `wake`
+    /// (also posted to by pod metadata and cluster set changes) is posted to. A pods file, if given, is
     /// re-read on each round when it changed.
     pub fn spawn(
         state: Arc<AgentState>,
         interval: Duration,
-        wake: (crossbeam_channel::Sender<()>, Receiver<()>),
+        wake: Wake,
         mut pods_file: Option<PodsFile>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let (wake_tx, wake_rx) = wake;
+        let wake_rx = wake.clone();
         let thread = std::thread::Builder::new()
             .name("resolver".into())
             .spawn(move || {
                 let mut next = Instant::now() + interval;
                 while !flag.load(Ordering::Relaxed) {
-                    let woken = match wake_rx.recv_deadline(next) {
-                        Ok(()) => true,
-                        Err(RecvTimeoutError::Timeout) => false,
-                        Err(RecvTimeoutError::Disconnected) => {
-                            std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                            false
-                        }
-                    };
+                    let woken = wake_rx.take_until(next).is_some();
                     if flag.load(Ordering::Relaxed) {
                         break;
                     }
@@ -138,14 +131,14 @@ impl Resolver {
         Ok(Self {
             stop,
             thread: Some(thread),
-            wake: wake_tx,
+            wake,
         })
     }
 
     /// Stop and join the thread.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.wake.try_send(());
+        self.wake.post(());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -155,7 +148,7 @@ impl Resolver {
 /// What `main` needs to start continuous resolution.
 pub struct Startup {
     pub pod_meta: Arc<crate::podmeta::PodMetaHandle>,
-    pub wake: (crossbeam_channel::Sender<()>, Receiver<()>),
+    pub wake: Wake,
     pub pods_file: Option<PodsFile>,
     pub store: Option<StateStore>,
     /// The set to start with: `--strategy` flags, else the saved set.
@@ -169,8 +162,8 @@ pub struct Startup {
 /// directory another user could change is an error: the agent must not start.
 pub fn prepare(opts: &crate::cli::Opts) -> anyhow::Result<Startup> {
     let pod_meta = crate::podmeta::PodMetaHandle::new();
-    let wake = crossbeam_channel::bounded(1);
-    pod_meta.set_notify(wake.0.clone());
+    let wake = Mailbox::shared();
+    pod_meta.set_notify(wake.clone());
 
     let store = match StateStore::open(&opts.state_dir) {
         Ok(s) => Some(s),
