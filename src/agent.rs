@@ -100,6 +100,8 @@ fn wait(shutdown: &AtomicBool, d: Duration) -> bool {
 pub struct SchedulerThread {
     thread: std::thread::JoinHandle<Result<()>>,
     stop: std::sync::Arc<AtomicBool>,
+    /// Closed by [`Self::stop`], so the run loop's wait ends at once.
+    strategies: std::sync::Arc<Mailbox<DesiredStrategies>>,
     /// Receives once when the thread ends (a kernel unload, an error).
     pub done: Receiver<()>,
 }
@@ -116,21 +118,27 @@ impl SchedulerThread {
         use anyhow::Context;
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let (done_tx, done) = crossbeam_channel::bounded::<()>(1);
-        let flag = stop.clone();
+        let (flag, mailbox) = (stop.clone(), strategies.clone());
         let thread = std::thread::Builder::new()
             .name("scheduler".into())
             .spawn(move || {
-                let result = run_scheduler(&config, &flag, &strategies, &metrics, &status, desired);
+                let result = run_scheduler(&config, &flag, &mailbox, &metrics, &status, desired);
                 let _ = done_tx.send(());
                 result
             })
             .context("starting the scheduler thread")?;
-        Ok(Self { thread, stop, done })
+        Ok(Self {
+            thread,
+            stop,
+            strategies,
+            done,
+        })
     }
 
     /// Ask the scheduler to detach and wait for it.
     pub fn stop(self) -> Result<()> {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.strategies.close();
         self.thread
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the scheduler thread panicked")))

@@ -13,8 +13,15 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct Mailbox<T> {
-    slot: Mutex<Option<T>>,
+    slot: Mutex<Slot<T>>,
     posted: Condvar,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    value: Option<T>,
+    /// Waits return at once: the reader is being stopped.
+    closed: bool,
 }
 
 /// A wake-up for a thread that also wakes on its own schedule (the resolver).
@@ -23,7 +30,10 @@ pub type Wake = Arc<Mailbox<()>>;
 impl<T> Default for Mailbox<T> {
     fn default() -> Self {
         Self {
-            slot: Mutex::new(None),
+            slot: Mutex::new(Slot {
+                value: None,
+                closed: false,
+            }),
             posted: Condvar::new(),
         }
     }
@@ -41,30 +51,38 @@ impl<T> Mailbox<T> {
 
     // A thread that panicked holding the lock left a value or none: either is
     // a valid state of the slot.
-    fn lock(&self) -> MutexGuard<'_, Option<T>> {
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Put `value` in the box, replacing one not yet taken, and wake a reader.
     pub fn post(&self, value: T) {
-        *self.lock() = Some(value);
+        self.lock().value = Some(value);
         self.posted.notify_one();
+    }
+
+    /// From now on no wait waits: a reader that is asked to stop returns
+    /// from its wait at once (and a value still in the box is still taken).
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.posted.notify_all();
     }
 
     /// The value in the box, if any, without waiting.
     pub fn take(&self) -> Option<T> {
-        self.lock().take()
+        self.lock().value.take()
     }
 
-    /// The value posted before `deadline`, or `None` once it has passed.
+    /// The value posted before `deadline`, or `None` once it has passed or
+    /// the box is closed.
     pub fn take_until(&self, deadline: Instant) -> Option<T> {
         let mut slot = self.lock();
         loop {
-            if let Some(value) = slot.take() {
+            if let Some(value) = slot.value.take() {
                 return Some(value);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || slot.closed {
                 return None;
             }
             slot = self
@@ -118,6 +136,26 @@ mod tests {
         assert!(start.elapsed() >= Duration::from_millis(30));
         // A deadline already past does not wait.
         assert_eq!(m.take_until(start), None);
+    }
+
+    #[test]
+    fn closing_ends_a_wait_in_another_thread_and_every_wait_after() {
+        let m: Arc<Mailbox<u8>> = Mailbox::shared();
+        let closer = {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                m.close();
+            })
+        };
+        let start = Instant::now();
+        assert_eq!(m.take_timeout(Duration::from_secs(30)), None);
+        assert!(start.elapsed() < Duration::from_secs(10));
+        closer.join().unwrap();
+        assert_eq!(m.take_timeout(Duration::from_secs(30)), None);
+        assert!(start.elapsed() < Duration::from_secs(10));
+        m.post(3);
+        assert_eq!(m.take_timeout(Duration::from_secs(30)), Some(3));
     }
 
     #[test]

@@ -162,16 +162,13 @@ impl AgentState {
         self.lock_strategies().resolved.desired.clone()
     }
 
-    /// Hand a new set to the scheduler thread; only the newest set matters, so
-    /// it replaces one the thread has not taken yet. False when there is no
-    /// scheduler.
-    pub fn send_desired(&self, desired: DesiredStrategies) -> bool {
-        match &self.to_scheduler {
-            Some(mailbox) => {
-                mailbox.post(desired);
-                true
-            }
-            None => false,
+    /// Hand a new set to the scheduler thread, if any (only the newest set
+    /// matters, so it replaces one the thread has not taken yet), and wake the
+    /// pod-stats sampler for its PIDs.
+    pub fn send_desired(&self, desired: DesiredStrategies) {
+        if let Some(mailbox) = &self.to_scheduler {
+            mailbox.post(desired);
         }
+        self.pod_figures.strategies_changed();
     }
 }

@@ -1,71 +1,65 @@
 //! The background loops (alert evaluation, pod statistics): a named thread
 //! with a stop flag, ticks at a fixed rate that skip ahead rather than burst
-//! after a late one, and a wait in short sleeps so that the stop flag is seen
-//! promptly.
+//! after a late one, and a wait that sleeps until the tick in one go, ended
+//! early by a post to the worker's wake-up (its stop, or news such as a new
+//! strategy set). Not short sleeps that look at a flag: an idle agent woke 30
+//! times a second that way, and on a busy node each wake-up is a pass through
+//! the scheduler and a task it delays.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A named thread running `body(stop flag)`; [`Worker::stop`] sets the flag
-/// and joins the thread.
+use crate::mailbox::{Mailbox, Wake};
+
+/// A named thread running `body(stop flag, wake-up)`; [`Worker::stop`] sets
+/// the flag, posts to the wake-up and joins the thread.
 pub struct Worker {
     stop: Arc<AtomicBool>,
+    wake: Wake,
     thread: JoinHandle<()>,
 }
 
 impl Worker {
     pub fn spawn(
         name: &str,
-        body: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+        body: impl FnOnce(Arc<AtomicBool>, Wake) + Send + 'static,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let wake = Mailbox::shared();
+        let (flag, woken) = (stop.clone(), wake.clone());
         let thread = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || body(flag))?;
-        Ok(Self { stop, thread })
+            .spawn(move || body(flag, woken))?;
+        Ok(Self { stop, wake, thread })
     }
 
-    /// Set the stop flag and wait for the thread to end.
+    /// Set the stop flag, end the thread's wait and wait for the thread to end.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.wake.post(());
         let _ = self.thread.join();
     }
 }
 
-/// The longest single sleep: how long a stop may wait for the loop.
-const SLEEP_STEP: Duration = Duration::from_millis(100);
-
 /// Move `next` on by `step` (when that is already past, to `step` from now:
-/// late ticks are not caught up one after another), then sleep until it in
-/// steps of at most 100 ms. Returns early once `stop` is set, or when
-/// `wake_early()` is true (asked before each sleep, after the stop flag);
-/// then the next step counts from now.
-pub fn wait_next(
-    next: &mut Instant,
-    step: Duration,
-    stop: &AtomicBool,
-    wake_early: impl Fn() -> bool,
-) {
+/// late ticks are not caught up one after another), then sleep until it.
+/// Returns early once `stop` is set or `wake` is posted to; after a post (not
+/// a stop) the next step counts from now.
+pub fn wait_next(next: &mut Instant, step: Duration, stop: &AtomicBool, wake: &Mailbox<()>) {
     *next += step;
     let now = Instant::now();
     if *next < now {
         *next = now + step;
     }
-    while !stop.load(Ordering::Relaxed) {
-        let left = next.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        if wake_early() {
-            // The schedule restarts from this wake, not from the tick it
-            // replaces (which may be a long back-off away).
-            *next = Instant::now();
-            break;
-        }
-        std::thread::sleep(left.min(SLEEP_STEP));
+    if stop.load(Ordering::Relaxed) {
+        return;
+    }
+    if wake.take_until(*next).is_some() && !stop.load(Ordering::Relaxed) {
+        // The schedule restarts from this wake, not from the tick it
+        // replaces (which may be a long back-off away).
+        *next = Instant::now();
     }
 }
 
@@ -75,39 +69,57 @@ mod tests {
 
     #[test]
     fn sleeps_until_the_next_tick() {
-        let stop = AtomicBool::new(false);
+        let (stop, wake) = (AtomicBool::new(false), Mailbox::new());
         let start = Instant::now();
         let mut next = start;
-        wait_next(&mut next, Duration::from_millis(150), &stop, || false);
+        wait_next(&mut next, Duration::from_millis(150), &stop, &wake);
         assert_eq!(next, start + Duration::from_millis(150));
         assert!(Instant::now() >= next);
     }
 
     #[test]
-    fn an_early_wake_counts_the_next_step_from_now() {
-        let stop = AtomicBool::new(false);
+    fn a_wake_counts_the_next_step_from_now() {
+        let (stop, wake) = (AtomicBool::new(false), Mailbox::new());
+        wake.post(());
         let mut next = Instant::now();
-        wait_next(&mut next, Duration::from_secs(10), &stop, || true);
+        wait_next(&mut next, Duration::from_secs(10), &stop, &wake);
         assert!(next <= Instant::now());
     }
 
     #[test]
     fn a_late_tick_restarts_from_now() {
-        let stop = AtomicBool::new(true);
+        let (stop, wake) = (AtomicBool::new(true), Mailbox::new());
         let before = Instant::now();
         let mut next = before - Duration::from_secs(10);
-        wait_next(&mut next, Duration::from_secs(1), &stop, || false);
+        wait_next(&mut next, Duration::from_secs(1), &stop, &wake);
         assert!(next >= before + Duration::from_secs(1), "{next:?}");
     }
 
     #[test]
-    fn stop_and_wake_early_end_the_wait() {
+    fn stop_and_a_wake_end_the_wait() {
         for (stop, wake) in [(true, false), (false, true)] {
             let start = Instant::now();
             let mut next = start;
-            let flag = AtomicBool::new(stop);
-            wait_next(&mut next, Duration::from_secs(60), &flag, || wake);
+            let (flag, mailbox) = (AtomicBool::new(stop), Mailbox::new());
+            if wake {
+                mailbox.post(());
+            }
+            wait_next(&mut next, Duration::from_secs(60), &flag, &mailbox);
             assert!(start.elapsed() < Duration::from_secs(5), "{stop} {wake}");
         }
+    }
+
+    #[test]
+    fn stopping_a_worker_ends_its_wait_at_once() {
+        let worker = Worker::spawn("ticker-test", |stop, wake| {
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                wait_next(&mut next, Duration::from_secs(60), &stop, &wake);
+            }
+        })
+        .unwrap();
+        let start = Instant::now();
+        worker.stop();
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 }

@@ -434,9 +434,18 @@ echo "RESULT pilot_bogo_ops_2=${pilot_ops2:-0}"
 sleep 2
 # CPU time (utime + stime, USER_HZ=100 ticks) of the agent over 10 idle seconds.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$agent_pid/stat"; }
-t0=$(cpu_ticks)
+# Times its threads went to sleep (voluntary switches): its wake-ups.
+agent_sleeps() { cat /proc/"$agent_pid"/task/*/status | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'; }
+t0=$(cpu_ticks) s0=$(agent_sleeps)
 sleep 10
-t1=$(cpu_ticks)
+t1=$(cpu_ticks) s1=$(agent_sleeps)
+idle_wakeups=$(((s1 - s0) / 10))
+echo "RESULT agent_idle_wakeups_per_s=$idle_wakeups"
+# Its loops sleep until their next tick (src/ticker.rs, src/mailbox.rs): about
+# 12 a second, most of them actix-web's date timers; 40 when they polled a stop
+# flag every 100 ms.
+[ "$idle_wakeups" -le 20 ]
+check agent-idle-wakeups $? "the idle agent's threads woke $idle_wakeups times a second (need <= 20)"
 echo "RESULT agent_idle_cpu_pct=$(awk -v d=$((t1 - t0)) -v hz=100 'BEGIN { printf "%.2f", d / hz / 10 * 100 }')"
 echo "RESULT agent_idle_rss_kb=$(awk '/^VmRSS/ { print $2 }' "/proc/$agent_pid/status")"
 stop_agent TERM

@@ -160,7 +160,7 @@ impl Runner {
         interval: Duration,
         webhook: Option<WebhookQueue>,
     ) -> std::io::Result<Self> {
-        let worker = ticker::Worker::spawn("alerts", move |flag| {
+        let worker = ticker::Worker::spawn("alerts", move |flag, wake| {
             let mut book = AlertBook::new(rules.config().recent_max);
             let host = crate::host_name::get().unwrap_or_default();
             let mut evaluations = 0u64;
@@ -197,8 +197,7 @@ impl Runner {
                 if last {
                     break;
                 }
-                // Short sleeps so stop() returns promptly.
-                ticker::wait_next(&mut next, interval, &flag, || false);
+                ticker::wait_next(&mut next, interval, &flag, &wake);
             }
         })?;
         Ok(Self(worker))

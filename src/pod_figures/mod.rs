@@ -38,6 +38,7 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::mailbox::Wake;
 use crate::podmeta::PodDirectory;
 use crate::pods::schedstat::{read_process, ProcReading};
 use crate::pods::ProcSnapshot;
@@ -148,6 +149,9 @@ struct Inner {
 #[derive(Default)]
 pub struct PodFigures {
     inner: Mutex<Inner>,
+    /// The sampler's wake-up: a new strategy set ends its wait (an idle
+    /// back-off may be long).
+    sampler: Mutex<Option<Wake>>,
 }
 
 /// The process-wide store (one agent per process).
@@ -163,6 +167,23 @@ pub struct PidsFigures {
 impl PodFigures {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Who to wake when the strategy set changes (the sampler thread).
+    pub fn set_notify(&self, wake: Wake) {
+        *self.sampler.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+    }
+
+    /// The strategy set changed: the sampler reads its PIDs now.
+    pub fn strategies_changed(&self) {
+        if let Some(wake) = self
+            .sampler
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            wake.post(());
+        }
     }
 
     pub fn set_interval(&self, interval: Duration) {

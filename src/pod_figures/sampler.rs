@@ -13,10 +13,6 @@ const IDLE_BACKOFF: u32 = 10;
 /// The longest gap between idle rounds.
 const MAX_IDLE_INTERVAL: Duration = Duration::from_secs(30);
 
-fn has_strategy_pids(state: &AgentState) -> bool {
-    !state.lock_strategies().resolved.desired.is_empty()
-}
-
 /// The sampler thread: one round every interval.
 pub struct Sampler(ticker::Worker);
 
@@ -30,7 +26,8 @@ impl Sampler {
             log::info!("pod stats sampling disabled (--stats-interval-ms 0)");
             return Ok(None);
         }
-        let worker = ticker::Worker::spawn("pod-stats", move |flag| {
+        let worker = ticker::Worker::spawn("pod-stats", move |flag, wake| {
+            state.pod_figures.set_notify(wake.clone());
             let proc_root = state.proc_root.clone();
             let mut next = Instant::now();
             while !flag.load(Ordering::Relaxed) {
@@ -64,9 +61,8 @@ impl Sampler {
                 } else {
                     interval
                 };
-                // Sleep in short steps so stop() returns quickly, and a
-                // new strategy set ends an idle back-off at once.
-                ticker::wait_next(&mut next, step, &flag, || idle && has_strategy_pids(&state));
+                // A new strategy set ends the wait (and an idle back-off) at once.
+                ticker::wait_next(&mut next, step, &flag, &wake);
             }
         })?;
         Ok(Some(Self(worker)))

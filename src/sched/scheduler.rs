@@ -54,6 +54,12 @@ pub struct Channels<'a> {
     pub desired: &'a mut DesiredStrategies,
 }
 
+/// How often the run loop looks for an exit the kernel decided (an ejection)
+/// when no sample is due: the node runs on the kernel's scheduler from that
+/// moment, so only the report and the re-attach wait for it. A stop closes the
+/// strategy mailbox and is seen at once; each look is a wake-up of the agent.
+const EXIT_POLL: Duration = Duration::from_millis(500);
+
 pub struct Scheduler<'obj> {
     skel: BpfSkel<'obj>,
     struct_ops: Option<Link>,
@@ -236,9 +242,7 @@ impl<'obj> Scheduler<'obj> {
         *ch.desired = desired;
         self.sample(ch);
 
-        // Wake up often enough to notice a signal or an exit promptly even with
-        // a long sample interval.
-        let tick = self.config.sample_interval.min(Duration::from_millis(100));
+        let tick = self.config.sample_interval.min(EXIT_POLL);
         let mut next_sample = Instant::now() + self.config.sample_interval;
         while !ch.shutdown.load(Ordering::Relaxed) && !self.exited() {
             let wait = next_sample

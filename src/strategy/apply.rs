@@ -61,10 +61,7 @@ pub fn replace(state: &AgentState, set: StrategySet) -> Result<Replaced, Replace
     let mut current = state.lock_strategies();
     let before = size(&current);
     let next = StrategyState::with_resolved(set, resolved, current.generation + 1);
-    let sent = state.send_desired(next.resolved.desired.clone());
-    if state.has_scheduler() && !sent {
-        log::warn!("strategies: the scheduler thread is not taking new sets");
-    }
+    state.send_desired(next.resolved.desired.clone());
     let replaced = Replaced {
         before,
         after: size(&next),

@@ -77,9 +77,7 @@ fn store_resolved(state: &AgentState, generation: u64, resolved: Resolved) -> bo
             cur.resolved.desired.len(),
             resolved.desired.len()
         );
-        if state.has_scheduler() && !state.send_desired(resolved.desired.clone()) {
-            log::warn!("resolver: the scheduler thread is not taking new sets");
-        }
+        state.send_desired(resolved.desired.clone());
     }
     cur.resolved = resolved;
     cur.resolved_at = Utc::now();
