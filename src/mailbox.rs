@@ -27,6 +27,24 @@ struct Slot<T> {
 /// A wake-up for a thread that also wakes on its own schedule (the resolver).
 pub type Wake = Arc<Mailbox<()>>;
 
+/// Where a source wakes its reader thread when its data changes: empty until
+/// the reader starts and registers its [`Wake`].
+#[derive(Debug, Default)]
+pub struct Notify(Mutex<Option<Wake>>);
+
+impl Notify {
+    pub fn set(&self, wake: Wake) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+    }
+
+    /// Wake the reader, if one registered.
+    pub fn post(&self) {
+        if let Some(wake) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            wake.post(());
+        }
+    }
+}
+
 impl<T> Default for Mailbox<T> {
     fn default() -> Self {
         Self {
@@ -156,6 +174,17 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(10));
         m.post(3);
         assert_eq!(m.take_timeout(Duration::from_secs(30)), Some(3));
+    }
+
+    #[test]
+    fn a_notify_reaches_the_reader_that_registered() {
+        let notify = Notify::default();
+        notify.post(); // no reader yet: nothing to wake, nothing kept
+        let wake: Wake = Mailbox::shared();
+        notify.set(wake.clone());
+        assert_eq!(wake.take(), None);
+        notify.post();
+        assert_eq!(wake.take(), Some(()));
     }
 
     #[test]

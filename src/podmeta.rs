@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::mailbox::Wake;
+use crate::mailbox::{Notify, Wake};
 
 /// What is known about one pod.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -118,7 +118,7 @@ impl Default for KubeStatus {
 pub struct PodMetaHandle {
     dir: ArcSwap<Option<Arc<PodDirectory>>>,
     status: Mutex<KubeStatus>,
-    notify: Mutex<Option<Wake>>,
+    notify: Notify,
 }
 
 impl Default for PodMetaHandle {
@@ -126,7 +126,7 @@ impl Default for PodMetaHandle {
         Self {
             dir: ArcSwap::from_pointee(None),
             status: Mutex::new(KubeStatus::default()),
-            notify: Mutex::new(None),
+            notify: Notify::default(),
         }
     }
 }
@@ -155,7 +155,7 @@ impl PodMetaHandle {
 
     /// Who to wake when the pods change (the resolver).
     pub fn set_notify(&self, wake: Wake) {
-        *self.notify.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+        self.notify.set(wake);
     }
 
     /// Publish a new directory and wake the resolver.
@@ -163,13 +163,6 @@ impl PodMetaHandle {
         let n = dir.len();
         self.dir.store(Arc::new(Some(Arc::new(dir))));
         self.update_status(|s| s.pods = n);
-        if let Some(wake) = self
-            .notify
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            wake.post(());
-        }
+        self.notify.post();
     }
 }

@@ -38,7 +38,7 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::mailbox::Wake;
+use crate::mailbox::{Notify, Wake};
 use crate::podmeta::PodDirectory;
 use crate::pods::schedstat::{read_process, ProcReading};
 use crate::pods::ProcSnapshot;
@@ -151,7 +151,7 @@ pub struct PodFigures {
     inner: Mutex<Inner>,
     /// The sampler's wake-up: a new strategy set ends its wait (an idle
     /// back-off may be long).
-    sampler: Mutex<Option<Wake>>,
+    sampler: Notify,
 }
 
 /// The process-wide store (one agent per process).
@@ -171,19 +171,12 @@ impl PodFigures {
 
     /// Who to wake when the strategy set changes (the sampler thread).
     pub fn set_notify(&self, wake: Wake) {
-        *self.sampler.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+        self.sampler.set(wake);
     }
 
     /// The strategy set changed: the sampler reads its PIDs now.
     pub fn strategies_changed(&self) {
-        if let Some(wake) = self
-            .sampler
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            wake.post(());
-        }
+        self.sampler.post();
     }
 
     pub fn set_interval(&self, interval: Duration) {

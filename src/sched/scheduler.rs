@@ -67,6 +67,9 @@ pub struct Scheduler<'obj> {
     /// dispatcher once it stops, so Drop detaches the scheduler first.
     dispatcher: Option<Dispatcher>,
     writer: StrategyMapWriter,
+    /// Entries the last write of the strategy set could not make: tried
+    /// again at every round of the run loop until none are left.
+    unwritten: usize,
     config: SchedConfig,
 }
 
@@ -138,25 +141,36 @@ impl<'obj> Scheduler<'obj> {
             struct_ops: Some(struct_ops),
             dispatcher,
             writer: StrategyMapWriter::new(),
+            unwritten: 0,
             config: config.clone(),
         })
     }
 
+    /// Write `desired` to the BPF map. What the kernel refuses (a full map,
+    /// or room not yet free: a deleted entry is freed only after an RCU grace
+    /// period) is written at a later round of the run loop; a failure is
+    /// logged when it starts or its size changes, not at every retry.
     fn apply(&mut self, desired: &DesiredStrategies, status: &StatusCell) {
-        match self.writer.apply(&self.skel.maps.strategies, desired) {
+        let unwritten = match self.writer.apply(&self.skel.maps.strategies, desired) {
             Ok(stats) => {
                 if stats != Default::default() {
                     log::debug!("strategy map: {stats:?}");
                 }
-                if stats.failed > 0 {
-                    log::warn!(
-                        "strategy map: {} entries could not be written",
-                        stats.failed
-                    );
-                }
+                stats.failed
             }
-            Err(e) => log::warn!("strategy map: {e:#}"),
+            Err(e) => {
+                if self.unwritten == 0 {
+                    log::warn!("strategy map: {e:#}; trying again");
+                }
+                desired.len().max(1)
+            }
+        };
+        if unwritten > 0 && unwritten != self.unwritten {
+            log::warn!("strategy map: {unwritten} entries could not be written yet; trying again");
+        } else if unwritten == 0 && self.unwritten > 0 {
+            log::info!("strategy map: every entry is written now");
         }
+        self.unwritten = unwritten;
         let n = self.writer.applied().len();
         status.update(|s| s.strategy_pids = n);
     }
@@ -255,6 +269,11 @@ impl<'obj> Scheduler<'obj> {
                 }
                 None if wait.is_zero() => std::thread::sleep(Duration::from_millis(1)),
                 None => {}
+            }
+            if self.unwritten > 0 {
+                let desired = std::mem::take(ch.desired);
+                self.apply(&desired, ch.status);
+                *ch.desired = desired;
             }
             if super::user_dispatch::take_forced_exit() {
                 if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cluster::ClusterSet;
-use crate::mailbox::Wake;
+use crate::mailbox::{Notify, Wake};
 
 /// The state of the `SchedulingStrategy` watch.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -65,7 +65,7 @@ impl ClusterStatus {
 pub struct ClusterHandle {
     set: ArcSwap<ClusterSet>,
     status: Mutex<ClusterStatus>,
-    notify: Mutex<Option<Wake>>,
+    notify: Notify,
 }
 
 impl ClusterHandle {
@@ -86,7 +86,7 @@ impl ClusterHandle {
 
     /// Who to wake when the set changes (the resolver).
     pub fn set_notify(&self, wake: Wake) {
-        *self.notify.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+        self.notify.set(wake);
     }
 
     /// Replace the set and wake the resolver.
@@ -103,13 +103,6 @@ impl ClusterHandle {
             s.strategies = n;
             s.invalid = invalid;
         });
-        if let Some(wake) = self
-            .notify
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            wake.post(());
-        }
+        self.notify.post();
     }
 }
