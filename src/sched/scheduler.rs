@@ -175,6 +175,13 @@ impl<'obj> Scheduler<'obj> {
         status.update(|s| s.strategy_pids = n);
     }
 
+    /// Write the set kept across restarts (`ch.desired`) again.
+    fn apply_kept(&mut self, ch: &mut Channels) {
+        let desired = std::mem::take(ch.desired);
+        self.apply(&desired, ch.status);
+        *ch.desired = desired;
+    }
+
     fn sample(&self, ch: &Channels) {
         let Some(bss) = self.skel.maps.bss_data.as_deref() else {
             return;
@@ -251,9 +258,7 @@ impl<'obj> Scheduler<'obj> {
             ops_name.as_deref().unwrap_or("scx_pilot"),
             self.config.slice_us
         );
-        let desired = std::mem::take(ch.desired);
-        self.apply(&desired, ch.status);
-        *ch.desired = desired;
+        self.apply_kept(ch);
         self.sample(ch);
 
         let tick = self.config.sample_interval.min(EXIT_POLL);
@@ -267,13 +272,10 @@ impl<'obj> Scheduler<'obj> {
                     self.apply(&desired, ch.status);
                     *ch.desired = desired;
                 }
+                // A round without a new set: what the kernel refused before.
+                None if self.unwritten > 0 => self.apply_kept(ch),
                 None if wait.is_zero() => std::thread::sleep(Duration::from_millis(1)),
                 None => {}
-            }
-            if self.unwritten > 0 {
-                let desired = std::mem::take(ch.desired);
-                self.apply(&desired, ch.status);
-                *ch.desired = desired;
             }
             if super::user_dispatch::take_forced_exit() {
                 if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
