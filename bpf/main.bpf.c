@@ -100,6 +100,18 @@ const volatile u64 user_queue_depth = USER_RING_TASKS;
 const volatile bool test_hooks = false;
 
 /*
+ * The time in ns. Where the kernel has scx_bpf_now() (6.14 on), the run
+ * queue's clock, a load while the kernel holds it fresh: under the bench's
+ * emulation, bpf_ktime_get_ns() reads the TSC through the emulator on each of
+ * the several calls of every context switch. Both count from boot, but not
+ * from the same instant: every time the programs compare comes from here.
+ */
+static __always_inline u64 now_ns(void)
+{
+	return bpf_ksym_exists(scx_bpf_now) ? scx_bpf_now() : bpf_ktime_get_ns();
+}
+
+/*
  * The shortest slice when many tasks wait, and the deadline margin a waking
  * task must win by to preempt: below it a context switch costs more than the
  * latency it saves.
@@ -110,27 +122,42 @@ const volatile bool test_hooks = false;
  */
 #define KEEP_PREV_SCAN 8
 
-static u64 slice_min(void)
+/* Set by init(): a division on every wakeup costs a call into the emulator. */
+static u64 slice_min_ns;
+
+static void init_slice_min(void)
 {
 	u64 min = slice_ns / SLICE_MIN_DIVISOR;
 
 	if (min < MIN_SLICE_NS)
 		min = MIN_SLICE_NS;
-	return min < slice_ns ? min : slice_ns;
+	slice_min_ns = min < slice_ns ? min : slice_ns;
+}
+
+static u64 slice_min(void)
+{
+	return slice_min_ns;
 }
 
 /*
  * Gauges read by the agent through the mmapped .bss (names from the user's
  * BssData). Each is a naturally aligned u64 written with atomic ops or plain
- * stores, so a reader never sees a torn value.
+ * stores, so a reader never sees a torn value. Not nr_running: the agent
+ * counts the CPUs whose cpu_ctx is busy, where one counter bumped at every
+ * context switch would be a cache line all CPUs take from each other.
  */
 u32 usersched_pid;
 u64 nr_queued;
 u64 nr_scheduled;
-u64 nr_running;
 u64 nr_online_cpus;
 u64 user_fallback_active;	/* 1 while BPF dispatches without the dispatcher */
 u64 nr_user_outstanding;	/* tasks in the dispatcher's hands now */
+/*
+ * Set by the agent while the strategy map may hold an entry (it sets it after
+ * writing one and clears it after the map is empty): without a strategy, no
+ * task pays two hash lookups on every enqueue.
+ */
+u64 strategies_written;
 
 /*
  * Event counters, bumped on every scheduling event: one set per CPU, each in
@@ -166,13 +193,21 @@ struct pcpu_counters {
 struct pcpu_counters pcpu_counters[MAX_CPUS];
 
 /*
- * Atomic although per CPU: the stall timer runs in softirq context and may
- * interrupt a program that is counting on the same CPU.
+ * In user mode an atomic add although per CPU: the stall timer runs in
+ * softirq context and may interrupt a program that is counting on the same
+ * CPU. In kernel mode every program that counts runs with interrupts off (the
+ * run queue's or the waking task's lock held), so a plain add, which the
+ * emulator runs inline where an atomic one is a call, does.
  */
 #define COUNT(field, n)                                                        \
-	__sync_fetch_and_add(                                                  \
-		&pcpu_counters[bpf_get_smp_processor_id() & (MAX_CPUS - 1)].field, \
-		(n))
+	do {                                                                   \
+		u64 *c_ = &pcpu_counters[bpf_get_smp_processor_id() &          \
+					 (MAX_CPUS - 1)].field;                \
+		if (user_dispatch)                                             \
+			__sync_fetch_and_add(c_, (n));                         \
+		else                                                           \
+			*c_ += (n);                                            \
+	} while (0)
 
 /*
  * Set by the agent's test hook (--dispatcher-test-hooks, SIGUSR2): the next
@@ -322,21 +357,21 @@ struct cpu_ctx {
 	u64 burst_ns;
 	bool running_prio;	/* the CPU runs a task with a priority strategy */
 	bool running_strategy;	/* ... or one with any strategy: its slice is kept */
-	bool busy;		/* the CPU runs one of our tasks */
-};
+	bool busy;		/* the CPU runs one of our tasks: the agent's nr_running counts these */
+} __attribute__((aligned(64)));
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct cpu_ctx);
-} cpu_ctxs SEC(".maps");
+/*
+ * In .bss, each CPU's in its own cache lines, rather than a per-CPU array
+ * map: an element is then a load away, where the map took a helper call on
+ * every access (five on a wakeup's path).
+ */
+struct cpu_ctx cpu_ctxs[MAX_CPUS];
 
 static struct cpu_ctx *cpu_ctx_of(s32 cpu)
 {
-	u32 zero = 0;
-
-	return bpf_map_lookup_percpu_elem(&cpu_ctxs, &zero, cpu);
+	if (cpu < 0 || cpu >= MAX_CPUS)
+		return NULL;
+	return &cpu_ctxs[cpu & (MAX_CPUS - 1)];
 }
 
 static u64 cpu_vtime(s32 cpu)
@@ -346,26 +381,22 @@ static u64 cpu_vtime(s32 cpu)
 	return cctx ? cctx->vtime_now : 0;
 }
 
-/* @vruntime, but no more than one slice behind @cpu's clock: no banked credit. */
-static u64 floor_vruntime(u64 vruntime, s32 cpu)
+/* @vruntime, but no more than one slice behind the clock @now: no banked credit. */
+static u64 floor_vruntime(u64 vruntime, u64 now)
 {
-	u64 now = cpu_vtime(cpu);
-
 	if (now > slice_ns && time_before(vruntime, now - slice_ns))
 		return now - slice_ns;
 	return vruntime;
 }
 
 /*
- * @vruntime within one slice of @cpu's clock: a sleeper keeps at most one
+ * @vruntime within one slice of the clock @now: a sleeper keeps at most one
  * slice of credit (it runs ahead of hogs when it wakes but cannot bank time),
  * and a task from a busier CPU brings at most one slice of debt.
  */
-static u64 clamp_vruntime(u64 vruntime, s32 cpu)
+static u64 clamp_vruntime(u64 vruntime, u64 now)
 {
-	u64 now = cpu_vtime(cpu);
-
-	vruntime = floor_vruntime(vruntime, cpu);
+	vruntime = floor_vruntime(vruntime, now);
 	if (time_after(vruntime, now + slice_ns))
 		return now + slice_ns;
 	return vruntime;
@@ -382,6 +413,8 @@ static struct strategy *strategy_of(const struct task_struct *p)
 	u32 pid = p->pid, tgid = p->tgid;
 	struct strategy *s;
 
+	if (!READ_ONCE(strategies_written))
+		return NULL;
 	s = bpf_map_lookup_elem(&strategies, &pid);
 	if (!s && tgid != pid)
 		s = bpf_map_lookup_elem(&strategies, &tgid);
@@ -419,8 +452,8 @@ static bool ran_prio(struct task_struct *p)
 
 /*
  * The slice of a normal task: the default slice shared among the tasks that
- * wait (so each waits about one default slice), never below slice_min(). A
- * strategy's slice is kept as given.
+ * wait (nr_queued: so each waits about one default slice), never below
+ * slice_min(). A strategy's slice is kept as given.
  */
 static u64 task_slice(const struct strategy *s)
 {
@@ -429,7 +462,8 @@ static u64 task_slice(const struct strategy *s)
 
 	if (s && s->slice_ns)
 		return s->slice_ns;
-	waiting = scx_bpf_dsq_nr_queued(SHARED_DSQ);
+	/* As of the last change of the queues: a queue's count is a hash lookup. */
+	waiting = READ_ONCE(nr_queued);
 	if (waiting < nr_cpus)
 		waiting = nr_cpus;
 	slice = slice_ns * nr_cpus / waiting;
@@ -543,15 +577,15 @@ static u64 weighted(u64 ns, u64 weight)
 static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx, bool waking)
 {
 	s32 cpu = scx_bpf_task_cpu(p);
-	u64 burst;
+	u64 burst, vnow = cpu_vtime(cpu);
 
 	if (!tctx)
-		return cpu_vtime(cpu);
+		return vnow;
 	if (waking || cpu != tctx->clock_cpu) {
-		tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
+		tctx->vruntime = clamp_vruntime(tctx->vruntime, vnow);
 		tctx->clock_cpu = cpu;
 	} else {
-		tctx->vruntime = floor_vruntime(tctx->vruntime, cpu);
+		tctx->vruntime = floor_vruntime(tctx->vruntime, vnow);
 	}
 	burst = tctx->exec_runtime_ns < slice_ns ? tctx->exec_runtime_ns : slice_ns;
 	tctx->deadline = tctx->vruntime + weighted(burst, task_weight(p, tctx));
@@ -622,7 +656,7 @@ static bool should_preempt(s32 cpu, u64 deadline)
 
 	if (!cctx || !cctx->busy || cctx->running_prio)
 		return false;
-	if (cctx->running_strategy && time_before(bpf_ktime_get_ns(), cctx->slice_end))
+	if (cctx->running_strategy && time_before(now_ns(), cctx->slice_end))
 		return false;
 	return time_before(deadline + slice_min(), cctx->deadline);
 }
@@ -655,7 +689,7 @@ static bool send_to_user(struct task_struct *p, struct task_ctx *tctx, u64 slice
 		return false;
 	was = __sync_fetch_and_add(&nr_user_outstanding, 1);
 	ut.seq = __sync_add_and_fetch(&user_seq, 1);
-	ut.sent_at = bpf_ktime_get_ns();
+	ut.sent_at = now_ns();
 	ut.sync_cpu = -1;
 	if (sync_wake) {
 		ut.sync_cpu = bpf_get_smp_processor_id();
@@ -965,7 +999,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	now = bpf_ktime_get_ns();
+	now = now_ns();
 	if (prio) {
 		if (!dispatcher)
 			COUNT(nr_prio_dispatches, 1);
@@ -1173,7 +1207,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 	if (!slice || slice > starvation_ns)
 		slice = slice_ns;
 	/* Nor may a deadline jump the queue by more than one slice. */
-	vtime = floor_vruntime(vtime, target);
+	vtime = floor_vruntime(vtime, cpu_vtime(target));
 	if (tctx)
 		tctx->deadline = vtime;
 
@@ -1222,7 +1256,7 @@ static long drain_decision(struct bpf_dynptr *dynptr, struct drain_ctx *dc)
 
 	if (bpf_dynptr_read(&d, sizeof(d), dynptr, 0, 0))
 		return 0;
-	WRITE_ONCE(user_progress_at, bpf_ktime_get_ns());
+	WRITE_ONCE(user_progress_at, now_ns());
 	WRITE_ONCE(nr_scheduled, d.nr_pending);
 	/* The dispatcher is back: send it tasks again. */
 	if (READ_ONCE(user_fallback_active))
@@ -1437,7 +1471,7 @@ static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u
 void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
-	u64 now = bpf_ktime_get_ns();
+	u64 now = now_ns();
 
 	if (test_hooks && READ_ONCE(test_force_error)) {
 		scx_bpf_error("forced exit by the agent's test hook");
@@ -1475,14 +1509,14 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 	s32 cpu = scx_bpf_task_cpu(p);
 	struct task_ctx *tctx = task_ctx_of(p);
 	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
-	u64 now = bpf_ktime_get_ns();
+	u64 now = now_ns();
 
 	if (tctx) {
 		tctx->started_at = now;
 		tctx->preempted_left_ns = 0;
 		/* Taken from the shared queue by another CPU than the one it queued on. */
 		if (tctx->clock_cpu != cpu) {
-			tctx->vruntime = clamp_vruntime(tctx->vruntime, cpu);
+			tctx->vruntime = clamp_vruntime(tctx->vruntime, cctx ? cctx->vtime_now : 0);
 			tctx->clock_cpu = cpu;
 		}
 	}
@@ -1499,7 +1533,6 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 		if (!cctx->running_prio)
 			cctx->prio_ns = 0;
 	}
-	__sync_fetch_and_add(&nr_running, 1);
 }
 
 void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
@@ -1507,7 +1540,7 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 	struct task_ctx *tctx = task_ctx_of(p);
 	struct cpu_ctx *cctx = cpu_ctx_of(scx_bpf_task_cpu(p));
 
-	u64 now = bpf_ktime_get_ns();
+	u64 now = now_ns();
 
 	if (tctx && tctx->started_at) {
 		u64 used = now - tctx->started_at, weight = task_weight(p, tctx);
@@ -1545,9 +1578,6 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 		cctx->running_prio = false;
 		cctx->running_strategy = false;
 	}
-	/* running() and stopping() pair up; the guard only covers attach races. */
-	if (READ_ONCE(nr_running))
-		__sync_fetch_and_sub(&nr_running, 1);
 }
 
 /*
@@ -1698,7 +1728,7 @@ static long find_aged(struct bpf_map *map, u32 *pid, struct user_task *ut, u64 *
 static int stall_check(void *map, int *key, struct bpf_timer *timer)
 {
 	u32 nr_cpus = scx_bpf_nr_cpu_ids();
-	u64 now = bpf_ktime_get_ns();
+	u64 now = now_ns();
 	s32 i;
 
 	if (READ_ONCE(nr_user_outstanding))
@@ -1721,6 +1751,7 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(pilot_init)
 
 	if (nr_cpus > MAX_CPUS)
 		nr_cpus = MAX_CPUS;
+	init_slice_min();
 
 	ret = scx_bpf_create_dsq(PRIO_DSQ, -1);
 	if (ret)

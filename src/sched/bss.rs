@@ -46,13 +46,25 @@ macro_rules! field_value {
             .map(|cpu| unsafe { std::ptr::read_volatile(&cpu.$field) })
             .fold(0u64, u64::wrapping_add)
     };
+    // Not kept as one number (every context switch would bump a cache line
+    // all CPUs share): BPF marks each CPU busy while a task of ours runs there.
+    (Gauge, $src:ident, nr_running, $at:ident) => {
+        $src.cpu_ctxs[..possible_cpus()]
+            .iter()
+            // As a byte: the skeleton has a C bool as MaybeUninit<bool>.
+            .map(|cpu| unsafe {
+                std::ptr::read_volatile(std::ptr::from_ref(&cpu.busy).cast::<u8>())
+            })
+            .map(|busy| u64::from(busy != 0))
+            .sum::<u64>()
+    };
     ($kind:ident, $src:ident, $field:ident, $at:ident) => {
         unsafe { std::ptr::read_volatile(&$src.$field) }
     };
 }
 
-/// The per-CPU counter sets that BPF can write: one per possible CPU (an
-/// offline CPU keeps its counts, so the sums never go back).
+/// The per-CPU counter sets (and CPU states) that BPF can write: one per
+/// possible CPU (an offline CPU keeps its counts, so the sums never go back).
 fn possible_cpus() -> usize {
     const MAX_CPUS: usize = pilot_consts_MAX_CPUS as usize;
     static CPUS: OnceLock<usize> = OnceLock::new();

@@ -151,6 +151,11 @@ impl<'obj> Scheduler<'obj> {
     /// period) is written at a later round of the run loop; a failure is
     /// logged when it starts or its size changes, not at every retry.
     fn apply(&mut self, desired: &DesiredStrategies, status: &StatusCell) {
+        // BPF looks a task up only while this says the map may hold an entry:
+        // raised before any is written, lowered once none can be left.
+        if !desired.is_empty() {
+            self.set_strategies_written(true);
+        }
         let unwritten = match self.writer.apply(&self.skel.maps.strategies, desired) {
             Ok(stats) => {
                 if stats != Default::default() {
@@ -172,7 +177,18 @@ impl<'obj> Scheduler<'obj> {
         }
         self.unwritten = unwritten;
         let n = self.writer.applied().len();
+        if n == 0 && unwritten == 0 {
+            self.set_strategies_written(false);
+        }
         status.update(|s| s.strategy_pids = n);
+    }
+
+    fn set_strategies_written(&mut self, written: bool) {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            // SAFETY: a naturally aligned u64 in the mmapped .bss, which BPF
+            // only reads: a volatile store is never torn.
+            unsafe { std::ptr::write_volatile(&mut bss.strategies_written, u64::from(written)) };
+        }
     }
 
     /// Write the set kept across restarts (`ch.desired`) again.
