@@ -103,8 +103,8 @@ const volatile bool test_hooks = false;
  * The time in ns. Where the kernel has scx_bpf_now() (6.14 on), the run
  * queue's clock, a load while the kernel holds it fresh: under the bench's
  * emulation, bpf_ktime_get_ns() reads the TSC through the emulator on each of
- * the several calls of every context switch. Both count from boot, but not
- * from the same instant: every time the programs compare comes from here.
+ * the several calls of every context switch. The two clocks are not the same,
+ * so every time the programs compare with another comes from here.
  */
 static __always_inline u64 now_ns(void)
 {
@@ -153,8 +153,8 @@ u64 nr_online_cpus;
 u64 user_fallback_active;	/* 1 while BPF dispatches without the dispatcher */
 u64 nr_user_outstanding;	/* tasks in the dispatcher's hands now */
 /*
- * Set by the agent while the strategy map may hold an entry (it sets it after
- * writing one and clears it after the map is empty): without a strategy, no
+ * Set by the agent while the strategy map may hold an entry (it sets it before
+ * writing one and clears it once the map is empty): without a strategy, no
  * task pays two hash lookups on every enqueue.
  */
 u64 strategies_written;
