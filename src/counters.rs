@@ -1,5 +1,6 @@
 //! The scheduler's counters, each named once: [`counter_table!`] lists every
-//! field of the BPF program's .bss that the agent reads, with its kind, the
+//! field of the BPF program's .bss that the agent reads (and `nr_running`,
+//! which the reader derives from the CPUs' states there), with its kind, the
 //! dispatch modes that update it, its Prometheus name, its per-second rate and
 //! its descriptions. The types (`BssData`, `PolicyCounters`, `Sample`,
 //! `Rates`), the rate computation, the [`BSS`] and [`POLICY`] lists that
@@ -38,7 +39,8 @@ pub enum Modes {
 /// One field of a counter struct, for readers that list them.
 #[derive(Debug, Clone, Copy)]
 pub struct Def<T> {
-    /// The field's name in JSON and in the BPF program's .bss.
+    /// The field's name in JSON and in the BPF program's .bss (but for
+    /// `nr_running`: see `sched::bss`).
     pub name: &'static str,
     pub kind: Kind,
     pub modes: Modes,
@@ -100,6 +102,7 @@ macro_rules! counter_table {
                     kernel: "always 0",
                     user: "tasks the dispatcher holds (could not send yet: decision ring full)",
                 },
+                // Not a .bss field: sched::bss counts the CPUs whose cpu_ctx is busy.
                 nr_running: u64 {
                     kind: Gauge, modes: Every, prom: "scx_pilot_running_tasks",
                     help: "Tasks running on a CPU under this scheduler",
