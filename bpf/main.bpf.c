@@ -600,44 +600,9 @@ static void count_insert(bool ok)
 		COUNT(nr_failed_dispatches, 1);
 }
 
-/* Machines up to this size test allowed_cpus_busy() before an idle search. */
-#define BUSY_SCAN_MAX_CPUS 64
-
-/*
- * Every CPU @p may run on runs one of our tasks (cpu_ctx.busy), so an idle
- * search cannot find one: the kernel's (scx_bpf_select_cpu_dfl(), 10-15 us a
- * call under the bench's emulation, most of select_cpu()'s cost) would return
- * @p's previous CPU, which is what select_cpu() then does without it. A CPU
- * that is idle, between two tasks or runs another class's task is not busy,
- * and the search runs. The flags are read without a lock, so a CPU may free
- * up right after: it then takes @p from the shared queue, as it does when it
- * frees up right after a search. Larger machines always search: the scan
- * grows with the CPUs, the kernel's search with the idle ones.
- */
-static bool allowed_cpus_busy(const struct task_struct *p)
-{
-	u32 nr_cpus = scx_bpf_nr_cpu_ids();
-	bool every_cpu = p->nr_cpus_allowed >= nr_cpus;
-	struct cpu_ctx *cctx;
-	s32 i;
-
-	if (nr_cpus > BUSY_SCAN_MAX_CPUS)
-		return false;
-	bpf_for(i, 0, nr_cpus) {
-		cctx = cpu_ctx_of(i);
-		if (!cctx || (!cctx->busy && (every_cpu || bpf_cpumask_test_cpu(i, p->cpus_ptr))))
-			return false;
-	}
-	return true;
-}
-
 static void kick_idle_cpu(const struct task_struct *p)
 {
-	s32 cpu;
-
-	if (allowed_cpus_busy(p))
-		return;
-	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 
 	if (cpu >= 0)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
@@ -803,8 +768,7 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	tctx = task_ctx_of(p);
 	if (tctx)
 		tctx->sync_wake = wake_flags & SCX_WAKE_SYNC;
-	cpu = allowed_cpus_busy(p) ? prev_cpu :
-				     scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
+	cpu = scx_bpf_select_cpu_dfl(p, prev_cpu, wake_flags, &is_idle);
 	/*
 	 * With no idle CPU, the dispatcher runs where it was woken: the ring
 	 * wakes it from the CPU that just queued a task, which drains the
