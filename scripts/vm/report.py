@@ -142,16 +142,21 @@ def main():
     # A normal waker waits out a task's strategy slice (20 ms); a priority
     # waker preempts it at once. A regression in the priority path shows here
     # as a wait of a slice, not as emulator noise (its tail: 1-4 ms): so the
-    # p99 as well, which caught priority wakeups that, about one in ten,
-    # waited behind a resumed hog for the rest of its slice.
+    # p95 as well, which catches priority wakeups that, about one in ten,
+    # waited behind a resumed hog for the rest of its slice. Not the p99: of
+    # 100 wakeups that is the second longest, and in one slow boot (p50 513
+    # us, 2.5x the usual) three of them took 12-18 ms. The emulator stalls
+    # that long with no hog at all: the same priority waker on an idle vCPU 1
+    # had 0-2 wakeups over 5 ms per 400 (two over 25 ms in 1,200), beside the
+    # hog 0-1 (one boot, three rounds each).
     plain, prio = hists.get("long-slice-plain"), hists.get("long-slice-prio")
     a = percentile(prio, 0.9) if prio else None
     b = percentile(plain, 0.9) if plain else None
-    a99 = percentile(prio, 0.99) if prio else None
-    checks.append((a is not None and b is not None and 4 * a <= b and a99 <= 10000,
+    a95 = percentile(prio, 0.95) if prio else None
+    checks.append((a is not None and b is not None and 4 * a <= b and a95 <= 10000,
                    "priority-preempts-strategy-slice",
                    f"50 ms waker beside a hog on a 20 ms strategy slice: p90 {a} us with a priority strategy, "
-                   f"{b} us without (need <= 1/4); p99 {a99} us with it (need <= 10000 us, half the slice)"))
+                   f"{b} us without (need <= 1/4); p95 {a95} us with it (need <= 10000 us, half the slice)"))
 
     # User dispatch mode: the priority probe stays on the BPF path there, so at
     # p50 it must beat the plain one, whose wakeups round-trip through the
