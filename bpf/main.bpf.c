@@ -473,20 +473,16 @@ static u64 task_slice(const struct strategy *s)
 /* Bytes a queued_task takes in the ring: the record and its 8-byte header. */
 #define QUEUED_RECORD_BYTES ((sizeof(struct queued_task) + 8 + 7) & ~7UL)
 
-/* nr_queued from @n, the tasks in the priority and shared queues. */
-static void set_nr_queued(u64 n)
+static void refresh_nr_queued(void)
 {
+	u64 n = scx_bpf_dsq_nr_queued(PRIO_DSQ) + scx_bpf_dsq_nr_queued(SHARED_DSQ);
+
 	/* In user mode, tasks not yet read by the dispatcher wait too. */
 	if (user_dispatch)
 		n += bpf_ringbuf_query(&queued, BPF_RB_AVAIL_DATA) / QUEUED_RECORD_BYTES;
 	/* Read first: a store on every event would bounce the line between CPUs. */
 	if (READ_ONCE(nr_queued) != n)
 		WRITE_ONCE(nr_queued, n);
-}
-
-static void refresh_nr_queued(void)
-{
-	set_nr_queued(scx_bpf_dsq_nr_queued(PRIO_DSQ) + scx_bpf_dsq_nr_queued(SHARED_DSQ));
 }
 
 /* The hierarchical weight of cgroup @cg, id @cgid (CG_ONE = 1.0), cached per generation. */
@@ -1089,41 +1085,11 @@ void BPF_STRUCT_OPS(pilot_dequeue, struct task_struct *p, u64 deq_flags)
 	}
 }
 
-/*
- * The lengths of the queues dispatch() serves @cpu from, each read once: a
- * queue's count is a hash lookup (as is each move from it), and dispatch()
- * read the shared one three times and moved from empty ones, 27 us a call
- * under the bench's emulation. A task queued on another CPU after the read
- * waits as if it had come just after this dispatch(); its enqueue() kicks an
- * idle CPU, and a priority one preempts one.
- */
-struct queue_lens {
-	u64 prio;
-	u64 shared;
-	u64 resume;
-};
-
-static void read_queue_lens(struct queue_lens *q, s32 cpu)
-{
-	q->prio = scx_bpf_dsq_nr_queued(PRIO_DSQ);
-	q->shared = scx_bpf_dsq_nr_queued(SHARED_DSQ);
-	q->resume = has_resume_dsq(cpu) ? scx_bpf_dsq_nr_queued(RESUME_DSQ + cpu) : 0;
-}
-
 static bool serve_dsq(u64 dsq_id)
 {
 	if (!scx_bpf_dsq_move_to_local(dsq_id, 0))
 		return false;
 	COUNT(nr_kernel_dispatches, 1);
-	return true;
-}
-
-/* serve_dsq() of a queue whose length dispatch() read as *@len, kept current. */
-static bool serve_counted(u64 dsq_id, u64 *len)
-{
-	if (!*len || !serve_dsq(dsq_id))
-		return false;
-	(*len)--;
 	return true;
 }
 
@@ -1379,9 +1345,9 @@ static bool user_dispatch_work(s32 cpu, bool may_place, u64 now)
 	return dc.placed;
 }
 
-static bool serve_resumed(s32 cpu, struct queue_lens *q)
+static bool serve_resumed(s32 cpu)
 {
-	return serve_counted(RESUME_DSQ + cpu, &q->resume);
+	return has_resume_dsq(cpu) && serve_dsq(RESUME_DSQ + cpu);
 }
 
 /*
@@ -1405,24 +1371,15 @@ static u64 prev_deadline(const struct task_ctx *tctx, u64 now, u64 w)
  * slice by slice whatever their weights. Not in user mode, where the
  * dispatcher decides deadlines.
  */
-static enum shared_pick serve_shared(struct task_struct *prev, s32 cpu, u64 now,
-				      struct queue_lens *q)
+static enum shared_pick serve_shared(struct task_struct *prev, s32 cpu, u64 now)
 {
 	struct task_ctx *tctx = prev ? task_ctx_of(prev) : NULL;
-	enum shared_pick pick;
 	u64 prev_dl;
 
-	if (!q->shared)
-		return SHARED_NONE;
-	if (user_dispatch || !tctx || tctx->prio || tctx->yielded) {
-		pick = scan_shared(cpu, NULL, true, now, NULL);
-	} else {
-		prev_dl = prev_deadline(tctx, now, task_weight(prev, tctx));
-		pick = scan_shared(cpu, &prev_dl, true, now, NULL);
-	}
-	if (pick == SHARED_MOVED)
-		q->shared--;
-	return pick;
+	if (user_dispatch || !tctx || tctx->prio || tctx->yielded)
+		return scan_shared(cpu, NULL, true, now, NULL);
+	prev_dl = prev_deadline(tctx, now, task_weight(prev, tctx));
+	return scan_shared(cpu, &prev_dl, true, now, NULL);
 }
 
 /*
@@ -1473,12 +1430,11 @@ static void refresh_prev(struct task_struct *prev, s32 cpu, u64 now)
  * waited starvation_ns, serve them first for the next starvation_ns / 4.
  * Returns true when a normal task runs next.
  */
-static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u64 now,
-		      struct queue_lens *q)
+static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u64 now)
 {
 	bool in_window;
 
-	if (!q->resume && !q->shared) {
+	if (!normal_waiting(cpu)) {
 		cctx->prio_ns = 0;
 		return false;
 	}
@@ -1489,12 +1445,12 @@ static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u
 	 * A task preempted here first; a normal task whose slice ended serves
 	 * the guard as well as a waiter.
 	 */
-	if (!serve_resumed(cpu, q)) {
+	if (!serve_resumed(cpu)) {
 		enum shared_pick pick;
 
 		if (!(prev && (prev->scx.flags & SCX_TASK_QUEUED) && !ran_prio(prev)))
 			prev = NULL;
-		pick = serve_shared(prev, cpu, now, q);
+		pick = serve_shared(prev, cpu, now);
 		if (pick == SHARED_NONE) {
 			/* Nothing waiting can run here. */
 			cctx->prio_ns = 0;
@@ -1515,7 +1471,6 @@ static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u
 void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 {
 	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
-	struct queue_lens q;
 	u64 now = now_ns();
 
 	if (test_hooks && READ_ONCE(test_force_error)) {
@@ -1527,28 +1482,26 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 	if (user_dispatch &&
 	    user_dispatch_work(cpu,
 			       !(prev && (prev->scx.flags & SCX_TASK_QUEUED) && ran_prio(prev)) &&
-			       !scx_bpf_dsq_nr_queued(PRIO_DSQ), now)) {
-		refresh_nr_queued();
-		return;
-	}
+			       !scx_bpf_dsq_nr_queued(PRIO_DSQ), now))
+		goto out;
 
-	read_queue_lens(&q, cpu);
-	if (cctx && guard_cpu(cctx, prev, cpu, now, &q))
+	if (cctx && guard_cpu(cctx, prev, cpu, now))
 		goto out;
 	/* A priority task whose slice ran out is ahead of every normal task. */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && ran_prio(prev) && !q.prio) {
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && ran_prio(prev) &&
+	    !scx_bpf_dsq_nr_queued(PRIO_DSQ)) {
 		refresh_prev(prev, cpu, now);
 		goto out;
 	}
-	if (serve_counted(PRIO_DSQ, &q.prio) || serve_resumed(cpu, &q))
+	if (serve_dsq(PRIO_DSQ) || serve_resumed(cpu))
 		goto out;
 	if (!(prev && (prev->scx.flags & SCX_TASK_QUEUED)))
 		prev = NULL;
 	/* Nothing waiting may run here, or prev goes first: it keeps the CPU. */
-	if (serve_shared(prev, cpu, now, &q) != SHARED_MOVED && prev)
+	if (serve_shared(prev, cpu, now) != SHARED_MOVED && prev)
 		refresh_prev(prev, cpu, now);
 out:
-	set_nr_queued(q.prio + q.shared);
+	refresh_nr_queued();
 }
 
 void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
