@@ -47,7 +47,6 @@ poll() { # SECONDS COMMAND...: as wait_until, back to back (for the timed waits)
 		[ "$(uptime_ms)" -lt "$until_ms" ] || return 1
 	done
 }
-is_count() { case $1 in '' | *[!0-9]*) return 1 ;; esac }
 cl_cgroup() { # UID CONTAINER_ID: a burstable pod's container cgroup, created
 	cg=/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice
 	cg=$cg/kubepods-burstable-pod$(echo "$1" | tr - _).slice/cri-containerd-$2.scope

@@ -14,6 +14,7 @@ check() { # NAME STATUS(0=ok) DETAIL: one "CHECK ok|FAIL" line; failures counted
 }
 
 state() { cat /sys/kernel/sched_ext/state 2>/dev/null || echo missing; }
+is_count() { case $1 in '' | *[!0-9]*) return 1 ;; esac } # a counter read that gave a number
 wait_state() { # WANT [TENTHS, default 200]: until sched_ext is in state WANT
 	n=0
 	while [ "$(state)" != "$1" ] && [ $n -lt "${2:-200}" ]; do
