@@ -28,12 +28,14 @@ def load_warning(meta):
     return None
 
 
-def write(prefix, meta, rows, header, targets_title="Issue 20 targets in this boot:", more=None, tail=()):
+def write(prefix, meta, rows, header, targets_title="Issue 20 targets in this boot:", more=None, tail=(),
+          boots=None):
     """OUT.json ({meta, results} and `more`), OUT.md (header, table, targets,
-    tail lines) and OUT.svg; returns the markdown lines."""
+    with each of `boots`' verdicts when given, tail lines) and OUT.svg; returns
+    the markdown lines."""
     with open(prefix + ".json", "w") as f:
         json.dump({"meta": meta, "results": rows, **(more or {})}, f, indent=2)
-    lines = header + [""] + sched_table.table(rows) + ["", targets_title, ""] + sched_targets.table(rows) + list(tail)
+    lines = header + [""] + sched_table.table(rows) + ["", targets_title, ""] + sched_targets.table(rows, boots) + list(tail)
     with open(prefix + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(prefix + ".svg", "w") as f:

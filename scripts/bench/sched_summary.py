@@ -71,8 +71,9 @@ def main():
     header += [f"**Warning: {w}.**" for w in warnings]
     tail = ["", "Per boot:", ""] + per_boot_table(boots) + [
         "", "Boots: " + ", ".join(os.path.basename(p) for p in paths)]
-    lines = sched_report.write(prefix, meta, rows, header, "Issue 20 targets on the medians:",
-                               {"boots": per_boot}, tail)
+    lines = sched_report.write(prefix, meta, rows, header, "Issue 20 targets on the medians (per boot: each "
+                               "boot's verdict and ratio, and in how many boots the target held):",
+                               {"boots": per_boot}, tail, [b["results"] for b in boots])
     print("\n".join(lines))
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 three boots): PASS, MISS, or n/a when a contender or figure is missing. A
 benchmark verdict, not a test: the exit code is 0 either way.
 
-Usage: sched_targets.py RESULTS.json  (a per-boot or summary JSON)
+Usage: sched_targets.py RESULTS.json  (a per-boot or summary JSON; a summary's
+targets also show each boot's verdict)
 """
 import json
+import re
 import sys
 
 import sched_figures
@@ -109,20 +111,56 @@ def floor_context(result_rows):
     ]
 
 
-def table(result_rows):
-    checks = evaluate(result_rows)
-    lines = ["| target | verdict | figures |", "|---|---|---|"]
-    lines += [f"| {t} | {s} | {d} |" for t, s, d in checks]
+# The ratio _cmp() ends a detail with, e.g. "(1.08x)".
+RATIO = re.compile(r"\(([0-9.]+x)\)$")
+# The figures _below_peer() names in a miss, e.g. "max_us (10456 vs 10249)".
+PEER_MISS = re.compile(r"(\w+_us) \(")
+
+
+def _boot_cell(boot_checks, i):
+    """Target i's verdict and ratio in each boot, and in how many boots it held:
+    a miss of the medians that held in two boots of three is noise, one that
+    held in none is not."""
+    parts = []
+    for checks in boot_checks:
+        if i >= len(checks):
+            parts.append("n/a")
+            continue
+        _, status, detail = checks[i]
+        m = RATIO.search(detail)
+        # A peer comparison names the figures that were not below instead.
+        worse = " ".join(PEER_MISS.findall(detail)) if status == "MISS" else ""
+        parts.append(f"{status} {m.group(1)}" if m else f"{status} {worse}".strip())
+    held = sum(1 for checks in boot_checks if i < len(checks) and checks[i][1] == "PASS")
+    return " / ".join(parts) + f" ({held} of {len(boot_checks)})"
+
+
+def _section(checks, boot_checks, held_line):
+    """A targets table (with a per-boot column when boot_checks is given) and
+    the line that counts what held."""
+    per_boot = boot_checks is not None
+    lines = ["| target | verdict | figures |" + (" per boot |" if per_boot else ""),
+             "|---|---|---|" + ("---|" if per_boot else "")]
+    lines += [f"| {t} | {s} | {d} |" + (f" {_boot_cell(boot_checks, i)} |" if per_boot else "")
+              for i, (t, s, d) in enumerate(checks)]
     passed = sum(1 for _, s, _ in checks if s == "PASS")
-    lines += ["", f"{passed} of {len(checks)} targets hold."]
+    line = held_line(passed, len(checks))
+    if per_boot:
+        line += " Per boot: " + ", ".join(str(sum(1 for _, s, _ in c if s == "PASS")) for c in boot_checks) + "."
+    return lines + ["", line]
+
+
+def table(result_rows, boots=None):
+    """The targets on result_rows (a summary's medians); with boots (each boot's
+    rows), each target's verdict in every boot beside it."""
+    boot_checks = [evaluate(b) for b in boots] if boots else None
+    lines = _section(evaluate(result_rows), boot_checks, lambda n, m: f"{n} of {m} targets hold.")
     unpinned = evaluate_unpinned(result_rows)
     if unpinned:
         lines += ["", "The latency targets with the probe unpinned (not the issue's probe: cyclictest pins it "
-                  "to one CPU, so only these runs take the CPU choice at wakeup):", "",
-                  "| target | verdict | figures |", "|---|---|---|"]
-        lines += [f"| {t} | {s} | {d} |" for t, s, d in unpinned]
-        held = sum(1 for _, s, _ in unpinned if s == "PASS")
-        lines += ["", f"{held} of {len(unpinned)} hold unpinned."]
+                  "to one CPU, so only these runs take the CPU choice at wakeup):", ""]
+        lines += _section(unpinned, [evaluate_unpinned(b) for b in boots] if boots else None,
+                          lambda n, m: f"{n} of {m} hold unpinned.")
     context = floor_context(result_rows)
     return lines + ([""] + context if context else [])
 
@@ -130,7 +168,8 @@ def table(result_rows):
 def main():
     with open(sys.argv[1]) as f:
         doc = json.load(f)
-    print("\n".join(table(doc["results"])))
+    boots = [b["results"] for b in doc.get("boots", [])]
+    print("\n".join(table(doc["results"], boots or None)))
 
 
 if __name__ == "__main__":

@@ -184,6 +184,23 @@ class Targets(unittest.TestCase):
         self.assertEqual(sched_targets.evaluate_unpinned(rows), [])
         self.assertNotIn("unpinned", "\n".join(sched_targets.table(rows)))
 
+    def test_per_boot_verdicts(self):
+        """A summary's targets show each boot's verdict: here the plain probe's
+        p50 misses in boot 2 only, and the peer comparison on one figure."""
+        def rows_of(figures):
+            data, _ = sched_figures.parse(guest_log(figures).splitlines())
+            return sched_figures.with_ratios(sched_figures.rows_from(data))
+        slow = dict(GOOD, **{"scx_pilot": (1000, 15000, 198, 2.9), "scx_bpfland": (900, 25000, 200, 6.0)})
+        boots = [rows_of(GOOD), rows_of(slow), rows_of(GOOD)]
+        md = "\n".join(sched_targets.table(sched_figures.median_rows(boots), boots))
+        self.assertIn("| scx_pilot probe p50 <= EEVDF's | PASS | 800 <= 950 (0.84x) | "
+                      "PASS 0.84x / MISS 1.05x / PASS 0.84x (2 of 3) |", md)
+        self.assertIn("| scx_pilot latencies below scx_bpfland's | PASS | below on p50_us, p90_us, p99_us, "
+                      "max_us | PASS / MISS p50_us / PASS (2 of 3) |", md)
+        self.assertIn("12 of 12 targets hold. Per boot: 12, 10, 12.", md)
+        # Without boots (one boot's report) there is no such column.
+        self.assertNotIn("per boot", "\n".join(sched_targets.table(boots[0])))
+
     def test_missing_contender_is_not_applicable(self):
         v = self.verdicts({k: f for k, f in GOOD.items() if k not in ("scx_rustland", "scx_pilot-user")})
         self.assertEqual(v["scx_pilot-user probe p99 <= EEVDF's"], "n/a")
@@ -225,7 +242,8 @@ class Scripts(unittest.TestCase):
             text = " ".join(t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}text"))
             for want in ("floor p99", "hackbench time vs EEVDF", "hog throughput vs EEVDF", "scx_pilot-user"):
                 self.assertIn(want, text)
-            self.assertIn("12 of 12 targets hold.", run("sched_targets.py", summary + ".json"))
+            self.assertIn("12 of 12 targets hold. Per boot: 12, 12, 12.", run("sched_targets.py", summary + ".json"))
+            self.assertIn("| per boot |", md)
 
 
 if __name__ == "__main__":
