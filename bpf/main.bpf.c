@@ -5,44 +5,43 @@
  * Policy in one paragraph: every task carries a virtual runtime that advances
  * by its CPU use divided by its weight (its nice weight, times its cgroup's
  * cpu.weight down the hierarchy, shared among the cgroup's runnable tasks),
- * never more than one slice behind its CPU's virtual clock (nor more than
- * one ahead when it wakes or moves to another CPU), and a deadline: that vruntime plus the CPU time it used since it last woke (at
- * most one slice), scaled the same way. Waiting tasks are served from one
- * shared queue in deadline order, except that a CPU takes a task that last ran
- * on it over the first one when its deadline is at most one slice later (so
- * hogs do not move between CPUs at every slice end), and a task whose slice
- * ends keeps its CPU while its deadline is earlier than that of the first task
- * waiting for the CPU, so tasks that wake, run briefly and sleep go ahead of CPU hogs, and
- * hogs share CPUs by weight. A waking task takes an idle CPU when
- * there is one; otherwise it preempts the task running on its CPU when that
- * task has no strategy and its deadline is later by more than the minimum
- * slice (EEVDF's wakeup preemption; the margin stops two chatty tasks from
- * ping-ponging), unless that task is its waker and said it is about to sleep
- * (a sync wakeup: pipes, sockets; in kernel mode the task it wakes is placed
- * on its waker's CPU),
- * which keeps message passing batched; the
- * task it preempts goes on right after it, on its CPU, for the rest of its
- * slice (after any priority task), rather than through the shared queue
- * (kernel mode); a waking task that does not preempt goes on before it when
- * its deadline is earlier. A task that calls sched_yield() ends its slice and
- * forfeits the rest of its request (its vruntime moves to its deadline, as under
- * EEVDF), and never keeps its CPU ahead of a waiting task. A
- * task preempted inside an RCU read-side critical section is queued first
- * among normal tasks (at most once per starvation_ns / 4) and runs with at
- * least nice 0's weight until it leaves the section, as the kernel's RCU
- * priority boosting would raise it, so no weight stalls RCU. Slices
- * shrink as more tasks wait (slice_ns at most, slice_min_ns at least) and are
- * refreshed in dispatch() for a task that keeps its CPU. User space (the agent)
- * fills a hash map pid -> strategy; a task whose pid or tgid is in it runs with
- * the strategy's slice, and a priority strategy puts it in a queue that is
- * always consumed first and lets it preempt a CPU that runs a normal task. The
+ * never more than one slice behind its CPU's virtual clock (nor more than one
+ * ahead when it wakes or moves to another CPU), and a deadline: that vruntime
+ * plus the CPU time it used since it last woke (at most one slice), scaled the
+ * same way. Waiting tasks are served from one shared queue in deadline order,
+ * except that a CPU takes a task that last ran on it over the first one when
+ * its deadline is at most one slice later (so hogs do not move between CPUs at
+ * every slice end), and a task whose slice ends keeps its CPU while its
+ * deadline is earlier than that of the first task waiting for the CPU, so tasks
+ * that wake, run briefly and sleep go ahead of CPU hogs, and hogs share CPUs by
+ * weight. A waking task takes an idle CPU when there is one; otherwise it
+ * preempts the task running on its CPU when that task has no strategy and its
+ * deadline is later by more than the minimum slice (EEVDF's wakeup preemption;
+ * the margin stops two chatty tasks from ping-ponging), unless that task is its
+ * waker and said it is about to sleep (a sync wakeup: pipes, sockets; in kernel
+ * mode the task it wakes is placed on its waker's CPU), which keeps message
+ * passing batched; the task it preempts goes on right after it, on its CPU, for
+ * the rest of its slice (after any priority task), rather than through the
+ * shared queue (kernel mode); a waking task that does not preempt goes on
+ * before it when its deadline is earlier. A task that calls sched_yield() ends
+ * its slice and forfeits the rest of its request (its vruntime moves to its
+ * deadline, as under EEVDF), and never keeps its CPU ahead of a waiting task. A
+ * task preempted inside an RCU read-side critical section is queued first among
+ * normal tasks (at most once per starvation_ns / 4) and runs with at least
+ * nice 0's weight until it leaves the section, as the kernel's RCU priority
+ * boosting would raise it, so no weight stalls RCU. Slices shrink as more tasks
+ * wait (slice_ns at most, slice_min_ns at least) and are refreshed in
+ * dispatch() for a task that keeps its CPU. User space (the agent) fills a hash
+ * map pid -> strategy; a task whose pid or tgid is in it runs with the
+ * strategy's slice, and a priority strategy puts it in a queue that is always
+ * consumed first and lets it preempt a CPU that runs a normal task. The
  * starvation guard is per CPU: a CPU on which priority tasks used starvation_ns
  * of CPU time since a normal task last started there, while one that may run
  * there waits, serves the shared queue first for the next starvation_ns / 4
  * (CPU time, so a virtual CPU that its host did not run for a while does not
- * hold priority tasks back), so normal tasks keep at least a fifth
- * of every CPU they may use under any priority load, long before the
- * sched_ext watchdog would eject the scheduler.
+ * hold priority tasks back), so normal tasks keep at least a fifth of every CPU
+ * they may use under any priority load, long before the sched_ext watchdog
+ * would eject the scheduler.
  *
  * User dispatch mode (user_dispatch): tasks that would go to the shared queue
  * are sent to the agent's dispatcher thread through a ring buffer instead; it
