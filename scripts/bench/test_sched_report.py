@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import sched_figures  # noqa: E402
+import sched_history  # noqa: E402
 import sched_targets  # noqa: E402
 
 
@@ -200,6 +201,19 @@ class Targets(unittest.TestCase):
         self.assertIn("12 of 12 targets hold. Per boot: 12, 10, 12.", md)
         # Without boots (one boot's report) there is no such column.
         self.assertNotIn("per boot", "\n".join(sched_targets.table(boots[0])))
+
+    def test_history_counts_boots_per_run(self):
+        def rows_of(figures):
+            data, _ = sched_figures.parse(guest_log(figures).splitlines())
+            return sched_figures.with_ratios(sched_figures.rows_from(data))
+        slow = rows_of(dict(GOOD, **{"scx_pilot": (1000, 15000, 198, 2.9)}))
+        runs = [[rows_of(GOOD), slow, rows_of(GOOD)], [slow, slow]]
+        counts = dict(sched_history.tally(runs))
+        self.assertEqual(counts["scx_pilot probe p50 <= EEVDF's"], [(2, 3), (0, 2)])
+        self.assertEqual(counts["scx_pilot probe p99 <= EEVDF's"], [(3, 3), (2, 2)])
+        md = "\n".join(sched_history.table(["a", "b"], runs))
+        self.assertIn("| scx_pilot probe p50 <= EEVDF's | 2 of 3 | 0 of 2 | 2 of 5 |", md)
+        self.assertEqual(sched_history.run_name("x/sched-20261206T095835Z-summary.json"), "20261206T095835Z")
 
     def test_missing_contender_is_not_applicable(self):
         v = self.verdicts({k: f for k, f in GOOD.items() if k not in ("scx_rustland", "scx_pilot-user")})
