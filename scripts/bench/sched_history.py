@@ -17,24 +17,16 @@ import sched_targets
 def run_name(path):
     """sched-<stamp>-summary.json -> <stamp>."""
     name = os.path.basename(path)
-    for cut in ("sched-", "-summary.json", ".json"):
-        name = name.replace(cut, "")
-    return name
+    name = name.removesuffix(".json").removesuffix("-summary")
+    return name.removeprefix("sched-")
 
 
 def tally(runs):
-    """[(target, [(held, boots) per run])] in evaluate()'s order; runs is a
-    list of each run's per-boot result rows."""
-    order, counts = [], {}
-    for r, boots in enumerate(runs):
-        for rows in boots:
-            for target, status, _ in sched_targets.evaluate(rows):
-                if target not in counts:
-                    order.append(target)
-                    counts[target] = [[0, 0] for _ in runs]
-                counts[target][r][1] += 1
-                counts[target][r][0] += status == "PASS"
-    return [(t, [tuple(c) for c in counts[t]]) for t in order]
+    """[(target, [(held, boots that measured it) per run])] in evaluate()'s
+    order; runs is a list of each run's per-boot result rows."""
+    checks = [[sched_targets.evaluate(rows) for rows in boots] for boots in runs]
+    order = list(dict.fromkeys(c.target for run in checks for boot in run for c in boot))
+    return [(t, [sched_targets.held(sched_targets.by_target(run, t)) for run in checks]) for t in order]
 
 
 def table(names, runs):
@@ -53,7 +45,7 @@ def main():
     runs = []
     for p in paths:
         with open(p) as f:
-            runs.append([b["results"] for b in json.load(f).get("boots", [])])
+            runs.append(sched_targets.boots_of(json.load(f), p))
     print("\n".join(["Boots in which each of issue 20's targets held, per run:", ""] +
                     table([run_name(p) for p in paths], runs)))
 

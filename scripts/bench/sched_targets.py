@@ -7,8 +7,8 @@ Usage: sched_targets.py RESULTS.json  (a per-boot or summary JSON; a summary's
 targets also show each boot's verdict)
 """
 import json
-import re
 import sys
+from typing import NamedTuple
 
 import sched_figures
 
@@ -22,25 +22,43 @@ PRIO_P99_VS_EEVDF_MAX = 0.3
 PRIO_P99_VS_FLOOR_MAX = 2.0
 
 
-def _cmp(rows, a, ka, op, b, kb, factor=1.0):
-    """(status, detail) for rows[a][ka] OP factor * rows[b][kb]."""
+NA = "n/a"
+
+
+class Check(NamedTuple):
+    """One target's verdict: PASS, MISS or n/a; the figures; and their short
+    form for a per-boot cell (the ratio, or the figures a peer was not beaten on)."""
+    target: str
+    status: str
+    detail: str
+    brief: str = ""
+
+
+def _cmp(target, rows, a, ka, op, b, kb, factor=1.0):
+    """The Check of rows[a][ka] OP factor * rows[b][kb]."""
     va, vb = rows.get(a, {}).get(ka), rows.get(b, {}).get(kb)
     if va is None or vb is None:
-        return "n/a", f"{a} {ka}={va}, {b} {kb}={vb}"
+        return Check(target, NA, f"{a} {ka}={va}, {b} {kb}={vb}")
     limit = factor * vb
     ok = {"<=": va <= limit, ">=": va >= limit, "<": va < limit}[op]
     scale = "" if factor == 1.0 else f"{factor:g}x "
-    return ("PASS" if ok else "MISS"), f"{va:g} {op} {scale}{vb:g} ({va / vb:.2f}x)" if vb else f"{va:g} vs 0"
+    status = "PASS" if ok else "MISS"
+    if not vb:
+        return Check(target, status, f"{va:g} vs 0")
+    ratio = f"{va / vb:.2f}x"
+    return Check(target, status, f"{va:g} {op} {scale}{vb:g} ({ratio})", ratio)
 
 
 def _below_peer(rows, ours, peer):
+    target = f"{ours} latencies below {peer}'s"
     if ours not in rows or peer not in rows:
-        return "n/a", f"{ours if ours not in rows else peer} not measured"
+        return Check(target, NA, f"{ours if ours not in rows else peer} not measured")
     worse = [k for k in PEER_FIGURES
              if rows[ours].get(k) is None or rows[peer].get(k) is None or rows[ours][k] >= rows[peer][k]]
     if worse:
-        return "MISS", "not below on " + ", ".join(f"{k} ({rows[ours].get(k)} vs {rows[peer].get(k)})" for k in worse)
-    return "PASS", "below on " + ", ".join(PEER_FIGURES)
+        return Check(target, "MISS", "not below on " +
+                     ", ".join(f"{k} ({rows[ours].get(k)} vs {rows[peer].get(k)})" for k in worse), " ".join(worse))
+    return Check(target, "PASS", "below on " + ", ".join(PEER_FIGURES))
 
 
 def _latency_targets(rows, u=""):
@@ -50,32 +68,32 @@ def _latency_targets(rows, u=""):
     eevdf, nice, plain, prio = sched_figures.EEVDF + u, "eevdf-nice-20" + u, PLAIN + u, PRIO + u
     label = eevdf if u else "EEVDF"
     return {
-        "p50": (f"{plain} probe p50 <= {label}'s", *_cmp(rows, plain, "p50_us", "<=", eevdf, "p50_us")),
-        "p99": (f"{plain} probe p99 <= {label}'s", *_cmp(rows, plain, "p99_us", "<=", eevdf, "p99_us")),
-        "prio": (f"{prio} probe p99 <= {PRIO_P99_VS_EEVDF_MAX}x {label}'s",
-                 *_cmp(rows, prio, "p99_us", "<=", eevdf, "p99_us", PRIO_P99_VS_EEVDF_MAX)),
-        "prio_nice": (f"{prio} probe p99 < {nice}'s", *_cmp(rows, prio, "p99_us", "<", nice, "p99_us")),
+        "p50": _cmp(f"{plain} probe p50 <= {label}'s", rows, plain, "p50_us", "<=", eevdf, "p50_us"),
+        "p99": _cmp(f"{plain} probe p99 <= {label}'s", rows, plain, "p99_us", "<=", eevdf, "p99_us"),
+        "prio": _cmp(f"{prio} probe p99 <= {PRIO_P99_VS_EEVDF_MAX}x {label}'s",
+                     rows, prio, "p99_us", "<=", eevdf, "p99_us", PRIO_P99_VS_EEVDF_MAX),
+        "prio_nice": _cmp(f"{prio} probe p99 < {nice}'s", rows, prio, "p99_us", "<", nice, "p99_us"),
     }
 
 
 def evaluate(result_rows):
-    """[(target, status, detail)] for the issue's targets."""
+    """[Check] for the issue's targets."""
     rows = {r["contender"]: r for r in result_rows}
     lat = _latency_targets(rows)
     out = [
         lat["p50"],
         lat["p99"],
-        ("scx_pilot hackbench time <= EEVDF's", *_cmp(rows, PLAIN, "hackbench_s", "<=", "eevdf", "hackbench_s")),
-        (f"scx_pilot hog throughput >= {THROUGHPUT_MIN}x EEVDF's",
-         *_cmp(rows, PLAIN, "hog_bogo_ops", ">=", "eevdf", "hog_bogo_ops", THROUGHPUT_MIN)),
-        ("scx_pilot-user probe p99 <= EEVDF's", *_cmp(rows, USER, "p99_us", "<=", "eevdf", "p99_us")),
+        _cmp("scx_pilot hackbench time <= EEVDF's", rows, PLAIN, "hackbench_s", "<=", "eevdf", "hackbench_s"),
+        _cmp(f"scx_pilot hog throughput >= {THROUGHPUT_MIN}x EEVDF's",
+             rows, PLAIN, "hog_bogo_ops", ">=", "eevdf", "hog_bogo_ops", THROUGHPUT_MIN),
+        _cmp("scx_pilot-user probe p99 <= EEVDF's", rows, USER, "p99_us", "<=", "eevdf", "p99_us"),
         lat["prio"],
-        (f"scx_pilot-prio probe p99 <= {PRIO_P99_VS_FLOOR_MAX:g}x floor's",
-         *_cmp(rows, PRIO, "p99_us", "<=", "floor", "p99_us", PRIO_P99_VS_FLOOR_MAX)),
+        _cmp(f"scx_pilot-prio probe p99 <= {PRIO_P99_VS_FLOOR_MAX:g}x floor's",
+             rows, PRIO, "p99_us", "<=", "floor", "p99_us", PRIO_P99_VS_FLOOR_MAX),
     ]
     for ours in (PLAIN, PRIO):
         for peer in PEERS:
-            out.append((f"{ours} latencies below {peer}'s", *_below_peer(rows, ours, peer)))
+            out.append(_below_peer(rows, ours, peer))
     out.append(lat["prio_nice"])
     return out
 
@@ -111,28 +129,26 @@ def floor_context(result_rows):
     ]
 
 
-# The ratio _cmp() ends a detail with, e.g. "(1.08x)".
-RATIO = re.compile(r"\(([0-9.]+x)\)$")
-# The figures _below_peer() names in a miss, e.g. "max_us (10456 vs 10249)".
-PEER_MISS = re.compile(r"(\w+_us) \(")
+def held(checks):
+    """(boots in which the checks of one target held, boots that measured it):
+    a boot without the contenders (n/a) is neither."""
+    measured = [c for c in checks if c.status != NA]
+    return sum(c.status == "PASS" for c in measured), len(measured)
 
 
-def _boot_cell(boot_checks, i):
-    """Target i's verdict and ratio in each boot, and in how many boots it held:
-    a miss of the medians that held in two boots of three is noise, one that
-    held in none is not."""
-    parts = []
-    for checks in boot_checks:
-        if i >= len(checks):
-            parts.append("n/a")
-            continue
-        _, status, detail = checks[i]
-        m = RATIO.search(detail)
-        # A peer comparison names the figures that were not below instead.
-        worse = " ".join(PEER_MISS.findall(detail)) if status == "MISS" else ""
-        parts.append(f"{status} {m.group(1)}" if m else f"{status} {worse}".strip())
-    held = sum(1 for checks in boot_checks if i < len(checks) and checks[i][1] == "PASS")
-    return " / ".join(parts) + f" ({held} of {len(boot_checks)})"
+def by_target(boot_checks, target):
+    """Each boot's Check of @target (n/a where the boot did not measure it)."""
+    return [next((c for c in checks if c.target == target), Check(target, NA, "not measured"))
+            for checks in boot_checks]
+
+
+def _boot_cell(checks):
+    """One target's verdict and short figures in each boot, and in how many
+    boots it held: a miss of the medians that held in two boots of three is
+    noise, one that held in none is not."""
+    parts = " / ".join(f"{c.status} {c.brief}".strip() for c in checks)
+    h, n = held(checks)
+    return f"{parts} ({h} of {n})"
 
 
 def _section(checks, boot_checks, held_line):
@@ -141,12 +157,12 @@ def _section(checks, boot_checks, held_line):
     per_boot = boot_checks is not None
     lines = ["| target | verdict | figures |" + (" per boot |" if per_boot else ""),
              "|---|---|---|" + ("---|" if per_boot else "")]
-    lines += [f"| {t} | {s} | {d} |" + (f" {_boot_cell(boot_checks, i)} |" if per_boot else "")
-              for i, (t, s, d) in enumerate(checks)]
-    passed = sum(1 for _, s, _ in checks if s == "PASS")
-    line = held_line(passed, len(checks))
+    lines += [f"| {c.target} | {c.status} | {c.detail} |" +
+              (f" {_boot_cell(by_target(boot_checks, c.target))} |" if per_boot else "")
+              for c in checks]
+    line = held_line(held(checks)[0], len(checks))
     if per_boot:
-        line += " Per boot: " + ", ".join(str(sum(1 for _, s, _ in c if s == "PASS")) for c in boot_checks) + "."
+        line += " Per boot: " + ", ".join(str(held(c)[0]) for c in boot_checks) + "."
     return lines + ["", line]
 
 
@@ -165,11 +181,18 @@ def table(result_rows, boots=None):
     return lines + ([""] + context if context else [])
 
 
+def boots_of(doc, path):
+    """Each boot's result rows in a summary JSON (sched_summary.py's)."""
+    if not doc.get("boots"):
+        raise SystemExit(f"{path}: not a summary of several boots (no \"boots\"; a boot's own JSON?)")
+    return [b["results"] for b in doc["boots"]]
+
+
 def main():
     with open(sys.argv[1]) as f:
         doc = json.load(f)
-    boots = [b["results"] for b in doc.get("boots", [])]
-    print("\n".join(table(doc["results"], boots or None)))
+    boots = boots_of(doc, sys.argv[1]) if "boots" in doc else None
+    print("\n".join(table(doc["results"], boots)))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ UNPINNED = {
 }
 
 
+def rows_of(figures):
+    """The result rows of one boot whose contenders have these figures."""
+    data, _ = sched_figures.parse(guest_log(figures).splitlines())
+    return sched_figures.with_ratios(sched_figures.rows_from(data))
+
+
 def guest_log(figures):
     lines = ["bench: kernel 7.3.4+deb13-cloud-amd64, 2 vCPUs, 6 hogs, probe 6s"]
     for name, (p50, p99, ops, hb) in figures.items():
@@ -131,7 +137,7 @@ class Targets(unittest.TestCase):
     def verdicts(self, figures):
         data, _ = sched_figures.parse(guest_log(figures).splitlines())
         rows = sched_figures.with_ratios(sched_figures.rows_from(data))
-        return {t: s for t, s, _ in sched_targets.evaluate(rows)}
+        return {c.target: c.status for c in sched_targets.evaluate(rows)}
 
     def test_all_hold(self):
         v = self.verdicts(GOOD)
@@ -164,7 +170,7 @@ class Targets(unittest.TestCase):
         data, _ = sched_figures.parse(guest_log(dict(GOOD, **UNPINNED)).splitlines())
         rows = sched_figures.with_ratios(sched_figures.rows_from(data))
         self.assertEqual(len(sched_targets.evaluate(rows)), 12)
-        v = {t: s for t, s, _ in sched_targets.evaluate_unpinned(rows)}
+        v = {c.target: c.status for c in sched_targets.evaluate_unpinned(rows)}
         self.assertEqual(set(v.values()), {"PASS"}, v)
         self.assertEqual(len(v), 4)
         md = "\n".join(sched_targets.table(rows))
@@ -174,7 +180,7 @@ class Targets(unittest.TestCase):
         bad = dict(GOOD, **dict(UNPINNED, **{"scx_pilot-prio-unpinned": (260, 6000, 290, None)}))
         data, _ = sched_figures.parse(guest_log(bad).splitlines())
         rows = sched_figures.with_ratios(sched_figures.rows_from(data))
-        v = {t: s for t, s, _ in sched_targets.evaluate_unpinned(rows)}
+        v = {c.target: c.status for c in sched_targets.evaluate_unpinned(rows)}
         self.assertEqual(v["scx_pilot-prio-unpinned probe p99 < eevdf-nice-20-unpinned's"], "MISS")
         self.assertEqual(v["scx_pilot-prio-unpinned probe p99 <= 0.3x eevdf-unpinned's"], "MISS")
         self.assertEqual(v["scx_pilot-unpinned probe p50 <= eevdf-unpinned's"], "PASS")
@@ -188,9 +194,6 @@ class Targets(unittest.TestCase):
     def test_per_boot_verdicts(self):
         """A summary's targets show each boot's verdict: here the plain probe's
         p50 misses in boot 2 only, and the peer comparison on one figure."""
-        def rows_of(figures):
-            data, _ = sched_figures.parse(guest_log(figures).splitlines())
-            return sched_figures.with_ratios(sched_figures.rows_from(data))
         slow = dict(GOOD, **{"scx_pilot": (1000, 15000, 198, 2.9), "scx_bpfland": (900, 25000, 200, 6.0)})
         boots = [rows_of(GOOD), rows_of(slow), rows_of(GOOD)]
         md = "\n".join(sched_targets.table(sched_figures.median_rows(boots), boots))
@@ -199,20 +202,36 @@ class Targets(unittest.TestCase):
         self.assertIn("| scx_pilot latencies below scx_bpfland's | PASS | below on p50_us, p90_us, p99_us, "
                       "max_us | PASS / MISS p50_us / PASS (2 of 3) |", md)
         self.assertIn("12 of 12 targets hold. Per boot: 12, 10, 12.", md)
-        # Without boots (one boot's report) there is no such column.
-        self.assertNotIn("per boot", "\n".join(sched_targets.table(boots[0])))
+        # One boot's report has neither the column nor the per-boot count.
+        single = "\n".join(sched_targets.table(boots[0]))
+        self.assertNotIn("per boot", single)
+        self.assertNotIn("Per boot", single)
+
+    def test_per_boot_unpinned_and_unmeasured(self):
+        """The unpinned table's column is of the unpinned targets; a boot that
+        did not measure a contender is n/a there and not counted as a boot."""
+        full = rows_of(dict(GOOD, **UNPINNED))
+        worse = rows_of(dict(GOOD, **dict(UNPINNED, **{"scx_pilot-prio-unpinned": (260, 6000, 290, None)})))
+        no_user = rows_of(dict({k: f for k, f in GOOD.items() if k != "scx_pilot-user"}, **UNPINNED))
+        boots = [full, worse, no_user]
+        md = "\n".join(sched_targets.table(sched_figures.median_rows(boots), boots))
+        self.assertIn("| scx_pilot-prio-unpinned probe p99 < eevdf-nice-20-unpinned's | PASS | 2000 < 5000 (0.40x) | "
+                      "PASS 0.40x / MISS 1.20x / PASS 0.40x (2 of 3) |", md)
+        self.assertIn("| scx_pilot-user probe p99 <= EEVDF's | PASS | 19000 <= 20000 (0.95x) | "
+                      "PASS 0.95x / PASS 0.95x / n/a (2 of 2) |", md)
+        self.assertIn("4 of 4 hold unpinned. Per boot: 4, 2, 4.", md)
 
     def test_history_counts_boots_per_run(self):
-        def rows_of(figures):
-            data, _ = sched_figures.parse(guest_log(figures).splitlines())
-            return sched_figures.with_ratios(sched_figures.rows_from(data))
         slow = rows_of(dict(GOOD, **{"scx_pilot": (1000, 15000, 198, 2.9)}))
-        runs = [[rows_of(GOOD), slow, rows_of(GOOD)], [slow, slow]]
+        no_user = rows_of({k: f for k, f in GOOD.items() if k != "scx_pilot-user"})
+        runs = [[rows_of(GOOD), slow, rows_of(GOOD)], [slow, no_user]]
         counts = dict(sched_history.tally(runs))
-        self.assertEqual(counts["scx_pilot probe p50 <= EEVDF's"], [(2, 3), (0, 2)])
+        self.assertEqual(counts["scx_pilot probe p50 <= EEVDF's"], [(2, 3), (1, 2)])
         self.assertEqual(counts["scx_pilot probe p99 <= EEVDF's"], [(3, 3), (2, 2)])
+        # A boot without the contender is not a boot of that target.
+        self.assertEqual(counts["scx_pilot-user probe p99 <= EEVDF's"], [(3, 3), (1, 1)])
         md = "\n".join(sched_history.table(["a", "b"], runs))
-        self.assertIn("| scx_pilot probe p50 <= EEVDF's | 2 of 3 | 0 of 2 | 2 of 5 |", md)
+        self.assertIn("| scx_pilot probe p50 <= EEVDF's | 2 of 3 | 1 of 2 | 3 of 5 |", md)
         self.assertEqual(sched_history.run_name("x/sched-20261206T095835Z-summary.json"), "20261206T095835Z")
 
     def test_missing_contender_is_not_applicable(self):
@@ -258,6 +277,12 @@ class Scripts(unittest.TestCase):
                 self.assertIn(want, text)
             self.assertIn("12 of 12 targets hold. Per boot: 12, 12, 12.", run("sched_targets.py", summary + ".json"))
             self.assertIn("| per boot |", md)
+            hist = run("sched_history.py", summary + ".json", summary + ".json")
+            self.assertIn("| scx_pilot probe p50 <= EEVDF's | 3 of 3 | 3 of 3 | 6 of 6 |", hist)
+            bad = subprocess.run([sys.executable, os.path.join(HERE, "sched_history.py"), boots[0]],
+                                 capture_output=True, text=True)
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertIn("not a summary of several boots", bad.stderr)
 
 
 if __name__ == "__main__":
