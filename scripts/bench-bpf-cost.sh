@@ -14,8 +14,8 @@
 # figures and the ratio in the tables: a change to a hot path is judged
 # against it, not against another boot's figures, which swing by a fifth),
 # ROUNDS (default 1, 3 with BASE), DURATION (seconds per case, default 6),
-# VM_* of boot.sh. Needs bpftool on the host (scripts/deps.sh bench installs
-# it); it is copied into the guest.
+# VM_* of boot.sh (VM_PIN defaults to 1, as in bench-sched.sh). Needs bpftool
+# on the host (scripts/deps.sh bench installs it); it is copied into the guest.
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 PROG=bench-bpf-cost.sh
@@ -40,7 +40,7 @@ trap 'rm -rf "$work"' EXIT
 "$root/scripts/vm/initramfs.sh" "$work/initramfs.cpio.gz" "$root/scripts/vm/guest-bpf-cost.sh" "${files[@]}" >&2
 log=$work/guest.log
 if ! VM_APPEND="AGENT=$BIN ${BASE:+BASE=/base/scx_pilot }ROUNDS=$ROUNDS DURATION=${DURATION:-6} ${VM_APPEND:-}" \
-	VM_TIMEOUT=${VM_TIMEOUT:-$((600 + ROUNDS * 300))} \
+	VM_PIN=${VM_PIN:-1} VM_TIMEOUT=${VM_TIMEOUT:-$((600 + ROUNDS * 300))} \
 	boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
 	echo "$PROG: the boot failed; the end of its log follows" >&2
 	tail -n 40 "$log" >&2

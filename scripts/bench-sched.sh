@@ -22,7 +22,10 @@
 # (seconds per latency run, default 6), ROUNDS (times each contender runs in a
 # boot, alternately in reverse order, pooled; default 2), NO_PEERS=1 to skip
 # building the peer schedulers, PEER_VERSION (default 1.1.4), FLOOR (the
-# scx_floor binary, default examples/scx_floor beside BIN), VM_* of boot.sh.
+# scx_floor binary, default examples/scx_floor beside BIN), VM_* of boot.sh
+# (VM_PIN defaults to 1 here: each vCPU on its own host CPU, qemu's timer
+# thread away from guest CPU 0, where the probe is pinned, so every contender
+# is measured with the same placement; VM_PIN=0 leaves it to the host).
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 PROG=bench-sched.sh
@@ -63,6 +66,12 @@ results=$root/bench/results
 kernel=$(<"$KERNEL_DIR/version")
 boot_jsons=()
 high_load=0.5 # host 1-min load above which the figures are known to swing
+PIN=${VM_PIN:-1}
+if [[ $PIN == 1 ]]; then
+	threads="pinned (VM_PIN=1: vCPU i on host CPU i, qemu's main-loop thread not on vCPU 0's)"
+else
+	threads="placed by the host (VM_PIN=0)"
+fi
 high() { awk -v l="${1:-$(cut -d' ' -f1 /proc/loadavg)}" -v h="$high_load" 'BEGIN { exit !(l > h) }'; }
 for ((i = 1; i <= BOOTS; i++)); do
 	# Load from other work on the host steals the vCPUs' host threads and
@@ -81,13 +90,13 @@ for ((i = 1; i <= BOOTS; i++)); do
 	# A boot the emulator's int3 race kills is booted again (up to three
 	# times): without that, three of the nine runs of 2026-12-03 lost a boot.
 	if ! VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ROUNDS=$ROUNDS ${VM_APPEND:-}" \
-		VM_TIMEOUT=${VM_TIMEOUT:-1800} boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
+		VM_PIN=$PIN VM_TIMEOUT=${VM_TIMEOUT:-1800} boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
 		echo "bench-sched.sh: boot $i failed (its log: $out.log); the summary leaves it out" >&2
 		cp "$log" "$out.log" 2>/dev/null || true
 		continue
 	fi
 	python3 "$root/scripts/bench/sched_report.py" "$log" "$out" --kernel "$kernel" --boot "$i" \
-		--host-load "$load1 $load5 $load15" --high-load "$high_load" >/dev/null
+		--host-load "$load1 $load5 $load15" --high-load "$high_load" --qemu-threads "$threads" >/dev/null
 	cp "$log" "$out.log"
 	boot_jsons+=("$out.json")
 done

@@ -12,7 +12,8 @@
 # change to the wakeup path is judged against it; writes wakeup-<stamp>-ab.md,
 # not wakeup-latest.md), FLOOR (the scx_floor binary, default
 # examples/scx_floor beside BIN), ROUNDS (default 2), TRACE_S (seconds traced
-# per run, default 1), VM_* of boot.sh.
+# per run, default 1), VM_* of boot.sh (VM_PIN defaults to 1, as in
+# bench-sched.sh).
 set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 PROG=bench-wakeup.sh
@@ -41,7 +42,7 @@ trap 'rm -rf "$work"' EXIT
 	"${files[@]}" >&2
 log=$work/guest.log
 if ! VM_APPEND="AGENT=$BIN FLOOR=/peers/scx_floor ${BASE:+BASE=/base/scx_pilot }ROUNDS=$ROUNDS TRACE_S=$TRACE_S ${VM_APPEND:-}" \
-	VM_TIMEOUT=${VM_TIMEOUT:-$((300 + ROUNDS * (TRACE_S + 30) * 7))} \
+	VM_PIN=${VM_PIN:-1} VM_TIMEOUT=${VM_TIMEOUT:-$((300 + ROUNDS * (TRACE_S + 30) * 7))} \
 	boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
 	echo "$PROG: the boot failed; the end of its log follows" >&2
 	tail -n 40 "$log" >&2

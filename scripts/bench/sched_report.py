@@ -2,6 +2,7 @@
 """Turn one boot's guest-bench.sh console log into bench results.
 
 Usage: sched_report.py GUEST_LOG OUT_PREFIX [--kernel VERSION] [--host-load "1 5 15" --high-load L]
+                       [--qemu-threads TEXT]
 Writes OUT_PREFIX.json, OUT_PREFIX.md (table with ratios to the floor and to
 EEVDF, and issue 20's targets for this boot) and OUT_PREFIX.svg (latency
 percentiles per contender beside hackbench time and hog throughput).
@@ -28,6 +29,11 @@ def load_warning(meta):
     return None
 
 
+def threads_text(meta):
+    """The sentence on qemu's thread placement for a report's header ("" when not recorded)."""
+    return f" qemu's threads: {meta['qemu_threads']}." if meta.get("qemu_threads") else ""
+
+
 def write(prefix, meta, rows, header, targets_title="Issue 20 targets in this boot:", more=None, tail=(),
           boots=None):
     """OUT.json ({meta, results} and `more`), OUT.md (header, table, targets,
@@ -51,6 +57,7 @@ def main():
     ap.add_argument("--host-load", default="", help="/proc/loadavg's first three fields before the boot")
     ap.add_argument("--boot", type=int, help="this boot's number in a series")
     ap.add_argument("--high-load", type=float, help="warn when the 1-min host load was above this")
+    ap.add_argument("--qemu-threads", help="how qemu's threads were placed on the host's CPUs (boot.sh's VM_PIN)")
     a = ap.parse_args()
     with open(a.log, errors="replace") as f:
         data, cpus = sched_figures.parse(f)
@@ -58,11 +65,13 @@ def main():
     load = [float(v) for v in a.host_load.split()[:3]]
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "kernel": a.kernel, "vcpus": cpus, "boot": a.boot, "host_load": load or None,
-            "high_load": a.high_load, "rounds": sched_figures.rounds_of(data), "note": NOTE}
+            "high_load": a.high_load, "rounds": sched_figures.rounds_of(data), "note": NOTE,
+            "qemu_threads": a.qemu_threads}
     which = f"boot {a.boot}" if a.boot else "one boot"
     header = [f"Scheduler benchmark, {which}, {meta['date']}, kernel {a.kernel}, {cpus} vCPUs, "
               f"{meta['rounds']} rounds pooled",
-              "", f"{NOTE}. Host load (1/5/15 min) before the boot: {a.host_load or 'not recorded'}."]
+              "", f"{NOTE}. Host load (1/5/15 min) before the boot: {a.host_load or 'not recorded'}."
+              + threads_text(meta)]
     warn = load_warning(meta)
     if warn:
         header.append(f"**Warning: {warn}.**")

@@ -57,7 +57,8 @@ def main():
     rounds = first.get("rounds") or 1
     meta = {"date": first["date"], "kernel": first["kernel"], "vcpus": first["vcpus"], "boots": len(boots),
             "rounds": rounds,
-            "host_load": loads, "note": first["note"] + "; figures are medians over boots, ratios of medians"}
+            "host_load": loads, "note": first["note"] + "; figures are medians over boots, ratios of medians",
+            "qemu_threads": first.get("qemu_threads")}
     per_boot = [{"boot": label(boots, i), "file": os.path.basename(p), "host_load": b["meta"].get("host_load"),
                  "results": b["results"]} for i, (p, b) in enumerate(zip(paths, boots))]
     load_text = "; ".join(f"boot {label(boots, i)}: " + (" ".join(f"{v:g}" for v in l) if l else "not recorded")
@@ -67,7 +68,7 @@ def main():
               f"{first['note']}. In each boot every contender ran {rounds} round(s), every other one in reverse "
               "order, pooled into one histogram (and the median of each other figure); each figure here is the "
               "median over the boots; each ratio is the ratio of two medians.",
-              f"Host load (1/5/15 min) before each boot: {load_text}."]
+              f"Host load (1/5/15 min) before each boot: {load_text}." + sched_report.threads_text(first)]
     header += [f"**Warning: {w}.**" for w in warnings]
     tail = ["", "Per boot:", ""] + per_boot_table(boots) + [
         "", "Boots: " + ", ".join(os.path.basename(p) for p in paths)]

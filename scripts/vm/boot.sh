@@ -32,6 +32,15 @@
 #                timer wakeup in a busy guest came 1-4 ms late (p99), for EEVDF and every
 #                sched_ext scheduler alike, a delay no real machine has. Needs root
 #                (CAP_SYS_NICE); without it boot.sh says so and goes on.
+#   VM_PIN       1 pins qemu's threads to host CPUs once the vCPUs exist: vCPU i to host
+#                CPU i, the main-loop thread (the guest's timers) and qemu's other threads
+#                to host CPU VM_CPUS when the host has a spare CPU, else to the last vCPU's
+#                CPU. 0 (default) leaves placement to the host. On a 2-core host the
+#                main-loop thread wakes thousands of times a second and preempts whichever
+#                vCPU shares its CPU: a 1 ms probe on that vCPU woke about 20 us later at
+#                the median (171 vs 194 us, scx_floor, one boot), and the host's choice
+#                flipped between a boot's contenders. Pinned, guest CPU 0 (where
+#                cyclictest pins its probe) never shares with it; the benches pin.
 #
 # Known issue: under multi-threaded TCG, x86 kernel text patching (static keys flipped by
 # e.g. sched_ext enable/disable or sysctls) sometimes crashes the guest with
@@ -74,6 +83,8 @@ RETRIES=${VM_BOOT_RETRIES:-2}
 GRACE=${VM_POWEROFF_GRACE:-20}
 RT_TIMERS=${VM_RT_TIMERS:-1}
 [[ $RT_TIMERS == [01] ]] || die "VM_RT_TIMERS must be 0 or 1"
+PIN=${VM_PIN:-0}
+[[ $PIN == [01] ]] || die "VM_PIN must be 0 or 1"
 for v in CPUS MEM TMO BOOT_TMO RETRIES GRACE; do
 	[[ ${!v} =~ ^[0-9]+$ ]] ||
 		die "VM_CPUS, VM_MEM, VM_TIMEOUT, VM_BOOT_TIMEOUT, VM_BOOT_RETRIES, VM_POWEROFF_GRACE must be integers"
@@ -93,12 +104,36 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# pin_threads PID: VM_PIN's placement. Returns 1 until qemu has named all its vCPU threads
+# ("CPU <i>/TCG", from -name debug-threads=on); prints what it did.
+pin_threads() {
+	local pid=$1 host_cpus other t comm i vcpus=0 placed=''
+	host_cpus=$(nproc)
+	if ((host_cpus < CPUS)); then
+		warn "VM_PIN: $host_cpus host CPUs for $CPUS vCPUs, left unpinned"
+		return 0
+	fi
+	other=$((host_cpus > CPUS ? CPUS : CPUS - 1))
+	for t in /proc/"$pid"/task/*; do
+		comm=$(cat -- "$t/comm" 2>/dev/null) || continue
+		[[ $comm =~ ^CPU\ ([0-9]+)/ ]] && ((vcpus++))
+	done
+	((vcpus == CPUS)) || return 1
+	for t in /proc/"$pid"/task/*; do
+		comm=$(cat -- "$t/comm" 2>/dev/null) || continue
+		if [[ $comm =~ ^CPU\ ([0-9]+)/ ]]; then i=${BASH_REMATCH[1]}; else i=$other; fi
+		taskset -p -c "$i" "${t##*/}" >/dev/null 2>&1 || warn "VM_PIN: could not pin thread ${t##*/} ($comm)"
+		placed+=" $comm->$i"
+	done
+	log "pinned qemu threads:$placed"
+}
+
 # watchdog: kills qemu when the guest script has not started within BOOT_TMO seconds
 # (writes "boot" to $KILLED), or when qemu has not exited GRACE seconds after the guest
 # printed VM-TEST-EXIT (writes "poweroff").
 watchdog() {
 	set +e
-	local pid='' t=0 started=0 done_at=0
+	local pid='' t=0 started=0 done_at=0 pinned=$((!PIN))
 	while sleep 1; do
 		((t++))
 		if [[ -z $pid ]]; then
@@ -110,6 +145,7 @@ watchdog() {
 			fi
 		fi
 		kill -0 "$pid" 2>/dev/null || return 0
+		if ((!pinned)) && pin_threads "$pid"; then pinned=1; fi
 		if ((!started)) && grep -qa 'VM-GUEST-START' "$CAP"; then started=1; fi
 		if ((!started && t > BOOT_TMO)); then
 			echo boot >"$KILLED"
@@ -142,6 +178,8 @@ else
 	qemu_cmd+=(-serial stdio -monitor none)
 	exec 3</dev/null
 fi
+# Thread names ("CPU 0/TCG") tell VM_PIN the vCPU threads.
+((PIN)) && qemu_cmd+=(-name scx_pilot-vm,debug-threads=on)
 qemu_cmd+=(-pidfile "$PIDF" "$@")
 
 # diagnose CONSOLE_TEXT: one line naming a known failure signature, if any.
