@@ -32,10 +32,10 @@
 #                timer wakeup in a busy guest came 1-4 ms late (p99), for EEVDF and every
 #                sched_ext scheduler alike, a delay no real machine has. Needs root
 #                (CAP_SYS_NICE); without it boot.sh says so and goes on.
-#   VM_PIN       1 pins qemu's threads to host CPUs once the vCPUs exist: vCPU i to host
-#                CPU i, the main-loop thread (the guest's timers) and qemu's other threads
-#                to host CPU VM_CPUS when the host has a spare CPU, else to the last vCPU's
-#                CPU. 0 (default) leaves placement to the host. On a 2-core host the
+#   VM_PIN       1 pins qemu's threads to host CPUs once the vCPUs exist: vCPU i to the
+#                i-th host CPU boot.sh may use, the main-loop thread (the guest's timers)
+#                and qemu's other threads to a spare one when there is one, else to the
+#                last vCPU's. 0 (default) leaves placement to the host. On a 2-core host the
 #                main-loop thread wakes thousands of times a second and preempts whichever
 #                vCPU shares its CPU: a 1 ms probe on that vCPU woke about 20 us later at
 #                the median (171 vs 194 us, scx_floor, one boot), and the host's choice
@@ -104,26 +104,36 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# allowed_cpus: the host CPUs this process may run on, one per line (its affinity list
+# "0-1,4" expanded), so that pinning stays inside a cpuset.
+allowed_cpus() {
+	local part
+	for part in $(awk '/^Cpus_allowed_list/ { gsub(",", " ", $2); print $2 }' /proc/self/status); do
+		if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
+	done
+}
+
 # pin_threads PID: VM_PIN's placement. Returns 1 until qemu has named all its vCPU threads
 # ("CPU <i>/TCG", from -name debug-threads=on); prints what it did.
 pin_threads() {
-	local pid=$1 host_cpus other t comm i vcpus=0 placed=''
-	host_cpus=$(nproc)
-	if ((host_cpus < CPUS)); then
-		warn "VM_PIN: $host_cpus host CPUs for $CPUS vCPUs, left unpinned"
+	local pid=$1 host other t comm cpu vcpus=0 placed=''
+	mapfile -t host < <(allowed_cpus)
+	if ((${#host[@]} < CPUS)); then
+		warn "VM_PIN: ${#host[@]} host CPUs for $CPUS vCPUs, left unpinned"
 		return 0
 	fi
-	other=$((host_cpus > CPUS ? CPUS : CPUS - 1))
+	# A spare host CPU for qemu's other threads, else the last vCPU's.
+	other=${host[${#host[@]} > CPUS ? CPUS : CPUS - 1]}
 	for t in /proc/"$pid"/task/*; do
 		comm=$(cat -- "$t/comm" 2>/dev/null) || continue
-		[[ $comm =~ ^CPU\ ([0-9]+)/ ]] && ((vcpus++))
+		[[ $comm =~ ^CPU\ ([0-9]+)/ ]] && ((++vcpus))
 	done
 	((vcpus == CPUS)) || return 1
 	for t in /proc/"$pid"/task/*; do
 		comm=$(cat -- "$t/comm" 2>/dev/null) || continue
-		if [[ $comm =~ ^CPU\ ([0-9]+)/ ]]; then i=${BASH_REMATCH[1]}; else i=$other; fi
-		taskset -p -c "$i" "${t##*/}" >/dev/null 2>&1 || warn "VM_PIN: could not pin thread ${t##*/} ($comm)"
-		placed+=" $comm->$i"
+		if [[ $comm =~ ^CPU\ ([0-9]+)/ ]]; then cpu=${host[BASH_REMATCH[1]]}; else cpu=$other; fi
+		taskset -p -c "$cpu" "${t##*/}" >/dev/null 2>&1 || warn "VM_PIN: could not pin thread ${t##*/} ($comm)"
+		placed+=" $comm->$cpu"
 	done
 	log "pinned qemu threads:$placed"
 }
