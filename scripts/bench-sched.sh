@@ -67,11 +67,6 @@ kernel=$(<"$KERNEL_DIR/version")
 boot_jsons=()
 high_load=0.5 # host 1-min load above which the figures are known to swing
 PIN=${VM_PIN:-1}
-if [[ $PIN == 1 ]]; then
-	threads="pinned (VM_PIN=1: vCPU i on host CPU i, qemu's main-loop thread not on vCPU 0's)"
-else
-	threads="placed by the host (VM_PIN=0)"
-fi
 high() { awk -v l="${1:-$(cut -d' ' -f1 /proc/loadavg)}" -v h="$high_load" 'BEGIN { exit !(l > h) }'; }
 for ((i = 1; i <= BOOTS; i++)); do
 	# Load from other work on the host steals the vCPUs' host threads and
@@ -89,14 +84,15 @@ for ((i = 1; i <= BOOTS; i++)); do
 	out=$results/sched-$stamp-boot$i
 	# A boot the emulator's int3 race kills is booted again (up to three
 	# times): without that, three of the nine runs of 2026-12-03 lost a boot.
+	placed=$work/placement-$i
 	if ! VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ROUNDS=$ROUNDS ${VM_APPEND:-}" \
-		VM_PIN=$PIN VM_TIMEOUT=${VM_TIMEOUT:-1800} boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
+		VM_PIN=$PIN VM_PLACEMENT_FILE=$placed VM_TIMEOUT=${VM_TIMEOUT:-1800} boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
 		echo "bench-sched.sh: boot $i failed (its log: $out.log); the summary leaves it out" >&2
 		cp "$log" "$out.log" 2>/dev/null || true
 		continue
 	fi
 	python3 "$root/scripts/bench/sched_report.py" "$log" "$out" --kernel "$kernel" --boot "$i" \
-		--host-load "$load1 $load5 $load15" --high-load "$high_load" --qemu-threads "$threads" >/dev/null
+		--host-load "$load1 $load5 $load15" --high-load "$high_load" --qemu-threads "$(cat -- "$placed" 2>/dev/null || echo "not recorded (VM_PIN=$PIN)")" >/dev/null
 	cp "$log" "$out.log"
 	boot_jsons+=("$out.json")
 done

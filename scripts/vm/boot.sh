@@ -41,6 +41,9 @@
 #                the median (171 vs 194 us, scx_floor, one boot), and the host's choice
 #                flipped between a boot's contenders. Pinned, guest CPU 0 (where
 #                cyclictest pins its probe) never shares with it; the benches pin.
+#   VM_PLACEMENT_FILE  when set, boot.sh writes there one line on where qemu's threads ran
+#                ("pinned (VM_PIN=1): vCPU 0 on host CPU 0, ..." or "placed by the host ..."),
+#                which the bench reports quote: what happened, not what was asked for.
 #
 # Known issue: under multi-threaded TCG, x86 kernel text patching (static keys flipped by
 # e.g. sched_ext enable/disable or sysctls) sometimes crashes the guest with
@@ -85,12 +88,19 @@ RT_TIMERS=${VM_RT_TIMERS:-1}
 [[ $RT_TIMERS == [01] ]] || die "VM_RT_TIMERS must be 0 or 1"
 PIN=${VM_PIN:-0}
 [[ $PIN == [01] ]] || die "VM_PIN must be 0 or 1"
+PLACEMENT=${VM_PLACEMENT_FILE:-}
+placement() { [[ -z $PLACEMENT ]] || printf '%s\n' "$*" >"$PLACEMENT"; }
 for v in CPUS MEM TMO BOOT_TMO RETRIES GRACE; do
 	[[ ${!v} =~ ^[0-9]+$ ]] ||
 		die "VM_CPUS, VM_MEM, VM_TIMEOUT, VM_BOOT_TIMEOUT, VM_BOOT_RETRIES, VM_POWEROFF_GRACE must be integers"
 done
 
 mkdir -p -- "$(dirname -- "$LOG")"
+if ((PIN)); then
+	placement "placed by the host (VM_PIN=1, but the VM ended before its vCPU threads were pinned)"
+else
+	placement "placed by the host (VM_PIN=0)"
+fi
 : >"$LOG"
 # The result is parsed from a private capture: VM_LOG may be shared with concurrent runs
 # (another boot.sh truncating it). VM_LOG is written in append mode for the same reason.
@@ -116,10 +126,11 @@ allowed_cpus() {
 # pin_threads PID: VM_PIN's placement. Returns 1 until qemu has named all its vCPU threads
 # ("CPU <i>/TCG", from -name debug-threads=on); prints what it did.
 pin_threads() {
-	local pid=$1 host other t comm cpu vcpus=0 placed=''
+	local pid=$1 host other t comm cpu vcpus=0 placed='' said='' failed=0
 	mapfile -t host < <(allowed_cpus)
 	if ((${#host[@]} < CPUS)); then
 		warn "VM_PIN: ${#host[@]} host CPUs for $CPUS vCPUs, left unpinned"
+		placement "placed by the host (VM_PIN=1, but ${#host[@]} host CPUs for $CPUS vCPUs)"
 		return 0
 	fi
 	# A spare host CPU for qemu's other threads, else the last vCPU's.
@@ -131,11 +142,20 @@ pin_threads() {
 	((vcpus == CPUS)) || return 1
 	for t in /proc/"$pid"/task/*; do
 		comm=$(cat -- "$t/comm" 2>/dev/null) || continue
-		if [[ $comm =~ ^CPU\ ([0-9]+)/ ]]; then cpu=${host[BASH_REMATCH[1]]}; else cpu=$other; fi
-		taskset -p -c "$cpu" "${t##*/}" >/dev/null 2>&1 || warn "VM_PIN: could not pin thread ${t##*/} ($comm)"
+		if [[ $comm =~ ^CPU\ ([0-9]+)/ ]]; then
+			cpu=${host[BASH_REMATCH[1]]}
+			said+="vCPU ${BASH_REMATCH[1]} on host CPU $cpu, "
+		else
+			cpu=$other
+		fi
+		if ! taskset -p -c "$cpu" "${t##*/}" >/dev/null 2>&1; then
+			warn "VM_PIN: could not pin thread ${t##*/} ($comm)"
+			((++failed))
+		fi
 		placed+=" $comm->$cpu"
 	done
 	log "pinned qemu threads:$placed"
+	placement "pinned (VM_PIN=1): ${said}qemu's other threads on host CPU $other$( ((failed)) && echo " ($failed threads could not be pinned)")"
 }
 
 # watchdog: kills qemu when the guest script has not started within BOOT_TMO seconds
