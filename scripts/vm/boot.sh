@@ -126,7 +126,7 @@ allowed_cpus() {
 # pin_threads PID: VM_PIN's placement. Returns 1 until qemu has named all its vCPU threads
 # ("CPU <i>/TCG", from -name debug-threads=on); prints what it did.
 pin_threads() {
-	local pid=$1 host other t comm cpu vcpus=0 placed='' said='' failed=0
+	local pid=$1 host other t comm cpu vcpus=0 said='' failed=0
 	mapfile -t host < <(allowed_cpus)
 	if ((${#host[@]} < CPUS)); then
 		warn "VM_PIN: ${#host[@]} host CPUs for $CPUS vCPUs, left unpinned"
@@ -152,10 +152,11 @@ pin_threads() {
 			warn "VM_PIN: could not pin thread ${t##*/} ($comm)"
 			((++failed))
 		fi
-		placed+=" $comm->$cpu"
 	done
-	log "pinned qemu threads:$placed"
-	placement "pinned (VM_PIN=1): ${said}qemu's other threads on host CPU $other$( ((failed)) && echo " ($failed threads could not be pinned)")"
+	said="pinned (VM_PIN=1): ${said}qemu's other threads on host CPU $other"
+	((failed)) && said+=" ($failed threads could not be pinned)"
+	log "qemu's threads $said"
+	placement "$said"
 }
 
 # watchdog: kills qemu when the guest script has not started within BOOT_TMO seconds
