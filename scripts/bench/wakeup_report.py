@@ -7,9 +7,8 @@ Segments of one wakeup of the probe's measuring thread:
   enqueue             sched_waking to sched_wakeup: the kernel's enqueue
                       (ops.enqueue under sched_ext)
   switch in           sched_wakeup to the sched_switch to the probe: the
-                      preempted task's put (its ops.enqueue; ops.stopping in
-                      user mode and on kernels before 6.18) and the probe's
-                      pick (ops.running, the same)
+                      preempted task's put (ops.stopping, its ops.enqueue) and
+                      the probe's pick (ops.running)
   return              that sched_switch to the probe's return from
                       clock_nanosleep: the context switch and the way out
   total               timer to return

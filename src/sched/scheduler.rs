@@ -79,25 +79,6 @@ fn online_cpus() -> u64 {
     n.max(1) as u64
 }
 
-/// Whether ops.running and ops.stopping are attached to keep each CPU's view
-/// of its running task: in user mode (the dispatcher's rules read it) and on
-/// kernels without scx_bpf_cpu_curr() (before 6.18). Elsewhere BPF reads the
-/// CPU's current task when it needs it, and no program runs at every context
-/// switch for it.
-fn tracks_running(user_dispatch: bool) -> bool {
-    let has_cpu_curr = scx_utils::compat::ksym_exists("scx_bpf_cpu_curr").unwrap_or(false);
-    let track = user_dispatch || !has_cpu_curr;
-    log::info!(
-        "the running task of each CPU is {}",
-        if track {
-            "tracked by ops.running/ops.stopping"
-        } else {
-            "read with scx_bpf_cpu_curr() (ops.running/ops.stopping not attached)"
-        }
-    );
-    track
-}
-
 impl<'obj> Scheduler<'obj> {
     pub fn init(
         config: &SchedConfig,
@@ -126,20 +107,6 @@ impl<'obj> Scheduler<'obj> {
         rodata.user_stall_ns = config.user_stall_ms * 1_000_000;
         rodata.user_queue_depth = config.user_queue_depth;
         rodata.test_hooks = config.test_hooks;
-        let track_running = tracks_running(config.user_dispatch);
-        rodata.track_running = track_running;
-        // A struct_ops program the map does not reference fails to load, so
-        // each op left out is also not loaded.
-        let ops = skel.struct_ops.pilot_ops_mut();
-        if track_running {
-            ops.update_idle = std::ptr::null_mut();
-            skel.progs.pilot_update_idle.set_autoload(false);
-        } else {
-            ops.running = std::ptr::null_mut();
-            ops.stopping = std::ptr::null_mut();
-            skel.progs.pilot_running.set_autoload(false);
-            skel.progs.pilot_stopping.set_autoload(false);
-        }
         let bss = skel
             .maps
             .bss_data
