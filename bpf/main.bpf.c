@@ -82,7 +82,6 @@ char _license[] SEC("license") = "GPL";
 #pragma weak scx_bpf_kick_cpu
 #pragma weak scx_bpf_dsq_nr_queued
 #pragma weak scx_bpf_pick_idle_cpu
-#pragma weak scx_bpf_task_cpu
 #pragma weak scx_bpf_error_bstr
 #pragma weak bpf_cpumask_test_cpu
 #pragma weak scx_bpf_dispatch_nr_slots
@@ -408,6 +407,36 @@ static u64 clamp_vruntime(u64 vruntime, u64 now)
 	return vruntime;
 }
 
+/* scx_bpf_nr_cpu_ids(), set by init(): read where a kfunc call would cost more. */
+static u32 nr_cpu_ids_seen;
+
+/*
+ * The CPU @p is on (task_cpu()): a load rather than a kfunc call, which the
+ * bench's emulation runs as a call and a return through its translator; four
+ * of them were on the path of every wakeup preemption.
+ */
+static __always_inline s32 task_cpu_of(const struct task_struct *p)
+{
+	return p->thread_info.cpu;
+}
+
+/*
+ * Whether @p may run on @cpu. Most tasks (every CPU hog) may run anywhere,
+ * which their count of allowed CPUs says without a kfunc call; not while
+ * migration is disabled, when the kernel narrows cpus_ptr but not that count
+ * (and the BPF prolog itself may have disabled it for the current task: then
+ * the kfunc decides too).
+ */
+static __always_inline bool cpu_allowed(const struct task_struct *p, s32 cpu)
+{
+	if (cpu < 0)
+		return false;
+	if (bpf_core_field_exists(p->migration_disabled) && !p->migration_disabled &&
+	    nr_cpu_ids_seen && p->nr_cpus_allowed >= nr_cpu_ids_seen)
+		return (u32)cpu < nr_cpu_ids_seen;
+	return bpf_cpumask_test_cpu(cpu, p->cpus_ptr);
+}
+
 static struct task_ctx *task_ctx_of(struct task_struct *p)
 {
 	return bpf_task_storage_get(&task_ctxs, p, 0, 0);
@@ -468,7 +497,7 @@ static u64 task_slice(const struct strategy *s)
 
 	if (s && s->slice_ns)
 		return s->slice_ns;
-	/* As of the last change of the queues: a queue's count is a hash lookup. */
+	/* As dispatch() last counted them: a queue's count is a kfunc call and a hash lookup. */
 	waiting = READ_ONCE(nr_queued);
 	if (waiting < nr_cpus)
 		waiting = nr_cpus;
@@ -479,6 +508,13 @@ static u64 task_slice(const struct strategy *s)
 /* Bytes a queued_task takes in the ring: the record and its 8-byte header. */
 #define QUEUED_RECORD_BYTES ((sizeof(struct queued_task) + 8 + 7) & ~7UL)
 
+/*
+ * The nr_queued gauge (and the count task_slice() divides by), at the end of
+ * every dispatch(): a CPU calls it whenever its slice ends or it has nothing
+ * to run, so the count is at most a slice old. Not in enqueue(), where its two
+ * kfunc calls were on the path of every wakeup preemption (the preempted task
+ * is queued before the waker runs) and of every message under hackbench.
+ */
 static void refresh_nr_queued(void)
 {
 	u64 n = scx_bpf_dsq_nr_queued(PRIO_DSQ) + scx_bpf_dsq_nr_queued(SHARED_DSQ);
@@ -582,7 +618,7 @@ static u64 weighted(u64 ns, u64 weight)
  */
 static u64 task_deadline(const struct task_struct *p, struct task_ctx *tctx, bool waking)
 {
-	s32 cpu = scx_bpf_task_cpu(p);
+	s32 cpu = task_cpu_of(p);
 	u64 burst, vnow = cpu_vtime(cpu);
 
 	if (!tctx)
@@ -711,7 +747,7 @@ static bool send_to_user(struct task_struct *p, struct task_ctx *tctx, u64 slice
 		return false;
 	}
 	q->seq = ut.seq;
-	q->cpu = scx_bpf_task_cpu(p);
+	q->cpu = task_cpu_of(p);
 	q->vtime = tctx ? tctx->vruntime : cpu_vtime(q->cpu);
 	q->exec_runtime_ns = tctx ? tctx->exec_runtime_ns : 0;
 	q->slice_ns = slice;
@@ -797,7 +833,7 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 	if (!is_idle && (is_dispatcher(p) || (!user_dispatch && (wake_flags & SCX_WAKE_SYNC)))) {
 		s32 this_cpu = bpf_get_smp_processor_id();
 
-		if (bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))
+		if (cpu_allowed(p, this_cpu))
 			cpu = this_cpu;
 	}
 	if (is_idle) {
@@ -859,7 +895,7 @@ static bool spare_from_dispatcher(const struct cpu_ctx *cctx, u64 now)
  */
 static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 {
-	s32 cpu = scx_bpf_task_cpu(p), i;
+	s32 cpu = task_cpu_of(p), i;
 	u32 nr_cpus = scx_bpf_nr_cpu_ids();
 	bool dispatcher = is_dispatcher(p);
 	/* See the loop below. */
@@ -879,7 +915,7 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 	if (nr_cpus > MAX_CPUS)
 		nr_cpus = MAX_CPUS;
 	bpf_for(i, 0, nr_cpus) {
-		if (i == cpu || !bpf_cpumask_test_cpu(i, p->cpus_ptr))
+		if (i == cpu || !cpu_allowed(p, i))
 			continue;
 		cctx = cpu_ctx_of(i);
 		if (!cctx || cctx->running_prio || cpu_starving(cctx, i, now) ||
@@ -950,8 +986,8 @@ static bool resume_preempted(struct task_struct *p, struct task_ctx *tctx, u64 e
 	if (!left || (enq_flags & SCX_ENQ_WAKEUP) ||
 	    ((p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1))
 		return false;
-	cpu = scx_bpf_task_cpu(p);
-	if (!has_resume_dsq(cpu) || !bpf_cpumask_test_cpu(cpu, p->cpus_ptr) ||
+	cpu = task_cpu_of(p);
+	if (!has_resume_dsq(cpu) || !cpu_allowed(p, cpu) ||
 	    !scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL))
 		return false;
 	tctx->slice_ns = left;
@@ -976,7 +1012,7 @@ static bool wake_before_resumed(const struct task_struct *p, s32 cpu, u64 deadli
 	struct cpu_ctx *cctx;
 
 	if (!has_resume_dsq(cpu) || !scx_bpf_dsq_nr_queued(RESUME_DSQ + cpu) ||
-	    !bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+	    !cpu_allowed(p, cpu))
 		return false;
 	cctx = cpu_ctx_of(cpu);
 	return cctx && time_before(deadline + slice_min(), cctx->resume_deadline);
@@ -1044,11 +1080,10 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		    place_prio(p, slice, enq_flags, now))
 			return;
 		count_insert(scx_bpf_dsq_insert_vtime(p, PRIO_DSQ, slice, deadline, enq_flags));
-		refresh_nr_queued();
 		return;
 	}
 
-	cpu = scx_bpf_task_cpu(p);
+	cpu = task_cpu_of(p);
 	if (rcu_boost(p, tctx, enq_flags, now)) {
 		/*
 		 * Deadline 0: the kernel orders the queue with time_before(), so
@@ -1057,10 +1092,8 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		slice = slice_min();
 		deadline = 0;
 	} else if (user_dispatch && !yielded && !READ_ONCE(user_fallback_active)) {
-		if (send_to_user(p, tctx, slice, s, sync_wake, enq_flags)) {
-			refresh_nr_queued();
+		if (send_to_user(p, tctx, slice, s, sync_wake, enq_flags))
 			return;
-		}
 		COUNT(nr_sched_congested, 1);
 	}
 
@@ -1073,7 +1106,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	 */
 	if ((enq_flags & SCX_ENQ_WAKEUP) && !is_migration_disabled(p) &&
 	    !(sync_wake && cpu == bpf_get_smp_processor_id()) &&
-	    bpf_cpumask_test_cpu(cpu, p->cpus_ptr) && should_preempt(cpu, deadline)) {
+	    cpu_allowed(p, cpu) && should_preempt(cpu, deadline)) {
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
 						enq_flags | SCX_ENQ_PREEMPT));
 		COUNT(nr_wakeup_preemptions, 1);
@@ -1089,7 +1122,6 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	if (tctx)
 		tctx->queued_at = now;
 	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, deadline, enq_flags));
-	refresh_nr_queued();
 
 	/* Tasks queued without select_cpu (preempted, new) may find an idle CPU. */
 	kick_idle_cpu(p);
@@ -1164,7 +1196,7 @@ static enum shared_pick scan_shared(s32 cpu, const u64 *prev_dl, bool move, u64 
 	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
 		if (++scanned > KEEP_PREV_SCAN)
 			break;
-		if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
+		if (!cpu_allowed(p, cpu))
 			continue;
 		if (!seen) {
 			seen = true;
@@ -1185,7 +1217,7 @@ static enum shared_pick scan_shared(s32 cpu, const u64 *prev_dl, bool move, u64 
 		}
 		if (!wctx || wctx->woken)
 			break;
-		if (scx_bpf_task_cpu(p) == cpu &&
+		if (task_cpu_of(p) == cpu &&
 		    scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, 0)) {
 			COUNT(nr_kernel_dispatches, 1);
 			return SHARED_MOVED;
@@ -1232,7 +1264,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 	u64 ahead_vtime;
 	u64 slice = d->slice_ns, vtime = d->vtime;
 	struct task_ctx *tctx = task_ctx_of(p);
-	s32 cpu = d->cpu, target = scx_bpf_task_cpu(p);
+	s32 cpu = d->cpu, target = task_cpu_of(p);
 	bool ok;
 
 	/* Our own dispatcher, but a bad slice must not hold a CPU for long. */
@@ -1244,7 +1276,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 		tctx->deadline = vtime;
 
 	if (dc->may_place && !dc->placed && (cpu < 0 || cpu == dc->cpu) &&
-	    bpf_cpumask_test_cpu(dc->cpu, p->cpus_ptr) &&
+	    cpu_allowed(p, dc->cpu) &&
 	    !(scan_shared(dc->cpu, NULL, false, 0, &ahead_vtime) == SHARED_HEAD &&
 	      time_before(ahead_vtime, vtime))) {
 		ok = scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
@@ -1258,7 +1290,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 		 * lost the CPU to it for its whole slice. dispatch() serves this
 		 * queue right after PRIO_DSQ.
 		 */
-		if (cpu < scx_bpf_nr_cpu_ids() && bpf_cpumask_test_cpu(cpu, p->cpus_ptr)) {
+		if (cpu < scx_bpf_nr_cpu_ids() && cpu_allowed(p, cpu)) {
 			if (has_resume_dsq(cpu))
 				ok = scx_bpf_dsq_insert_vtime(p, RESUME_DSQ + cpu, slice, vtime, 0);
 			else
@@ -1273,7 +1305,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 	}
 	ok = scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice, vtime, 0);
 	if (ok) {
-		if (bpf_cpumask_test_cpu(target, p->cpus_ptr) &&
+		if (cpu_allowed(p, target) &&
 		    decision_preempts(ut, target, vtime)) {
 			scx_bpf_kick_cpu(target, SCX_KICK_PREEMPT);
 			COUNT(nr_wakeup_preemptions, 1);
@@ -1353,7 +1385,7 @@ static long take_back(struct bpf_map *map, u32 *pid, struct user_task *ut,
 		return 0;
 	tctx = task_ctx_of(p);
 	count_insert(scx_bpf_dsq_insert_vtime(p, SHARED_DSQ, slice_ns,
-					      tctx ? tctx->deadline : cpu_vtime(scx_bpf_task_cpu(p)), 0));
+					      tctx ? tctx->deadline : cpu_vtime(task_cpu_of(p)), 0));
 	COUNT(nr_user_recovered, 1);
 	if (!tb->all)
 		COUNT(nr_user_aged, 1);
@@ -1548,7 +1580,7 @@ out:
 
 void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 {
-	s32 cpu = scx_bpf_task_cpu(p);
+	s32 cpu = task_cpu_of(p);
 	struct task_ctx *tctx = task_ctx_of(p);
 	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
 	u64 now = now_ns();
@@ -1580,8 +1612,7 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 {
 	struct task_ctx *tctx = task_ctx_of(p);
-	struct cpu_ctx *cctx = cpu_ctx_of(scx_bpf_task_cpu(p));
-
+	struct cpu_ctx *cctx = cpu_ctx_of(task_cpu_of(p));
 	u64 now = now_ns();
 
 	if (tctx && tctx->started_at) {
@@ -1659,7 +1690,7 @@ void BPF_STRUCT_OPS(pilot_disable, struct task_struct *p)
 void BPF_STRUCT_OPS(pilot_enable, struct task_struct *p)
 {
 	struct task_ctx *tctx = task_ctx_of(p);
-	s32 cpu = scx_bpf_task_cpu(p);
+	s32 cpu = task_cpu_of(p);
 	u64 now = cpu_vtime(cpu);
 
 	if (tctx) {
@@ -1791,6 +1822,7 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(pilot_init)
 	struct stall_timer *t;
 	s32 ret, i;
 
+	nr_cpu_ids_seen = nr_cpus;
 	if (nr_cpus > MAX_CPUS)
 		nr_cpus = MAX_CPUS;
 	init_slice_min();

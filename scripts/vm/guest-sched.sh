@@ -255,6 +255,8 @@ say "load before the probe rounds:"
 top -bn1 | head -12
 post_failed=""
 hits0=$(metric policy.nr_strategy_hits)
+wakeup_preempt0=$(metric policy.nr_wakeup_preemptions)
+resumes0=$(metric policy.nr_preempted_resumes)
 m0=$(migrations $hogs) t0=$(uptime_cs)
 for round in 1 2 3 4 5; do
 	probe_round probe-plain false
@@ -269,6 +271,12 @@ hits1=$(metric policy.nr_strategy_hits)
 preempt=$(metric policy.nr_preemptions)
 [ "$hits1" -gt "$hits0" ]
 check strategy-hits $? "nr_strategy_hits $hits0 -> $hits1 while the probe ran (preemptions: $preempt)"
+# The plain probe preempts the hog on its CPU, and that hog goes on right
+# after it for the rest of its slice rather than through the shared queue.
+wakeup_preempt1=$(metric policy.nr_wakeup_preemptions)
+resumes1=$(metric policy.nr_preempted_resumes)
+[ "$wakeup_preempt1" -gt "$wakeup_preempt0" ] && [ "$resumes1" -gt "$resumes0" ]
+check preempted-resumes $? "during the probe rounds: nr_wakeup_preemptions $wakeup_preempt0 -> $wakeup_preempt1, nr_preempted_resumes $resumes0 -> $resumes1"
 # Wakers that are about to sleep are not preempted by the task they wake:
 # when they were, hackbench took 9-12x EEVDF's time (one message per context
 # switch); now 1.3-1.9x.
