@@ -407,7 +407,7 @@ static u64 clamp_vruntime(u64 vruntime, u64 now)
 	return vruntime;
 }
 
-/* scx_bpf_nr_cpu_ids(), set by init(): read where a kfunc call would cost more. */
+/* scx_bpf_nr_cpu_ids(), set by init(): the hot paths read it without a kfunc call. */
 static u32 nr_cpu_ids_seen;
 
 /*
@@ -511,9 +511,10 @@ static u64 task_slice(const struct strategy *s)
 /*
  * The nr_queued gauge (and the count task_slice() divides by), at the end of
  * every dispatch(): a CPU calls it whenever its slice ends or it has nothing
- * to run, so the count is at most a slice old. Not in enqueue(), where its two
- * kfunc calls were on the path of every wakeup preemption (the preempted task
- * is queued before the waker runs) and of every message under hackbench.
+ * to run, so the count is as of the last such event on any CPU. Not in
+ * enqueue(), where its two kfunc calls were on the path of every wakeup
+ * preemption (the preempted task is queued before the waker runs) and of every
+ * message under hackbench.
  */
 static void refresh_nr_queued(void)
 {
@@ -896,7 +897,7 @@ static bool spare_from_dispatcher(const struct cpu_ctx *cctx, u64 now)
 static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 {
 	s32 cpu = task_cpu_of(p), i;
-	u32 nr_cpus = scx_bpf_nr_cpu_ids();
+	u32 nr_cpus = nr_cpu_ids_seen;
 	bool dispatcher = is_dispatcher(p);
 	/* See the loop below. */
 	u64 dispatcher_head = dispatcher ? SCX_ENQ_HEAD : 0;
@@ -1290,7 +1291,7 @@ static void apply_decision(struct task_struct *p, const struct dispatched_task *
 		 * lost the CPU to it for its whole slice. dispatch() serves this
 		 * queue right after PRIO_DSQ.
 		 */
-		if (cpu < scx_bpf_nr_cpu_ids() && cpu_allowed(p, cpu)) {
+		if ((u32)cpu < nr_cpu_ids_seen && cpu_allowed(p, cpu)) {
 			if (has_resume_dsq(cpu))
 				ok = scx_bpf_dsq_insert_vtime(p, RESUME_DSQ + cpu, slice, vtime, 0);
 			else

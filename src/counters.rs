@@ -93,7 +93,7 @@ macro_rules! counter_table {
                 nr_queued: u64 {
                     kind: Gauge, modes: Every, prom: "scx_pilot_queued_tasks",
                     help: "Tasks waiting in the scheduler's queues",
-                    kernel: "tasks waiting in the scheduler's queues (priority + shared), counted at the end of each dispatch (at most a slice old)",
+                    kernel: "tasks waiting in the scheduler's queues (priority + shared), counted at the end of each dispatch",
                     user: "the same plus tasks in the ring not yet read by the dispatcher",
                 },
                 nr_scheduled: u64 {
