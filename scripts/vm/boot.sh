@@ -23,7 +23,8 @@
 #   VM_QEMU      qemu binary (default qemu-system-x86_64)
 #   VM_BOOT_TIMEOUT    seconds until the guest script must have started (default 180)
 #   VM_BOOT_RETRIES    extra boot attempts when the VM dies or hangs BEFORE the guest
-#                script started (default 2); failures after it started are never retried
+#                script started (default 2); failures after it started, and qemu's own
+#                start-up errors (a VM_HOSTFWD port in use), are never retried
 #   VM_POWEROFF_GRACE  seconds qemu may take to exit after VM-TEST-EXIT before it is
 #                killed (default 20); the guest's exit code still counts then
 #   VM_RT_TIMERS 1 (default) runs qemu's main-loop thread at host SCHED_FIFO 1; 0 leaves
@@ -249,6 +250,18 @@ while :; do
 	grep -qa 'VM-GUEST-START' <<<"$clean" && started=1
 	diag=$(diagnose "$clean")
 
+	# qemu refusing its own command line or options (a host port of VM_HOSTFWD in
+	# use, a missing file) fails the same way on every attempt: no retry.
+	qemu_err=''
+	if ((!started && qrc == 1)); then
+		qemu_err=$(grep -aE "^$(basename -- "$QEMU"): " <<<"$clean" | grep -av ': warning: ' | head -n1 || true)
+	fi
+	if [[ -n $qemu_err ]]; then
+		log "error: qemu did not start: ${qemu_err#*: }"
+		[[ $qemu_err != *'host forwarding'* ]] ||
+			log "a host port of VM_HOSTFWD ($VM_HOSTFWD) is in use: stop what listens there, or forward another port"
+		exit 125
+	fi
 	if ((!started && attempt <= RETRIES)); then
 		if [[ $killed == boot ]]; then
 			why="the guest script did not start within ${BOOT_TMO}s (VM_BOOT_TIMEOUT)"

@@ -7,6 +7,13 @@ root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 BIN=${BIN:-$root/target/release/scx_pilot}
 PORT=${SCX_PILOT_PORT:-8080}
 [[ -x $BIN ]] || { echo "run.sh: $BIN not built (run: make build)" >&2; exit 1; }
+# Something already answers there (an agent, another `make run`): say so before the
+# kernel and the boot, rather than as qemu's hostfwd error after them.
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+	echo "run.sh: 127.0.0.1:$PORT is already in use (another scx_pilot or make run?);" \
+		"stop it, or forward the API to another port: SCX_PILOT_PORT=8081 make run" >&2
+	exit 1
+fi
 export KERNEL_DIR=${KERNEL_DIR:-$("$root/scripts/vm/kernel.sh")}
 initrd=$(mktemp /tmp/scx_pilot-run.XXXXXX.cpio.gz)
 trap 'rm -f "$initrd"' EXIT
