@@ -1636,8 +1636,8 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 		 * it (about 60% of a 1 ms probe's preemptions at HZ=250): resumed
 		 * until that tick, hogs held a waker's CPU while the others fell
 		 * more than a slice behind its clock, and wakers placed one slice
-		 * behind it no longer preempted them (1.1-1.7% of the probe's
-		 * wakeups waited 3.5 ms, against 0.05%; one boot).
+		 * behind it no longer preempted them (1.1-1.8% of the probe's
+		 * wakeups waited over 3 ms, against 0.03-0.05%; two boots).
 		 */
 		if (runnable && !user_dispatch && !p->scx.slice && !tctx->prio && !tctx->yielded &&
 		    cctx && time_before(now + slice_min() / 2, cctx->slice_end)) {
