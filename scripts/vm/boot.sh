@@ -218,6 +218,8 @@ qemu_cmd+=(-pidfile "$PIDF" "$@")
 diagnose() {
 	if grep -qa 'Oops: int3' <<<"$1"; then
 		echo "guest kernel 'Oops: int3': the multi-threaded TCG text-patching race (static key flip), not necessarily a bug in the tested code; re-run, or use VM_ACCEL=tcg,thread=single"
+	elif grep -qa 'Could not set up host forwarding rule' <<<"$1"; then
+		echo "a host port of VM_HOSTFWD (${VM_HOSTFWD:-}) is in use: stop what listens there, or forward another port"
 	elif grep -qaE 'Kernel panic|Oops:|BUG:' <<<"$1"; then
 		echo "guest kernel oops/panic: $(grep -aE 'Kernel panic|Oops:|BUG:' <<<"$1" | head -n1 | sed 's/^\[[ 0-9.]*\] //')"
 	fi
@@ -256,13 +258,7 @@ while :; do
 	if ((!started && qrc == 1)); then
 		qemu_err=$(grep -aE "^$(basename -- "$QEMU"): " <<<"$clean" | grep -av ': warning: ' | head -n1 || true)
 	fi
-	if [[ -n $qemu_err ]]; then
-		log "error: qemu did not start: ${qemu_err#*: }"
-		[[ $qemu_err != *'host forwarding'* ]] ||
-			log "a host port of VM_HOSTFWD ($VM_HOSTFWD) is in use: stop what listens there, or forward another port"
-		exit 125
-	fi
-	if ((!started && attempt <= RETRIES)); then
+	if ((!started && attempt <= RETRIES)) && [[ -z $qemu_err ]]; then
 		if [[ $killed == boot ]]; then
 			why="the guest script did not start within ${BOOT_TMO}s (VM_BOOT_TIMEOUT)"
 		elif ((qrc == 124 || qrc == 137)); then
@@ -305,6 +301,9 @@ if [[ $killed == boot ]]; then
 elif ((qrc == 124 || qrc == 137)); then
 	log "error: VM timed out after ${TMO}s (VM_TIMEOUT) without a VM-TEST-EXIT line"
 	why=124
+elif [[ -n $qemu_err ]]; then
+	log "error: qemu did not start: ${qemu_err#*: }${diag:+; $diag}"
+	why=125
 elif [[ -n $diag ]]; then
 	log "error: $diag (qemu exit $qrc, ${wall}s) before VM-TEST-EXIT"
 	why=125

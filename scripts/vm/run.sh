@@ -6,11 +6,12 @@ set -euo pipefail
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 BIN=${BIN:-$root/target/release/scx_pilot}
 PORT=${SCX_PILOT_PORT:-8080}
+HOST=127.0.0.1 # where the API is forwarded to on this host
 [[ -x $BIN ]] || { echo "run.sh: $BIN not built (run: make build)" >&2; exit 1; }
 # Something already answers there (an agent, another `make run`): say so before the
 # kernel and the boot, rather than as qemu's hostfwd error after them.
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-	echo "run.sh: 127.0.0.1:$PORT is already in use (another scx_pilot or make run?);" \
+if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
+	echo "run.sh: $HOST:$PORT is already in use (another scx_pilot or make run?);" \
 		"stop it, or forward the API to another port: SCX_PILOT_PORT=8081 make run" >&2
 	exit 1
 fi
@@ -20,8 +21,8 @@ trap 'rm -f "$initrd"' EXIT
 "$root/scripts/vm/initramfs.sh" "$initrd" "$root/scripts/vm/guest-run.sh" "$BIN" >&2
 cat >&2 <<MSG
 run.sh: booting $(<"$KERNEL_DIR/version") under qemu (software emulation, so everything is slower)
-run.sh: the API will answer on http://127.0.0.1:$PORT  e.g.  curl -s 127.0.0.1:$PORT/api/v1/metrics
+run.sh: the API will answer on http://$HOST:$PORT  e.g.  curl -s $HOST:$PORT/api/v1/metrics
 run.sh: press Ctrl-A then x to stop the VM
 MSG
-VM_APPEND="AGENT=$BIN -- $*" VM_HOSTFWD="tcp:127.0.0.1:$PORT-:8080" VM_TIMEOUT=${VM_TIMEOUT:-86400} \
+VM_APPEND="AGENT=$BIN -- $*" VM_HOSTFWD="tcp:$HOST:$PORT-:8080" VM_TIMEOUT=${VM_TIMEOUT:-86400} \
 	exec "$root/scripts/vm/boot.sh" "$initrd"
