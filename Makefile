@@ -32,14 +32,15 @@ build: deps
 	$(CARGO) build --release --locked
 
 # On a kernel with sched_ext: run the agent here. Otherwise boot the sched_ext
-# VM with the agent inside and forward its API to localhost:8080.
+# VM with the agent inside and forward its API to localhost:8080 (exec: run.sh
+# is make's own child, so a make that is killed stops the VM; see run.sh).
 run: build
 	@if [ -d /sys/kernel/sched_ext ]; then \
 		echo "make run: sched_ext found, starting $(BIN) (Ctrl-C stops it)"; \
 		$(AS_ROOT) $(BIN) $(ARGS); \
 	else \
 		echo "make run: this kernel ($$(uname -r)) has no sched_ext; running scx_pilot in a VM with a kernel that has it"; \
-		scripts/deps.sh vm && scripts/vm/run.sh $(ARGS); \
+		scripts/deps.sh vm && exec scripts/vm/run.sh $(ARGS); \
 	fi
 
 test:

@@ -52,8 +52,10 @@
 # loop. The kernel runs with oops=panic so this ends the VM; boot.sh names the cause.
 #
 # Exit status: the guest script's exit code from the "VM-TEST-EXIT=<rc>" console line;
-# 124 when the VM timed out; 125 when the VM stopped without that line (kernel panic,
-# crash of /init, qemu error). In both failure cases the last 60 log lines go to stderr.
+# 0 when it was stopped from the console (Ctrl-A x); 124 when the VM timed out; 125 when
+# the VM stopped without that line (kernel panic, crash of /init, qemu error); 128+n on
+# signal n (SIGTERM, SIGINT, SIGHUP), which stops qemu too. In both failure cases the
+# last 60 log lines go to stderr.
 set -euo pipefail
 PROG=boot.sh
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -107,13 +109,29 @@ fi
 # (another boot.sh truncating it). VM_LOG is written in append mode for the same reason.
 CAP=$(mktemp "${TMPDIR:-/tmp}/scx_pilot-vm-console.XXXXXX")
 PIDF=$CAP.pid KILLED=$CAP.killed
-wd=''
+wd='' qpid=''
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
 	if [[ -n $wd ]]; then kill "$wd" 2>/dev/null || true; fi
 	rm -f -- "$CAP" "$PIDF" "$KILLED"
 }
 trap cleanup EXIT
+# stop_vm SIGNAL NUMBER: boot.sh (or `make run`, which execs it) was told to stop: stop
+# qemu with it, rather than leave a VM running that holds its VM_HOSTFWD ports.
+# shellcheck disable=SC2317 # invoked by the signal traps
+stop_vm() {
+	trap '' TERM INT HUP
+	if [[ -n $qpid ]]; then
+		# timeout relays the signal to qemu, and kills it 10 s later if it is still there.
+		kill -TERM "$qpid" 2>/dev/null || true
+		wait "$qpid" 2>/dev/null || true
+		log "stopped by SIG$1; the VM was shut down"
+	fi
+	exit $((128 + $2))
+}
+trap 'stop_vm TERM 15' TERM
+trap 'stop_vm INT 2' INT
+trap 'stop_vm HUP 1' HUP
 
 # allowed_cpus: the host CPUs this process may run on, one per line (its affinity list
 # "0-1,4" expanded), so that pinning stays inside a cpuset.
@@ -168,6 +186,8 @@ watchdog() {
 	local pid='' t=0 started=0 done_at=0 pinned=$((!PIN))
 	while sleep 1; do
 		((t++))
+		# boot.sh was killed outright (no cleanup ran); qemu goes with it (see timeout_cmd).
+		kill -0 "$$" 2>/dev/null || return 0
 		if [[ -z $pid ]]; then
 			pid=$(cat -- "$PIDF" 2>/dev/null)
 			[[ -n $pid ]] || continue
@@ -198,7 +218,9 @@ qemu_cmd=("$QEMU" -accel "$ACCEL" -cpu max -smp "$CPUS" -m "$MEM"
 	-nographic -no-reboot
 	-kernel "$KDIR/vmlinuz" -initrd "$INITRD" -append "$APPEND"
 	-netdev "user,id=n0${VM_HOSTFWD:+,hostfwd=$VM_HOSTFWD}" -device "virtio-net-pci,netdev=n0,romfile=")
-timeout_cmd=(timeout -k 10)
+# --pdeathsig: should this shell die without stop_vm (SIGKILL), timeout is told to stop
+# qemu all the same.
+timeout_cmd=(setpriv --pdeathsig TERM timeout -k 10)
 if [[ -t 0 ]]; then
 	# Interactive: console and monitor multiplexed on the terminal (Ctrl-A x quits).
 	# --foreground keeps qemu in the terminal's process group so it can read the tty.
@@ -236,21 +258,34 @@ while :; do
 	start=$(date +%s.%N)
 	watchdog &
 	wd=$!
+	# qemu runs in the background and this shell waits for it: a signal interrupts
+	# `wait` and runs stop_vm at once, where bash would defer it until a foreground
+	# qemu exited by itself. The explicit <&3 keeps the terminal as qemu's stdin.
+	exec 4> >(tee -a -- "$CAP" "$LOG")
+	teepid=$!
+	"${timeout_cmd[@]}" "$TMO" "${qemu_cmd[@]}" <&3 >&4 2>&1 &
+	qpid=$!
 	set +e
-	"${timeout_cmd[@]}" "$TMO" "${qemu_cmd[@]}" <&3 2>&1 | tee -a -- "$CAP" "$LOG"
-	statuses=("${PIPESTATUS[@]}")
+	wait "$qpid"
+	qrc=$?
 	set -e
+	qpid=''
+	exec 4>&-
+	wait "$teepid" || true
 	kill "$wd" 2>/dev/null || true
 	wait "$wd" 2>/dev/null || true
 	wd=''
 	end=$(date +%s.%N)
-	qrc=${statuses[0]}
 	wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
 	killed=$(cat -- "$KILLED" 2>/dev/null || true)
 	clean=$(tr -d '\r' <"$CAP")
 	started=0
 	grep -qa 'VM-GUEST-START' <<<"$clean" && started=1
 	diag=$(diagnose "$clean")
+	# Ctrl-A x on the console (interactive, -serial mon:stdio): qemu says so and exits 0.
+	# The user stopped the VM, as `make run` tells them to: not a failure, no retry.
+	quit=0
+	((qrc == 0)) && grep -qa 'QEMU: Terminated$' <<<"$clean" && quit=1
 
 	# qemu refusing its own command line or options (a host port of VM_HOSTFWD in
 	# use, a missing file) fails the same way on every attempt: no retry.
@@ -258,7 +293,7 @@ while :; do
 	if ((!started && qrc == 1)); then
 		qemu_err=$(grep -aE "^$(basename -- "$QEMU"): " <<<"$clean" | grep -av ': warning: ' | head -n1 || true)
 	fi
-	if ((!started && attempt <= RETRIES)) && [[ -z $qemu_err ]]; then
+	if ((!started && !quit && attempt <= RETRIES)) && [[ -z $qemu_err ]]; then
 		if [[ $killed == boot ]]; then
 			why="the guest script did not start within ${BOOT_TMO}s (VM_BOOT_TIMEOUT)"
 		elif ((qrc == 124 || qrc == 137)); then
@@ -295,6 +330,10 @@ if ((started)) && [[ -n $rc_line ]]; then
 	exit "$rc"
 fi
 
+if ((quit)); then
+	log "the VM was stopped from its console (Ctrl-A x) after ${wall}s"
+	exit 0
+fi
 if [[ $killed == boot ]]; then
 	log "error: the guest script did not start within ${BOOT_TMO}s (VM_BOOT_TIMEOUT), $attempt attempt(s)"
 	why=124
