@@ -216,3 +216,49 @@ fn a_stop_from_the_console_is_not_an_error() {
         .count();
     assert_eq!(attempts, 1, "not booted again: {err}");
 }
+
+/// A stand-in qemu whose first boot starts the guest script and then hits the
+/// int3 race; the next boots run the script to its end. Returns boot.sh's exit
+/// code, stderr and how many times qemu started.
+fn int3_after_start(restart: &str) -> (Option<i32>, String, usize) {
+    let dir = TempDir::new("vm_scripts");
+    let calls = dir.join("calls");
+    let qemu = format!(
+        "echo x >> '{calls}'\n\
+         echo 'VM-GUEST-START uptime=1.00'\n\
+         if [ \"$(wc -l < '{calls}')\" -eq 1 ]; then\n\
+         echo '[    9.54] Oops: int3: 0000 [#1] SMP NOPTI'\n\
+         echo '[    9.56] Kernel panic - not syncing: Fatal exception in interrupt'\n\
+         exit 0\nfi\n\
+         echo 'VM-TEST-EXIT=0'\nexit 0\n",
+        calls = calls.display()
+    );
+    let out = boot_sh(&dir, &qemu)
+        .env("VM_BOOT_RETRIES", "2")
+        .env("VM_RESTART_ON_INT3", restart)
+        .output()
+        .expect("run scripts/vm/boot.sh");
+    let starts = std::fs::read_to_string(&calls)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    (out.status.code(), stderr(&out), starts)
+}
+
+/// `make run` sets VM_RESTART_ON_INT3: the agent starts again in a fresh VM.
+#[test]
+fn make_run_restarts_a_vm_the_int3_race_stopped() {
+    let (code, err, starts) = int3_after_start("1");
+    assert_eq!(code, Some(0), "stderr: {err}");
+    assert_eq!(starts, 2, "stderr: {err}");
+    assert!(err.contains("starting the VM again"), "stderr: {err}");
+}
+
+/// A test's checks already ran once: the race fails it, named, with no second run.
+#[test]
+fn a_test_vm_the_int3_race_stopped_fails() {
+    let (code, err, starts) = int3_after_start("0");
+    assert_eq!(code, Some(125), "stderr: {err}");
+    assert_eq!(starts, 1, "stderr: {err}");
+    assert!(err.contains("Oops: int3"), "names the race: {err}");
+}

@@ -25,6 +25,9 @@
 #   VM_BOOT_RETRIES    extra boot attempts when the VM dies or hangs BEFORE the guest
 #                script started (default 2); failures after it started, and qemu's own
 #                start-up errors (a VM_HOSTFWD port in use), are never retried
+#   VM_RESTART_ON_INT3 1 also retries (within VM_BOOT_RETRIES) a VM whose guest hit the
+#                int3 race below AFTER its script started, when the script can simply start
+#                again (`make run`); 0 (default): a test's checks already ran, so it fails.
 #   VM_POWEROFF_GRACE  seconds qemu may take to exit after VM-TEST-EXIT before it is
 #                killed (default 20); the guest's exit code still counts then
 #   VM_RT_TIMERS 1 (default) runs qemu's main-loop thread at host SCHED_FIFO 1; 0 leaves
@@ -86,6 +89,8 @@ LOG=${VM_LOG:-/tmp/scx_pilot-vm.log}
 ACCEL=${VM_ACCEL:-tcg}
 BOOT_TMO=${VM_BOOT_TIMEOUT:-180}
 RETRIES=${VM_BOOT_RETRIES:-2}
+RESTART_INT3=${VM_RESTART_ON_INT3:-0}
+[[ $RESTART_INT3 == [01] ]] || die "VM_RESTART_ON_INT3 must be 0 or 1"
 GRACE=${VM_POWEROFF_GRACE:-20}
 RT_TIMERS=${VM_RT_TIMERS:-1}
 [[ $RT_TIMERS == [01] ]] || die "VM_RT_TIMERS must be 0 or 1"
@@ -292,6 +297,11 @@ while :; do
 	qemu_err=''
 	if ((!started && qrc == 1)); then
 		qemu_err=$(grep -aE "^$(basename -- "$QEMU"): " <<<"$clean" | grep -av ': warning: ' | head -n1 || true)
+	fi
+	if ((started && RESTART_INT3 && !quit && attempt <= RETRIES)) &&
+		grep -qa 'Oops: int3' <<<"$clean" && ! grep -qa 'VM-TEST-EXIT=' <<<"$clean"; then
+		warn "the guest kernel hit the emulator's text-patching race ('Oops: int3') after ${wall}s; starting the VM again (attempt $((attempt + 1)))"
+		continue
 	fi
 	if ((!started && !quit && attempt <= RETRIES)) && [[ -z $qemu_err ]]; then
 		if [[ $killed == boot ]]; then
