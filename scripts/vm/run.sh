@@ -30,10 +30,10 @@ run.sh: the API will answer on http://$HOST:$PORT  e.g.  curl -s $HOST:$PORT/api
 run.sh: press Ctrl-A then x to stop the VM
 MSG
 # --pdeathsig: `make` does not pass a SIGTERM on to its recipe; when whatever started
-# this dies, boot.sh is told to stop, and stops the VM, which would otherwise keep running
-# and hold the port.
+# this dies, boot.sh gets a hangup and stops the VM, which would otherwise keep running
+# and hold the port (a hangup, so that `nohup` still keeps a VM running on purpose).
 # VM_RESTART_ON_INT3: the emulator's text-patching race (boot.sh) hit about one start in
 # 25, as the scheduler attaches; the agent here just starts again in a fresh VM.
 VM_APPEND="AGENT=$BIN -- $*" VM_HOSTFWD="tcp:$HOST:$PORT-:8080" VM_TIMEOUT=${VM_TIMEOUT:-86400} \
 	VM_RESTART_ON_INT3=${VM_RESTART_ON_INT3:-1} \
-	exec setpriv --pdeathsig TERM "$root/scripts/vm/boot.sh" "$initrd"
+	exec setpriv --pdeathsig HUP "$root/scripts/vm/boot.sh" "$initrd"
