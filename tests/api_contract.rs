@@ -1004,6 +1004,8 @@ async fn health_reflects_mode_attachment_and_sample_age() {
     assert_rfc3339_utc(&body["timestamp"]);
     assert_eq!(body["mode"], json!("api-only"));
     assert_eq!(body["components"]["scheduler"]["status"], json!("disabled"));
+    // No scheduler of ours: the kernel's own applies every cgroup control.
+    assert!(body["components"]["scheduler"].get("cgroup_cpu").is_none());
     assert_eq!(
         body["components"]["kubernetes"]["status"],
         json!("not configured")
@@ -1036,6 +1038,11 @@ async fn health_reflects_mode_attachment_and_sample_age() {
     assert_eq!(sched["attached"], json!(true));
     assert_eq!(sched["ops_name"], json!("pilot"));
     assert_eq!(sched["strategy_pids"], json!(3));
+    // What the README promises an operator: pod CPU limits are not enforced.
+    assert_eq!(
+        sched["cgroup_cpu"],
+        json!({"weights_honoured": true, "limits_enforced": false})
+    );
     assert_eq!(
         assert_rfc3339_utc(&body["components"]["sampler"]["last_sample_at"]).timestamp_millis(),
         now.timestamp_millis()

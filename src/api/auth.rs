@@ -36,6 +36,7 @@ use futures_util::{future::MapOk, TryFutureExt};
 
 use super::cors::{CrossOriginWrite, WriteOrigins};
 use super::credentials::{Accepted, Credential};
+use super::endpoints::wrong_method;
 use super::error::ApiError;
 use super::rate_limit::Buckets;
 use super::token::TOKEN_PATH;
@@ -280,7 +281,11 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let method = req.method();
         let read = is_read(method);
-        let checked = !read || (self.reads_checked && *method != Method::OPTIONS);
+        // A method its route does not serve gets the router's 405 and its Allow
+        // list, not a 401 that sends the client after a token for a call that
+        // cannot exist. An unknown path stays checked: fail closed.
+        let served_write = !read && !wrong_method(method.as_str(), req.path());
+        let checked = served_write || (read && self.reads_checked && *method != Method::OPTIONS);
         let guard = if checked {
             req.app_data::<web::Data<WriteGuard>>().cloned()
         } else {

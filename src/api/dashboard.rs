@@ -2,7 +2,7 @@
 //! SVG charts, no external resources) embedded in the binary, which polls the
 //! JSON API once a second. Hand-written SVG rather than a charting library:
 //! the charts are a few polylines, so the whole page stays one small file
-//! (about 31 KB) with nothing to vendor, update or fetch from a CDN.
+//! (about 33 KB) with nothing to vendor, update or fetch from a CDN.
 
 use actix_web::http::header;
 use actix_web::HttpResponse;

@@ -112,6 +112,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
 ];
 
+/// Whether `path` is a route of the API that `method` is not served on: the
+/// router answers 405 whatever the request carries, and nothing runs.
+pub fn wrong_method(method: &str, path: &str) -> bool {
+    let mut on_path = ENDPOINTS.iter().filter(|e| e.path == path).peekable();
+    on_path.peek().is_some() && on_path.all(|e| e.method != method)
+}
+
 /// Methods served on `path`, as an `Allow` header value.
 pub fn allowed_methods(path: &str) -> String {
     ENDPOINTS

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::{ApiState, Endpoint, DASHBOARD_PATH, ENDPOINTS, SERVICE_NAME};
-use crate::sched::{DispatcherStatus, Mode};
+use crate::sched::{CgroupCpu, DispatcherStatus, Mode};
 use crate::timefmt::{now, rfc3339, rfc3339_ms};
 
 #[derive(Serialize, ToSchema)]
@@ -33,6 +33,11 @@ pub struct SchedulerHealth {
     pub strategy_pids: usize,
     /// The user-space dispatcher (--dispatch user only).
     pub dispatcher: Option<DispatcherStatus>,
+    /// The cgroup CPU controls the scheduler honours (pod CPU limits are not
+    /// enforced while it runs); absent in api-only mode, where the kernel's
+    /// own scheduler applies them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup_cpu: Option<CgroupCpu>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -159,6 +164,7 @@ pub async fn health(state: web::Data<ApiState>) -> HttpResponse {
                 last_exit_dump: st.last_exit_dump.clone(),
                 strategy_pids: st.strategy_pids,
                 dispatcher: st.dispatcher.clone(),
+                cgroup_cpu: st.mode.runs_scheduler().then(|| st.cgroup_cpu.clone()),
             },
             sampler: SamplerHealth {
                 status: sampler_status,

@@ -15,5 +15,5 @@ pub(crate) mod user_policy;
 
 pub use libbpf_log::forward_bpf_logs;
 pub use scheduler::{Channels, RunExit, SchedConfig, Scheduler};
-pub use status::{DispatcherStatus, Mode, SchedulerStatus, StatusCell};
+pub use status::{CgroupCpu, DispatcherStatus, Mode, SchedulerStatus, StatusCell};
 pub use strategy_map::StrategyMapWriter;
