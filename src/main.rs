@@ -1,6 +1,6 @@
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
 use anyhow::Context;
@@ -52,18 +52,28 @@ fn run(opts: Opts) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A signal this soon after the first is the same request delivered twice:
+/// `timeout` and some supervisors signal the process and then its process
+/// group, which holds the process too. A person's second Ctrl-C comes later.
+const DUPLICATE_SIGNAL_WINDOW: Duration = Duration::from_millis(500);
+
 /// The one owner of SIGINT/SIGTERM (actix's own handling is disabled). A
 /// second signal while stopping exits at once; the kernel then detaches the
 /// scheduler as the process's BPF links close.
 fn install_signal_handler() -> anyhow::Result<Receiver<()>> {
     let (signal_tx, signal_rx) = crossbeam_channel::bounded::<()>(1);
-    let signalled = AtomicBool::new(false);
-    ctrlc::set_handler(move || {
-        if signalled.swap(true, Ordering::SeqCst) {
+    let mut first: Option<Instant> = None;
+    // ctrlc runs this on one thread of its own, one signal after the other.
+    ctrlc::set_handler(move || match first {
+        None => {
+            first = Some(Instant::now());
+            let _ = signal_tx.try_send(());
+        }
+        Some(at) if at.elapsed() < DUPLICATE_SIGNAL_WINDOW => {}
+        Some(_) => {
             eprintln!("scx_pilot: second signal while stopping, exiting now");
             std::process::exit(1);
         }
-        let _ = signal_tx.try_send(());
     })
     .context("installing the SIGINT/SIGTERM handler")?;
     Ok(signal_rx)
@@ -227,7 +237,7 @@ fn wait(opts: &Opts, running: &Running, signal_rx: &Receiver<()>) -> StopCause {
         .collect();
     let status = &running.status;
     let mut ready = false;
-    let poll = crossbeam_channel::tick(std::time::Duration::from_millis(20));
+    let poll = crossbeam_channel::tick(Duration::from_millis(20));
     let no_poll = crossbeam_channel::never();
     loop {
         if !ready && (opts.api_only || status.get().attached) {

@@ -288,6 +288,43 @@ fn sigterm_after_traffic_exits_zero() {
     TcpListener::bind(("127.0.0.1", agent.port())).expect("port released after exit");
 }
 
+/// `timeout 60 scx_pilot` signals the process and then its process group,
+/// which holds it too: one stop asked for twice at once is still a clean stop.
+#[test]
+fn a_signal_delivered_twice_at_once_is_one_clean_stop() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("api_e2e_twice");
+    // A process group of its own, as timeout makes one, so that signalling the
+    // group does not reach this test.
+    let mut agent = Agent::start_with("127.0.0.1:0", &dir.join("state"), &[], |cmd| {
+        cmd.process_group(0);
+    });
+    // A request in flight (its body half sent) keeps the agent stopping while
+    // the second signal comes: without one it is gone within milliseconds.
+    let addr = agent.addr().to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "POST /api/v1/metrics HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = agent.child.id() as i32;
+    // What timeout does: the child, then the group, a moment apart.
+    // SAFETY: kill(2) on our own child and the process group it leads.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(unsafe { libc::kill(-pid, libc::SIGTERM) }, 0);
+    drop(conn);
+    assert_eq!(agent.wait_exit(), Some(0), "{}", agent.stderr_text());
+    let log = agent.stderr_text();
+    assert!(!log.contains("second signal"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
 #[test]
 fn port_in_use_is_one_clear_line_and_nonzero_exit() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
