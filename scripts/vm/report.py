@@ -17,7 +17,10 @@ PLAIN_VS_EEVDF_P50 = 3
 USER_P95_VS_EEVDF_P99 = 1.0
 # How far the priority probe's percentile may trail the plain one's where both
 # take the same path at that percentile (see the checks): the emulator's noise.
-PRIO_VS_PLAIN = 1.25
+# 1.25 failed a clean clone of 495b1bd at p90 (292 against 231 us, 1.26x) whose
+# scheduler code had passed at 1.05x (247 against 236) that day; a priority
+# task that waited for a slice end again would be several times over 1.5.
+PRIO_VS_PLAIN = 1.5
 
 
 def parse(lines):
@@ -98,7 +101,7 @@ def main():
     # cores with whatever else runs) lands on both kinds of rounds alike,
     # since they alternate. Plain wakers preempt hogs too (EEVDF-style), so
     # beside plain hogs the priority probe takes the same path as the plain
-    # one: p50 and p90 must be no worse (25 %), and p99, which is the
+    # one: p50 and p90 must be no worse (PRIO_VS_PLAIN), and p99, which is the
     # emulator's own tail for both (1.0-4.1 ms per round either way, one
     # boot, eight rounds each), is a figure. What only a priority strategy
     # buys is the long-slice check below.
