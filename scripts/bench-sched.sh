@@ -20,7 +20,9 @@
 # Environment: BOOTS (default 3), LOAD_SETTLE_S (most seconds to wait before
 # each boot for the host's 1-min load to fall to 0.5, default 150), DURATION
 # (seconds per latency run, default 6), ROUNDS (times each contender runs in a
-# boot, alternately in reverse order, pooled; default 2), NO_PEERS=1 to skip
+# boot, alternately in reverse order, pooled; default 2), HACKBENCH_RUNS
+# (hackbench runs per contender and round, all of a boot pooled into one
+# median; default 5: single runs spread by up to 15%), NO_PEERS=1 to skip
 # building the peer schedulers, PEER_VERSION (default 1.1.4), FLOOR (the
 # scx_floor binary, default examples/scx_floor beside BIN), VM_* of boot.sh
 # (VM_PIN defaults to 1 here: each vCPU on its own host CPU, qemu's timer
@@ -37,7 +39,8 @@ cache=${SCX_PILOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/scx_pilot}
 peers_root=$cache/peers-$PEER_VERSION
 BOOTS=${BOOTS:-3}
 ROUNDS=${ROUNDS:-2}
-for n in BOOTS ROUNDS; do
+HACKBENCH_RUNS=${HACKBENCH_RUNS:-5}
+for n in BOOTS ROUNDS HACKBENCH_RUNS; do
 	[[ ${!n} =~ ^[1-9][0-9]*$ ]] || { echo "bench-sched.sh: $n=${!n} is not a positive number" >&2; exit 1; }
 done
 LOAD_SETTLE_S=${LOAD_SETTLE_S:-150}
@@ -85,7 +88,7 @@ for ((i = 1; i <= BOOTS; i++)); do
 	# A boot the emulator's int3 race kills is booted again (up to three
 	# times): without that, three of the nine runs of 2026-12-03 lost a boot.
 	placed=$work/placement-$i
-	if ! VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ROUNDS=$ROUNDS ${VM_APPEND:-}" \
+	if ! VM_APPEND="AGENT=$BIN PEERS=/peers DURATION=${DURATION:-6} ROUNDS=$ROUNDS HACKBENCH_RUNS=$HACKBENCH_RUNS ${VM_APPEND:-}" \
 		VM_PIN=$PIN VM_PLACEMENT_FILE=$placed VM_TIMEOUT=${VM_TIMEOUT:-1800} boot_retrying "$PROG" "$log" "$work/initramfs.cpio.gz"; then
 		echo "bench-sched.sh: boot $i failed (its log: $out.log); the summary leaves it out" >&2
 		cp "$log" "$out.log" 2>/dev/null || true
