@@ -28,6 +28,7 @@ fn pods(n: usize) -> Vec<PodInfo> {
                     pid: 10_000 + (i * 4 + j) as u32,
                     command: "worker".into(),
                     ppid: 10_000,
+                    container_id: format!("{i:064x}"),
                 })
                 .collect(),
         })

@@ -358,7 +358,7 @@ async fn metrics_batch_bad_input_stores_nothing() {
     );
     let (status, headers, v) = send(&app, get("/api/v1/metrics/batch")).await;
     assert_error(status, &v, StatusCode::METHOD_NOT_ALLOWED, "");
-    assert_eq!(headers.get(header::ALLOW).unwrap(), "POST");
+    assert_eq!(headers.get(header::ALLOW).unwrap(), "POST, OPTIONS");
 }
 
 #[actix_web::test]
@@ -909,12 +909,14 @@ async fn the_scheduler_gets_the_newest_of_the_sets_it_did_not_take() {
     assert!(f.to_scheduler.take().is_none(), "an older set was kept");
 }
 
-/// A /proc with two processes of one pod and one outside pods.
+/// A /proc with two processes of one pod, each in its own container (the
+/// sandbox's `pause` and the app), and one outside pods.
 fn fake_proc(name: &str) -> TempDir {
     let dir = TempDir::new(name);
     let root = dir.path();
     let uid = "65979e01-4cb1-4d08-9dba-45530253ff00";
     let cid = "5148a146ffbbe8672f11494843d54b8769d2eccc677c02027fc09aba192e3c67";
+    let app_cid = "9f2c0a1b7e3d4c5b6a79881706f5e4d3c2b1a0f9e8d7c6b5a4938271605f4e3d";
     let add = |pid: u32, comm: &str, ppid: u32, cgroup: String| {
         let d = root.join(pid.to_string());
         std::fs::create_dir_all(&d).unwrap();
@@ -928,7 +930,7 @@ fn fake_proc(name: &str) -> TempDir {
     };
     let uid_us = uid.replace('-', "_");
     add(717720, "pause", 717576, format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_us}.slice/cri-containerd-{cid}.scope\n"));
-    add(718001, "loki", 717576, format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_us}.slice/cri-containerd-{cid}.scope\n"));
+    add(718001, "loki", 717576, format!("0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_us}.slice/cri-containerd-{app_cid}.scope\n"));
     add(900, "sshd", 1, "0::/system.slice/ssh.service\n".into());
     dir
 }
@@ -950,19 +952,32 @@ async fn pods_pids_documented_shape_from_a_proc_root() {
         json!("Pod-PID mappings retrieved successfully")
     );
     assert_rfc3339_utc(&body["timestamp"]);
+    // One entry per pod, as the contract's example: its containers' processes
+    // together, the first one's container at the top, each process's own.
+    let pause_cid = "5148a146ffbbe8672f11494843d54b8769d2eccc677c02027fc09aba192e3c67";
+    let app_cid = "9f2c0a1b7e3d4c5b6a79881706f5e4d3c2b1a0f9e8d7c6b5a4938271605f4e3d";
     assert_eq!(
         body["pods"],
         json!([{
             "pod_name": "",
             "namespace": "",
             "pod_uid": "65979e01-4cb1-4d08-9dba-45530253ff00",
-            "container_id": "5148a146ffbbe8672f11494843d54b8769d2eccc677c02027fc09aba192e3c67",
+            "container_id": pause_cid,
             "processes": [
-                {"pid": 717720, "command": "pause", "ppid": 717576},
-                {"pid": 718001, "command": "loki", "ppid": 717576}
+                {"pid": 717720, "command": "pause", "ppid": 717576, "container_id": pause_cid},
+                {"pid": 718001, "command": "loki", "ppid": 717576, "container_id": app_cid}
             ]
         }])
     );
+    let data_pods = body["data"]["pods"].as_array().unwrap();
+    assert_eq!(data_pods.len(), 1, "{body}");
+    let containers: Vec<_> = data_pods[0]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["container_id"].clone())
+        .collect();
+    assert_eq!(containers, [json!(pause_cid), json!(app_cid)]);
 }
 
 #[actix_web::test]
@@ -1163,6 +1178,18 @@ async fn unknown_routes_404_and_wrong_methods_405_with_allow() {
     }
     let (status, _, body) = send(&app, test::TestRequest::post().uri("/nope").to_request()).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "POST /nope");
+    // A client whose base URL ends in '/' asks for `//api/v1/...`: served as
+    // the route it names (the original server redirected there).
+    for path in [
+        "//api/v1/scheduling/strategies",
+        "/api//v1/metrics",
+        "//health",
+    ] {
+        let (status, _, body) = send(&app, get(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (status, _, body) = send(&app, get("//nope")).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "/nope");
 
     let mut paths: Vec<&str> = ENDPOINTS.iter().map(|e| e.path).collect();
     paths.dedup();
@@ -1172,6 +1199,8 @@ async fn unknown_routes_404_and_wrong_methods_405_with_allow() {
             .filter(|e| e.path == path)
             .map(|e| e.method)
             .collect();
+        // What a preflight answers too: OPTIONS is served on every path.
+        let allow = format!("{}, OPTIONS", allowed.join(", "));
         for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
             if allowed.contains(&method) {
                 continue;
@@ -1184,7 +1213,7 @@ async fn unknown_routes_404_and_wrong_methods_405_with_allow() {
             assert_error(status, &body, StatusCode::METHOD_NOT_ALLOWED, "not allowed");
             assert_eq!(
                 headers.get(header::ALLOW).unwrap().to_str().unwrap(),
-                allowed.join(", "),
+                allow,
                 "{method} {path}"
             );
         }
@@ -1222,6 +1251,8 @@ async fn cors_is_for_reads_only() {
         headers.get(header::ACCESS_CONTROL_ALLOW_METHODS).unwrap(),
         "GET, POST, OPTIONS"
     );
+    // The route's own methods, as a 405 there lists them.
+    assert_eq!(headers.get(header::ALLOW).unwrap(), "GET, POST, OPTIONS");
     let req = test::TestRequest::post()
         .uri("/api/v1/metrics")
         .insert_header((header::ORIGIN, "http://dashboard.example"))

@@ -252,7 +252,7 @@ fn real_client_every_endpoint_and_error_class() {
         None,
     );
     err(s, &v, 405, "DELETE");
-    assert_eq!(allow.as_deref(), Some("GET, POST"));
+    assert_eq!(allow.as_deref(), Some("GET, POST, OPTIONS"));
     let (s, _, v) = request(
         "POST",
         &agent.url("/api/v1/scheduling/strategies"),

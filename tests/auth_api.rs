@@ -158,11 +158,15 @@ async fn writes_need_the_bearer_token_reads_do_not() {
     // not: no such call exists, so there is nothing to authorize (a 401 sent
     // clients after a token for it, even on open routes such as /health).
     for (method, path, allow) in [
-        ("DELETE", "/api/v1/scheduling/strategies", "GET, POST"),
-        ("PUT", "/api/v1/scheduling/strategies", "GET, POST"),
-        ("POST", "/health", "GET"),
-        ("POST", "/livez", "GET"),
-        ("PATCH", "/api/v1/openapi.json", "GET"),
+        (
+            "DELETE",
+            "/api/v1/scheduling/strategies",
+            "GET, POST, OPTIONS",
+        ),
+        ("PUT", "/api/v1/scheduling/strategies", "GET, POST, OPTIONS"),
+        ("POST", "/health", "GET, OPTIONS"),
+        ("POST", "/livez", "GET, OPTIONS"),
+        ("PATCH", "/api/v1/openapi.json", "GET, OPTIONS"),
     ] {
         for auth in [None, Some(good.as_str())] {
             let mut req = test::TestRequest::default()

@@ -131,11 +131,7 @@ fn same_origin(origin: &str, host: &str) -> bool {
 /// the real request; the origin is granted by the CORS layer (reads) or here
 /// (a `--cors-write-origin` origin).
 pub async fn preflight(req: HttpRequest) -> HttpResponse {
-    let allow = req
-        .match_pattern()
-        .map(|p| super::allowed_methods(&p))
-        .filter(|m| !m.is_empty())
-        .map_or_else(|| "OPTIONS".to_string(), |m| format!("{m}, OPTIONS"));
+    let allow = super::allowed_methods(&req.match_pattern().unwrap_or_default());
     let mut res = HttpResponse::NoContent();
     res.insert_header((header::ALLOW, allow))
         .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS))

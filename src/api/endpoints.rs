@@ -119,12 +119,14 @@ pub fn wrong_method(method: &str, path: &str) -> bool {
     on_path.peek().is_some() && on_path.all(|e| e.method != method)
 }
 
-/// Methods served on `path`, as an `Allow` header value.
+/// Methods served on `path`, as an `Allow` header value (405 answers and
+/// preflights): its routes' methods, then OPTIONS, which every path answers.
 pub fn allowed_methods(path: &str) -> String {
     ENDPOINTS
         .iter()
         .filter(|e| e.path == path)
         .map(|e| e.method)
+        .chain(["OPTIONS"])
         .collect::<Vec<_>>()
         .join(", ")
 }

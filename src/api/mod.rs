@@ -172,7 +172,8 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     })
 }
 
-/// The whole application: routes, 404, CORS, JSON errors, request log.
+/// The whole application: routes, 404, CORS, JSON errors, request log,
+/// repeated slashes in paths merged.
 pub fn app(
     state: web::Data<ApiState>,
     config: &ApiConfig,
@@ -198,4 +199,11 @@ pub fn app(
             cors::read_layer(&cors_origin),
         ))
         .wrap(Finish { state })
+        // Gthulhu's clients join a configured base URL and a path without
+        // trimming: a base ending in '/' asks for `//api/v1/...`, which the
+        // original server answered (by a redirect). Runs first, so every layer
+        // sees the merged path; a trailing slash still names no route.
+        .wrap(actix_web::middleware::NormalizePath::new(
+            actix_web::middleware::TrailingSlash::MergeOnly,
+        ))
 }

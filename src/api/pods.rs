@@ -20,7 +20,7 @@ pub struct PodsResponse {
     #[schema(example = "Pod-PID mappings retrieved successfully")]
     pub message: &'static str,
     pub timestamp: String,
-    /// One entry per pod container with processes; `[]` when there are none.
+    /// One entry per pod with processes; `[]` when there are none.
     pub pods: Vec<PodInfo>,
     /// The same pods in the shape Gthulhu's CLI and decision maker read.
     pub data: PodsData,
@@ -39,7 +39,7 @@ pub struct PodsData {
     pub node_id: String,
 }
 
-/// One pod container, as in `data.pods`.
+/// One pod, as in `data.pods`.
 #[derive(Serialize, ToSchema)]
 pub struct NodePod {
     /// The pod's name (empty when unknown).
@@ -70,7 +70,7 @@ fn node_pods(pods: Vec<PodInfo>) -> Vec<NodePod> {
                     pid: q.pid,
                     ppid: q.ppid,
                     command: q.command,
-                    container_id: p.container_id.clone(),
+                    container_id: q.container_id,
                 })
                 .collect(),
             pod_uid: p.pod_uid,

@@ -31,7 +31,7 @@ use utoipa::ToSchema;
 
 use crate::podmeta::PodDirectory;
 
-/// A process running in a pod's container.
+/// A process running in a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PodProcess {
     pub pid: u32,
@@ -39,9 +39,13 @@ pub struct PodProcess {
     pub command: String,
     /// Parent PID.
     pub ppid: u32,
+    /// Its container's ID (64 hex digits), empty in the pod's own cgroup.
+    pub container_id: String,
 }
 
-/// One container of a pod with its processes (PodInfo of the BSS Metrics API).
+/// One pod with the processes of all its containers (PodInfo of the BSS
+/// Metrics API: one entry per pod, as its example shows `pause` and `loki`
+/// under one pod).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct PodInfo {
     /// Name of the pod (from Kubernetes or `--pods-file`; empty when unknown).
@@ -50,9 +54,26 @@ pub struct PodInfo {
     pub namespace: String,
     /// Pod UID with dashes (a static pod's 32-hex config hash as found in its cgroup).
     pub pod_uid: String,
-    /// Container ID (64 hex digits), empty for processes in the pod's own cgroup.
+    /// The container of its first process (lowest PID: the sandbox's `pause`
+    /// as a rule), as the original reported one per pod; each process names
+    /// its own.
     pub container_id: String,
+    /// Sorted by PID.
     pub processes: Vec<PodProcess>,
+}
+
+impl PodInfo {
+    /// How many containers its processes run in.
+    pub fn containers(&self) -> usize {
+        let mut ids: Vec<&str> = self
+            .processes
+            .iter()
+            .map(|p| p.container_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
 }
 
 /// Pod UID and container ID found in a cgroup path.
@@ -243,28 +264,30 @@ impl ProcSnapshot {
         }
     }
 
-    /// Processes grouped by pod and container, sorted by pod UID, container ID
-    /// and PID; names and namespaces filled from `dir` when it knows the pod.
+    /// Processes grouped by pod, sorted by pod UID and PID; names and
+    /// namespaces filled from `dir` when it knows the pod.
     pub fn pods(&self, dir: Option<&PodDirectory>) -> Vec<PodInfo> {
-        let mut groups: BTreeMap<&PodRef, Vec<PodProcess>> = BTreeMap::new();
+        let mut groups: BTreeMap<&str, Vec<PodProcess>> = BTreeMap::new();
+        // The snapshot is sorted by PID, so each pod's processes are too.
         for p in &self.processes {
             if let Some(pod) = &p.pod {
-                groups.entry(pod).or_default().push(PodProcess {
+                groups.entry(&pod.pod_uid).or_default().push(PodProcess {
                     pid: p.pid,
                     command: p.command.clone(),
                     ppid: p.ppid,
+                    container_id: pod.container_id.clone(),
                 });
             }
         }
         groups
             .into_iter()
-            .map(|(pod, processes)| {
-                let meta = dir.and_then(|d| d.get(&pod.pod_uid));
+            .map(|(pod_uid, processes)| {
+                let meta = dir.and_then(|d| d.get(pod_uid));
                 PodInfo {
                     pod_name: meta.map(|m| m.name.clone()).unwrap_or_default(),
                     namespace: meta.map(|m| m.namespace.clone()).unwrap_or_default(),
-                    pod_uid: pod.pod_uid.clone(),
-                    container_id: pod.container_id.clone(),
+                    pod_uid: pod_uid.to_string(),
+                    container_id: processes[0].container_id.clone(),
                     processes,
                 }
             })

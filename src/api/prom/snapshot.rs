@@ -16,12 +16,9 @@ pub struct PodCounts {
 
 impl PodCounts {
     pub fn of(pods: &[PodInfo]) -> Self {
-        let mut uids: Vec<&str> = pods.iter().map(|p| p.pod_uid.as_str()).collect();
-        uids.sort_unstable();
-        uids.dedup();
         Self {
-            pods: uids.len(),
-            containers: pods.len(),
+            pods: pods.len(),
+            containers: pods.iter().map(PodInfo::containers).sum(),
             processes: pods.iter().map(|p| p.processes.len()).sum(),
         }
     }
