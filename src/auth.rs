@@ -1,9 +1,6 @@
 //! The write token on disk: read it, or create it (random, mode 0600) at first
 //! start. The token itself is never logged or shown in errors.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -78,7 +75,8 @@ pub fn load_or_create(path: &Path) -> Result<(Token, TokenOrigin)> {
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(e),
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = parent {
         crate::secure_fs::ensure_dir(dir).map_err(|e| match e {
             crate::secure_fs::TrustError::Io { .. } => anyhow!(
                 "the token directory: {e}: pass --state-dir (or --token-file) with a directory \
@@ -87,28 +85,23 @@ pub fn load_or_create(path: &Path) -> Result<(Token, TokenOrigin)> {
             e => anyhow!("the token directory: {e}"),
         })?;
     }
+    let dir = parent.unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("the token file {} has no file name", path.display()))?
+        .to_string_lossy();
+    crate::secure_fs::remove_stale_temps(dir, &name);
     let token = Token::random()?;
-    let created = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path);
-    let mut file = match created {
-        Ok(f) => f,
+    // Whole or not at all: an empty file left by a full disk or a crash here
+    // would stop every later start ("the token is shorter than ...").
+    match crate::secure_fs::create_atomically(dir, &name, format!("{}\n", token.0).as_bytes()) {
+        Ok(()) => Ok((token, TokenOrigin::Created)),
         // Someone else created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return read(path).map(|t| (t, TokenOrigin::Existing));
+            read(path).map(|t| (t, TokenOrigin::Existing))
         }
-        Err(e) => {
-            return Err(e).with_context(|| format!("creating the token file {}", path.display()))
-        }
-    };
-    // The umask cannot widen 0600, but make the mode explicit anyway.
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .and_then(|()| writeln!(file, "{}", token.0))
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing the token file {}", path.display()))?;
-    Ok((token, TokenOrigin::Created))
+        Err(e) => Err(e).with_context(|| format!("creating the token file {}", path.display())),
+    }
 }
 
 fn is_not_found(e: &anyhow::Error) -> bool {

@@ -9,8 +9,8 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -332,8 +332,9 @@ fn generate_private_key() -> Result<RsaPrivateKey, JwtError> {
         .map_err(|e| JwtError::GenerateKey(e.to_string()))
 }
 
-/// Write `key` to a new file at `path`; a file left half-written is removed
-/// so that the next start does not find a broken key.
+/// Write `key` to a new file at `path` ([`crate::secure_fs::create_atomically`]):
+/// the file appears whole or not at all, so neither a full disk nor a crash
+/// leaves a broken key for the next start to refuse.
 fn write_new_private_key(path: &Path, key: &RsaPrivateKey) -> Result<(), JwtError> {
     let create_err = |source| JwtError::CreateKey {
         path: path.to_path_buf(),
@@ -342,24 +343,21 @@ fn write_new_private_key(path: &Path, key: &RsaPrivateKey) -> Result<(), JwtErro
     let pem = key
         .to_pkcs1_pem(LineEnding::LF)
         .map_err(|e| JwtError::EncodeKey(e.to_string()))?;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(create_err)?;
-    // The umask cannot widen 0600, but make the mode explicit anyway.
-    let written = file
-        .set_permissions(fs::Permissions::from_mode(0o600))
-        .and_then(|()| file.write_all(pem.as_bytes()))
-        .and_then(|()| file.sync_all());
-    if let Err(e) = written {
-        drop(file);
-        let _ = fs::remove_file(path);
-        return Err(create_err(e));
-    }
-    Ok(())
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .ok_or_else(|| {
+            create_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path has no file name",
+            ))
+        })?;
+    crate::secure_fs::remove_stale_temps(dir, &name);
+    crate::secure_fs::create_atomically(dir, &name, pem.as_bytes()).map_err(create_err)
 }
 
 fn unix_now() -> i64 {
@@ -372,6 +370,7 @@ fn unix_now() -> i64 {
 mod tests {
     use super::*;
     use rsa::pkcs8::EncodePrivateKey;
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::OnceLock;
 

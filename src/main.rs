@@ -119,11 +119,9 @@ fn start(opts: &Opts) -> anyhow::Result<Running> {
         .with_pod_meta(startup.pod_meta.clone())
         .with_sampling(opts.sample_interval(), opts.history_seconds)
         .with_priority_wire(opts.priority_wire)
-        .with_alerts(alerts_handle);
-    if let Some(store) = &startup.store {
-        state = state.with_state_store(store.clone());
-    }
-    let mut state = state.with_strategies(startup.initial.clone());
+        .with_alerts(alerts_handle)
+        .with_state_store(startup.store.clone())
+        .with_strategies(startup.initial.clone());
     if !opts.api_only {
         state = state.with_scheduler_mailbox(to_scheduler.clone());
     }

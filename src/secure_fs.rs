@@ -1,5 +1,5 @@
 //! Files the agent trusts: its state directory, the token and key files, and
-//! atomic replacement of the saved strategy set.
+//! atomic creation and replacement of the files it writes there.
 //!
 //! The agent runs as root and writes into its state directory, so a directory
 //! or file that another user can change (or a symlink someone planted) would
@@ -160,19 +160,55 @@ fn temp_prefix(name: &str) -> String {
     format!(".{name}.tmp-")
 }
 
-/// Replace `dir/name` with `body` atomically: a new temporary file with an
-/// unpredictable name (created with O_EXCL, so a planted file or symlink
-/// cannot be reused), fsync, rename over the old file, fsync the directory.
-/// A crash at any point leaves the old or the new file, never a torn one.
-pub fn replace_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
+/// A new temporary file in `dir` holding `body`, synced: an unpredictable
+/// name (created with O_EXCL, so a planted file or symlink cannot be reused),
+/// mode [`FILE_MODE`]. Dropped (and so removed) on any error.
+fn synced_temp(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
     let mut tmp = tempfile::Builder::new()
         .prefix(&temp_prefix(name))
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE))
         .tempfile_in(dir)?;
     tmp.write_all(body)?;
     tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+/// Replace `dir/name` with `body` atomically: a synced temporary file renamed
+/// over the old one, then the directory synced. A crash at any point leaves
+/// the old or the new file, never a torn one. The directory is opened first:
+/// with descriptors running out (EMFILE) the call then fails before the
+/// rename, and an error always means the old file is still in place (a
+/// failure of the directory's own fsync after the rename excepted: that is
+/// the disk failing).
+pub fn replace_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
+    let dir_handle = File::open(dir)?;
+    let tmp = synced_temp(dir, name, body)?;
     tmp.persist(dir.join(name)).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
+    dir_handle.sync_all()
+}
+
+/// Create `dir/name` holding `body`, unless it exists (an error of kind
+/// `AlreadyExists`, the file untouched): the name appears with the whole body
+/// or not at all, so a crash or a full disk never leaves an empty or partial
+/// secret that the next start would refuse, and a process that loses a race
+/// to create it reads the winner's whole file.
+pub fn create_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
+    let dir_handle = File::open(dir)?;
+    let tmp = synced_temp(dir, name, body)?;
+    tmp.persist_noclobber(dir.join(name)).map_err(|e| e.error)?;
+    dir_handle.sync_all()
+}
+
+/// Move `dir/name` aside to `dir/name.rejected-STAMP` (UTC) and return the new
+/// path: a file the agent cannot use is kept for a person to look at, rather
+/// than overwritten by the next save.
+pub fn set_aside(dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let aside = dir.join(format!("{name}.rejected-{stamp}"));
+    let dir_handle = File::open(dir)?;
+    std::fs::rename(dir.join(name), &aside)?;
+    dir_handle.sync_all()?;
+    Ok(aside)
 }
 
 /// Remove temporary files of `name` that a killed agent left in `dir`.
@@ -244,6 +280,49 @@ mod tests {
         assert!(open_secret(&t.path().join("missing"))
             .unwrap_err()
             .is_not_found());
+    }
+
+    #[test]
+    fn atomic_create_never_replaces_and_leaves_nothing_on_failure() {
+        let t = temp_dir();
+        create_atomically(t.path(), "token", b"first").unwrap();
+        let file = t.path().join("token");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "first");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            FILE_MODE
+        );
+        let e = create_atomically(t.path(), "token", b"second").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "first");
+        // A planted symlink at the name is not followed or replaced.
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        std::os::unix::fs::symlink(&victim, t.path().join("key")).unwrap();
+        assert!(create_atomically(t.path(), "key", b"secret").is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        // No temporary file is left behind by any of it.
+        assert_eq!(remove_stale_temps(t.path(), "token"), 0);
+        assert_eq!(remove_stale_temps(t.path(), "key"), 0);
+    }
+
+    #[test]
+    fn a_file_set_aside_keeps_its_bytes_and_frees_its_name() {
+        let t = temp_dir();
+        std::fs::write(t.path().join("state.json"), "{ torn").unwrap();
+        let aside = set_aside(t.path(), "state.json").unwrap();
+        assert_eq!(aside.parent(), Some(t.path()));
+        let aside_name = aside.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            aside_name.starts_with("state.json.rejected-"),
+            "{aside_name}"
+        );
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), "{ torn");
+        assert!(!t.path().join("state.json").exists());
+        assert!(
+            set_aside(t.path(), "state.json").is_err(),
+            "nothing left to move"
+        );
     }
 
     #[test]

@@ -255,3 +255,42 @@ fn write_rate_limit_answers_429_over_real_http() {
         "{log}"
     );
 }
+
+/// A disk that fills while the token file is written (here a file size limit
+/// of 8 bytes): the start fails, and leaves no partial token file behind that
+/// would stop every later start ("shorter than 16 characters").
+#[test]
+fn a_token_file_is_whole_or_absent_after_a_failed_write() {
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("token_full");
+    let state = dir.join("state");
+    let mut cmd = agent::command(&state);
+    cmd.args(["--api-only", "--listen", "127.0.0.1:0", "--jwt", "off"]);
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs here.
+    unsafe {
+        cmd.pre_exec(|| {
+            // write(2) past the limit fails with EFBIG instead of killing.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            rlimit::Resource::FSIZE.set(8, 8)?;
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started with no room for its token: {err}"
+    );
+    assert!(err.contains("token file"), "{err}");
+    assert!(
+        !state.join("token").exists(),
+        "a partial token file was left"
+    );
+
+    let mut agent = Agent::start(&state, &["--jwt", "off"]);
+    let token = std::fs::read_to_string(state.join("token")).unwrap();
+    assert!(token.trim().len() >= 16, "{token:?}");
+    let (s, _) = post(&agent, "/api/v1/metrics", &metrics(), Some(token.trim()));
+    assert_eq!(s, 200);
+    stop(&mut agent);
+}

@@ -87,10 +87,67 @@ fn a_corrupt_state_file_starts_empty_and_is_replaced_at_the_next_post() {
         "{}",
         a.stderr_text()
     );
+    // The file is kept aside, so the POST below does not destroy the only copy.
+    let aside: Vec<_> = std::fs::read_dir(state.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("strategies.json.rejected-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{}", a.stderr_text());
+    assert_eq!(
+        std::fs::read_to_string(aside[0].path()).unwrap(),
+        "{ not json"
+    );
+    assert!(
+        a.stderr_text()
+            .contains(&aside[0].path().display().to_string()),
+        "the log names where it went: {}",
+        a.stderr_text()
+    );
     let set = json!({"strategies": [{"priority": false, "execution_time": 1_000_000, "command_regex": "^x$"}]});
     assert_eq!(a.post("/api/v1/scheduling/strategies", &set).0, 200);
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(state.path().join("strategies.json")).unwrap())
             .unwrap();
+    assert_eq!(saved["strategies"], set["strategies"]);
+    assert_eq!(
+        std::fs::read_to_string(aside[0].path()).unwrap(),
+        "{ not json"
+    );
+}
+
+/// A state directory that cannot be made at start (a mount not there yet:
+/// here its parent is a file): a POST of strategies is refused, says why and
+/// changes nothing (it answered "saved successfully" and kept the set only
+/// in memory); once the directory can be made, the next POST saves.
+#[test]
+fn strategies_are_refused_until_the_state_directory_can_be_written() {
+    let t = TempDir::new("persist_unwritable");
+    let mount = t.path().join("mnt");
+    std::fs::write(&mount, "not a directory yet").unwrap();
+    let state = mount.join("state");
+    let a = Agent::start(&state, &["--auth", "none", "--jwt", "off"]);
+    let set = json!({"strategies": [{"priority": false, "execution_time": 1_000_000, "command_regex": "^x$"}]});
+    let (code, body) = a.post("/api/v1/scheduling/strategies", &set);
+    assert_eq!(code, 500, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Failed to save")),
+        "{body}"
+    );
+    let config = a.get("/api/v1/scheduling/strategies/config");
+    assert_eq!(config["strategies"], json!([]), "{config}");
+
+    std::fs::remove_file(&mount).unwrap();
+    std::fs::create_dir(&mount).unwrap();
+    let (code, body) = a.post("/api/v1/scheduling/strategies", &set);
+    assert_eq!(code, 200, "{body}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("strategies.json")).unwrap()).unwrap();
     assert_eq!(saved["strategies"], set["strategies"]);
 }

@@ -148,7 +148,7 @@ pub struct Startup {
     pub pod_meta: Arc<crate::podmeta::PodMetaHandle>,
     pub wake: Wake,
     pub pods_file: Option<PodsFile>,
-    pub store: Option<StateStore>,
+    pub store: StateStore,
     /// The set to start with: `--strategy` flags, else the saved set.
     pub initial: StrategySet,
     /// The Kubernetes watcher, when configured.
@@ -164,13 +164,14 @@ pub fn prepare(opts: &crate::cli::Opts) -> anyhow::Result<Startup> {
     pod_meta.set_notify(wake.clone());
 
     let store = match StateStore::open(&opts.state_dir) {
-        Ok(s) => Some(s),
+        Ok(s) => s,
         Err(e @ crate::secure_fs::TrustError::Io { .. }) => {
             log::error!(
-                "state directory {}: {e}; strategy sets will not be saved and POSTs of strategies will fail",
+                "state directory {}: {e}; POSTs of strategies fail until it can be written \
+                 (each one tries again)",
                 opts.state_dir.display()
             );
-            None
+            StateStore::unopened(&opts.state_dir)
         }
         Err(e) => anyhow::bail!("refusing the state directory: {e}"),
     };
@@ -182,7 +183,7 @@ pub fn prepare(opts: &crate::cli::Opts) -> anyhow::Result<Startup> {
         );
         StrategySet::pinned(statics, &opts.proc_root)
     } else {
-        load_saved(store.as_ref(), &opts.proc_root)
+        load_saved(&store, &opts.proc_root)
     };
 
     let (pods_file, kube) = crate::kube::start(&opts.kube_config(), &pod_meta);
@@ -196,48 +197,59 @@ pub fn prepare(opts: &crate::cli::Opts) -> anyhow::Result<Startup> {
     })
 }
 
-/// The saved set, if any and if it still validates.
-fn load_saved(store: Option<&StateStore>, proc_root: &std::path::Path) -> StrategySet {
-    let Some(store) = store else {
-        return Default::default();
+/// The saved set, if any and if it still validates. A file that cannot be
+/// used is moved aside, so the next POST does not overwrite the only copy.
+fn load_saved(store: &StateStore, proc_root: &std::path::Path) -> StrategySet {
+    let saved = match store.load() {
+        Ok(None) => return Default::default(),
+        Ok(Some(saved)) => saved,
+        Err(e) => {
+            reject_saved(store, &format!("{e:#}"));
+            return Default::default();
+        }
     };
-    match store.load() {
-        Ok(None) => Default::default(),
-        Ok(Some(saved)) => {
-            let req = StrategyRequest {
-                strategies: saved.strategies,
-            };
-            // Processes of saved PID strategies may be gone: they stay in the
-            // set (resolving to nothing) rather than costing the whole set.
-            let ctx = ValidationContext {
-                agent_pid: std::process::id(),
-                proc_root,
-                check_processes: false,
-            };
-            match validate(&req, &ctx) {
-                Ok(set) => {
-                    log::info!(
-                        "strategies: loaded {} from {}",
-                        req.strategies.len(),
-                        store.path().display()
-                    );
-                    set.with_start_ticks(saved.pid_start_ticks)
-                }
-                Err(e) => {
-                    log::error!(
-                        "strategies: the saved set in {} is not valid now ({e}); starting with none \
-                         (the file is replaced at the next POST)",
-                        store.path().display()
-                    );
-                    Default::default()
-                }
-            }
+    let req = StrategyRequest {
+        strategies: saved.strategies,
+    };
+    // Processes of saved PID strategies may be gone: they stay in the set
+    // (resolving to nothing) rather than costing the whole set.
+    let ctx = ValidationContext {
+        agent_pid: std::process::id(),
+        proc_root,
+        check_processes: false,
+    };
+    match validate(&req, &ctx) {
+        Ok(set) => {
+            log::info!(
+                "strategies: loaded {} from {}",
+                req.strategies.len(),
+                store.path().display()
+            );
+            set.with_start_ticks(saved.pid_start_ticks)
         }
         Err(e) => {
-            log::error!(
-                "strategies: {e:#}; starting with none (the file is replaced at the next POST)"
+            reject_saved(
+                store,
+                &format!(
+                    "the saved set in {} is not valid now ({e})",
+                    store.path().display()
+                ),
             );
             Default::default()
         }
+    }
+}
+
+/// Start without the saved set, keeping the file for a person to look at.
+fn reject_saved(store: &StateStore, why: &str) {
+    match store.set_aside() {
+        Ok(aside) => log::error!(
+            "strategies: {why}; starting with none; the file is kept as {}",
+            aside.display()
+        ),
+        Err(e) => log::error!(
+            "strategies: {why}; starting with none; moving the file aside failed ({e}): \
+             the next POST of strategies replaces it"
+        ),
     }
 }

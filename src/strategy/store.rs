@@ -50,19 +50,26 @@ impl StateStore {
     /// another user could change, or a symlink, is refused; temporary files a
     /// killed agent left behind are removed.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, TrustError> {
-        let dir = dir.into();
-        secure_fs::ensure_dir(&dir)?;
-        let stale = secure_fs::remove_stale_temps(&dir, STATE_FILE);
+        let store = Self::unopened(dir);
+        secure_fs::ensure_dir(&store.dir)?;
+        let stale = secure_fs::remove_stale_temps(&store.dir, STATE_FILE);
         if stale > 0 {
             log::info!(
                 "removed {stale} temporary file(s) an earlier run left in {}",
-                dir.display()
+                store.dir.display()
             );
         }
-        Ok(Self {
-            dir,
+        Ok(store)
+    }
+
+    /// A store in `dir` that [`StateStore::open`] could not prepare (a mount
+    /// not there yet, a read-only file system): each save tries again, so a
+    /// POST fails while the directory cannot be written and saves once it can.
+    pub fn unopened(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
             boot_id: crate::pods::boot_id(Path::new("/proc")),
-        })
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -75,7 +82,13 @@ impl StateStore {
         let path = self.path();
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // No file, or no directory for it to be in (it could not be made).
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                return Ok(None)
+            }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         let file: StateFile = serde_json::from_slice(&bytes)
@@ -108,9 +121,18 @@ impl StateStore {
         }))
     }
 
+    /// Move the state file aside (see [`secure_fs::set_aside`]), for a file
+    /// that cannot be loaded: the next save must not overwrite the only copy.
+    pub fn set_aside(&self) -> std::io::Result<PathBuf> {
+        secure_fs::set_aside(&self.dir, STATE_FILE)
+    }
+
     /// Write the set atomically ([`secure_fs::replace_atomically`]): a crash
     /// at any point leaves either the old or the new set, never a torn file.
+    /// The directory is checked (created when missing) first, every time: it
+    /// may not have been there at start, or may have been changed since.
     pub fn save(&self, set: &StrategySet) -> std::io::Result<()> {
+        secure_fs::ensure_dir(&self.dir).map_err(std::io::Error::other)?;
         let body = serde_json::to_vec_pretty(&StateFile {
             version: 1,
             saved_at: Utc::now(),
