@@ -184,12 +184,21 @@ fn cluster_strategies_follow_their_resources_in_their_own_namespace() {
     assert!(p.force, "a node's entry is its own: applied with force");
     assert!(p.content_type.contains("apply-patch"), "{}", p.content_type);
 
-    // Changed.
+    // Changed, while the API server fails the first status update: it is
+    // retried, and the node's entry is never removed meanwhile (it was: the
+    // removal patch of the same round went through).
+    stub.fail_patches(1);
     let t = stub.update_strategy("5g", "upf", spec("5ms"));
     latency(&a, t, "changed", |a| slice_of(a, pid) == Some(5_000_000));
     wait_entry(&stub, "5g", "upf", "node-a", |e| {
         e["observedGeneration"] == 2
     });
+    let removals: Vec<_> = stub
+        .status_patches()
+        .into_iter()
+        .filter(|p| p.name == "upf" && p.body["status"]["nodes"] == json!([]))
+        .collect();
+    assert!(removals.is_empty(), "entry removed: {removals:?}");
 
     // A regex that does not compile: a condition, nothing else changes.
     let patches_before = stub.status_patches().len();
@@ -220,6 +229,26 @@ fn cluster_strategies_follow_their_resources_in_their_own_namespace() {
             .all(|p| p.name == "bad"),
         "the good resource's entry did not change"
     );
+
+    // A message that quotes a long multi-byte regex is cut on a character
+    // boundary (cutting inside one panicked the status reporter, and every
+    // later status update of every node was lost with it).
+    let wide = format!("({}", "\u{1F600}".repeat(255));
+    stub.add_strategy(
+        "5g",
+        "wide",
+        json!({"executionTime": "1ms", "podSelector": {}, "commandRegex": wide}),
+    );
+    let e = wait_entry(&stub, "5g", "wide", "node-a", |e| {
+        e["conditions"][0]["reason"] == "InvalidSpec"
+    });
+    let message = e["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("commandRegex does not compile") && message.len() <= 1024,
+        "{message}"
+    );
+    stub.delete_strategy("5g", "wide");
+    wait_health(&a, "wide deleted", |h| h["strategies"] == 2);
 
     // A local strategy wins over the cluster for its PID, and gives it back.
     let (code, body) = a.post(

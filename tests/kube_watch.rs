@@ -309,3 +309,43 @@ fn pods_from_a_watched_api_server_drive_selectors_and_survive_failures() {
     drop(cg);
     drop(static_cg);
 }
+
+/// Lists that work and watches that fail (RBAC without `watch`, a proxy that
+/// cuts long requests): each watcher lists again with a growing backoff, not
+/// about once a second (the backoff was reset at every complete list).
+#[test]
+fn watches_that_keep_failing_back_off_between_lists() {
+    let stub = StubApi::start();
+    stub.fail_watches(Some(500));
+    let state = TempDir::new("kube_backoff");
+    let kubeconfig = stub.write_kubeconfig(state.path());
+    let _a = Agent::start(
+        state.path(),
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--node-name",
+            NODE,
+        ],
+    );
+    // Backoffs of at least 0.8, 1.6, 3.2 and 6.4 s: at most four lists of
+    // each resource in ten seconds; reset at each list, seven or more.
+    std::thread::sleep(Duration::from_secs(10));
+    for path in ["/api/v1/pods", kube_stub::STRATEGIES_PATH] {
+        let requests: Vec<_> = stub
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect();
+        let lists = requests.iter().filter(|r| !r.is_watch()).count();
+        let watches = requests.len() - lists;
+        assert!(
+            watches >= 2,
+            "{path}: the watch was tried again ({watches})"
+        );
+        assert!(
+            (2..=5).contains(&lists),
+            "{path}: {lists} lists in 10 s with every watch failing"
+        );
+    }
+}

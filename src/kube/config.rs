@@ -94,12 +94,28 @@ pub(super) fn node_name(config: &KubeConfig) -> Option<String> {
     match config.node_name.as_deref().map(str::trim) {
         Some(n) if !n.is_empty() => Some(n.to_string()),
         _ => {
-            let h = crate::host_name::get()?;
+            let h = kubelet_node_name(&crate::host_name::get()?);
             log::info!(
                 "kubernetes: no --node-name (or NODE_NAME); watching the pods of node \
                  {h:?}, the host name"
             );
             Some(h)
         }
+    }
+}
+
+/// The node name kubelet registers without `--hostname-override`: the host
+/// name in lower case (a host called `Worker-1` is node `worker-1`, and a
+/// field selector with the host name as written matches none of its pods).
+fn kubelet_node_name(host: &str) -> String {
+    host.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_node_name_is_the_host_name_as_kubelet_registers_it() {
+        assert_eq!(super::kubelet_node_name("Worker-1"), "worker-1");
+        assert_eq!(super::kubelet_node_name(" node-a\n"), "node-a");
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ::kube::runtime::reflector;
-use ::kube::runtime::utils::Backoff;
 use ::kube::runtime::watcher::{self, DefaultBackoff, Event};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -113,7 +112,6 @@ async fn watch_strategies(client: ::kube::Client, node: String, state: Arc<Agent
             match &event {
                 Event::InitDone => {
                     listed = true;
-                    backoff.reset();
                     state.cluster.update_status(|s| {
                         s.status = "ok";
                         s.connected = true;

@@ -3,7 +3,7 @@
 //! apply with a field manager of this node's own, so that nodes never
 //! overwrite each other's entries (the API server merges the list by key).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,11 +23,27 @@ const MAX_FIELD_MANAGER_LEN: usize = 128;
 /// The condition type of a node's entry.
 const APPLIED: &str = "Applied";
 
+/// The longest condition message written (bytes).
+const MAX_MESSAGE_LEN: usize = 1024;
+
 /// The field manager of `node`'s entries.
 pub fn field_manager(node: &str) -> String {
     let mut m = format!("scx-pilot-node-{node}");
-    m.truncate(MAX_FIELD_MANAGER_LEN);
+    truncate_on_char(&mut m, MAX_FIELD_MANAGER_LEN);
     m
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary: a message quotes
+/// what users wrote (a regex, a label key), and `String::truncate` panics
+/// inside a multi-byte character.
+fn truncate_on_char(s: &mut String, max: usize) {
+    if s.len() > max {
+        let end = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(end);
+    }
 }
 
 /// What was last reported for one resource.
@@ -48,13 +64,14 @@ pub(super) async fn report_status(client: ::kube::Client, node: String, state: A
         let set = state.cluster.set();
         let resolved = state.lock_strategies().resolved.cluster.clone();
         let blocked = scheduler_problem(&state);
+        let applied_here: BTreeSet<String> = set.strategies.iter().map(|s| s.source()).collect();
         let mut current = BTreeMap::new();
         for s in &set.strategies {
             let Some(r) = resolved
                 .iter()
                 .find(|r| r.source == s.source() && r.generation == s.generation)
             else {
-                // Not resolved yet at this generation.
+                // Not resolved yet at this generation: the entry stays as it is.
                 continue;
             };
             let mut entry = entry(&node, s, r, blocked.as_ref());
@@ -78,8 +95,14 @@ pub(super) async fn report_status(client: ::kube::Client, node: String, state: A
         }
         // Resources no longer applied here (deleted, or for other nodes now):
         // drop this node's entry; a deleted resource answers 404, which is fine.
+        // One still applied here whose update failed or waits for resolution
+        // keeps its entry until the update goes through.
         for (source, gone) in std::mem::take(&mut reported) {
             if current.contains_key(&source) {
+                continue;
+            }
+            if !no_longer_applied(&source, &applied_here) {
+                current.insert(source, gone);
                 continue;
             }
             let body = apply_body(&gone.name, &gone.namespace, None);
@@ -89,6 +112,13 @@ pub(super) async fn report_status(client: ::kube::Client, node: String, state: A
         }
         reported = current;
     }
+}
+
+/// Whether this node's entry for the resource `source` is to be removed: only
+/// when the resource is no longer applied here, never because this round did
+/// not update it.
+fn no_longer_applied(source: &str, applied_here: &BTreeSet<String>) -> bool {
+    !applied_here.contains(source)
 }
 
 /// Why nothing this node applies takes effect, if so.
@@ -127,7 +157,7 @@ fn entry(
         },
     };
     let mut message = message;
-    message.truncate(1024);
+    truncate_on_char(&mut message, MAX_MESSAGE_LEN);
     let now = rfc3339(Utc::now());
     NodeStatus {
         node: node.to_string(),
@@ -212,5 +242,34 @@ async fn patch(
             });
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary() {
+        // 33 bytes, then four-byte characters: byte 1024 falls inside one.
+        let mut m = format!(
+            "commandRegex does not compile: (({}",
+            "\u{1F600}".repeat(300)
+        );
+        truncate_on_char(&mut m, MAX_MESSAGE_LEN);
+        assert_eq!(m.len(), 33 + 4 * 247);
+        assert!(m.ends_with('\u{1F600}'));
+        let mut short = "ok".to_string();
+        truncate_on_char(&mut short, MAX_MESSAGE_LEN);
+        assert_eq!(short, "ok");
+        let manager = field_manager(&"\u{e9}".repeat(200));
+        assert!(manager.len() <= MAX_FIELD_MANAGER_LEN);
+    }
+
+    #[test]
+    fn only_a_resource_no_longer_applied_loses_its_entry() {
+        let applied: BTreeSet<String> = ["5g/upf".to_string()].into();
+        assert!(!no_longer_applied("5g/upf", &applied));
+        assert!(no_longer_applied("5g/gone", &applied));
     }
 }

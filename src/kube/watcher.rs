@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use ::kube::core::PartialObjectMeta;
 use ::kube::runtime::reflector::{self, ObjectRef};
-use ::kube::runtime::utils::Backoff;
 use ::kube::runtime::watcher::{self, DefaultBackoff, Event};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -34,7 +33,11 @@ type PodObject = PartialObjectMeta<Pod>;
 /// namespace, labels or config hash publishes a new [`PodDirectory`] (which
 /// wakes the resolver). On an error the last pods stay published, `/health`
 /// shows the error, and after a backoff (0.8 s doubling to 30 s) a new list
-/// and watch start; a complete list makes the status "ok" again.
+/// and watch start; a complete list makes the status "ok" again. The backoff
+/// falls back to 0.8 s only after two minutes without an error, not at a
+/// complete list: when lists work and watches fail (RBAC without `watch`, a
+/// proxy that cuts long requests), every node would list all its pods about
+/// once a second.
 pub struct KubeWatcher {
     watch: WatchThread,
 }
@@ -160,7 +163,6 @@ async fn watch_pods(client: ::kube::Client, node: String, handle: Arc<PodMetaHan
             writer.apply_watcher_event(&event);
             if matches!(event, Event::InitDone) {
                 listed(&handle, &node, pods.len());
-                backoff.reset();
             }
             if changed {
                 publish();
