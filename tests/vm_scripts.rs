@@ -48,8 +48,21 @@ fn run_sh_refuses_a_taken_port_before_anything_else() {
     assert!(!err.contains("booting"), "stopped before the boot: {err}");
 }
 
+/// The file in which the stand-in qemu of `boot_sh` records each start (a line).
+fn starts_file(dir: &TempDir) -> std::path::PathBuf {
+    dir.join("starts")
+}
+
+/// How many times boot.sh started the stand-in qemu.
+fn qemu_starts(dir: &TempDir) -> usize {
+    std::fs::read_to_string(starts_file(dir))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
 /// boot.sh with a stand-in kernel directory and initramfs in `dir`, and `qemu`
-/// (a shell script body) as its qemu.
+/// (a shell script body, run after the start is recorded) as its qemu.
 fn boot_sh(dir: &TempDir, qemu: &str) -> Command {
     let kernel = dir.join("kernel");
     std::fs::create_dir(&kernel).unwrap();
@@ -59,7 +72,12 @@ fn boot_sh(dir: &TempDir, qemu: &str) -> Command {
     std::fs::write(kernel.join("version"), "9.9.9-stand-in\n").unwrap();
     std::fs::write(dir.join("initrd"), "").unwrap();
     let stand_in = dir.join("qemu-stand-in");
-    std::fs::write(&stand_in, format!("#!/bin/sh\n{qemu}")).unwrap();
+    let starts = starts_file(dir);
+    std::fs::write(
+        &stand_in,
+        format!("#!/bin/sh\necho x >> '{}'\n{qemu}", starts.display()),
+    )
+    .unwrap();
     std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = script("scripts/vm/boot.sh");
     cmd.arg(dir.join("initrd"))
@@ -73,25 +91,20 @@ fn boot_sh(dir: &TempDir, qemu: &str) -> Command {
 #[test]
 fn boot_sh_names_a_qemu_error_and_does_not_retry_it() {
     let dir = TempDir::new("vm_scripts");
-    let calls = dir.join("calls");
-    let qemu = format!(
-        "echo x >> '{}'\n\
-         echo \"qemu-stand-in: -netdev user,id=n0,hostfwd=tcp:127.0.0.1:1-:8080: \
-         Could not set up host forwarding rule 'tcp:127.0.0.1:1-:8080'\" >&2\nexit 1\n",
-        calls.display()
-    );
-    let out = boot_sh(&dir, &qemu)
+    let qemu = "echo \"qemu-stand-in: -netdev user,id=n0,hostfwd=tcp:127.0.0.1:1-:8080: \
+                Could not set up host forwarding rule 'tcp:127.0.0.1:1-:8080'\" >&2\nexit 1\n";
+    let out = boot_sh(&dir, qemu)
         .env("VM_HOSTFWD", "tcp:127.0.0.1:1-:8080")
         .env("VM_BOOT_RETRIES", "2")
         .output()
         .expect("run scripts/vm/boot.sh");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(125), "stderr: {err}");
-    let attempts = std::fs::read_to_string(&calls)
-        .unwrap_or_default()
-        .lines()
-        .count();
-    assert_eq!(attempts, 1, "qemu started once, not retried: {err}");
+    assert_eq!(
+        qemu_starts(&dir),
+        1,
+        "qemu started once, not retried: {err}"
+    );
     assert!(err.contains("qemu did not start: -netdev"), "stderr: {err}");
     assert!(err.contains("is in use"), "says the port is taken: {err}");
 }
@@ -196,13 +209,9 @@ fn qemu_does_not_outlive_a_killed_boot_sh() {
 #[test]
 fn a_stop_from_the_console_is_not_an_error() {
     let dir = TempDir::new("vm_scripts");
-    let calls = dir.join("calls");
     // What qemu prints on the console for Ctrl-A x, before the guest script ran.
-    let qemu = format!(
-        "echo x >> '{}'\necho 'Booting the kernel'\nprintf 'QEMU: Terminated\\n\\r'\nexit 0\n",
-        calls.display()
-    );
-    let out = boot_sh(&dir, &qemu)
+    let qemu = "echo 'Booting the kernel'\nprintf 'QEMU: Terminated\\n\\r'\nexit 0\n";
+    let out = boot_sh(&dir, qemu)
         .env("VM_BOOT_RETRIES", "2")
         .output()
         .expect("run scripts/vm/boot.sh");
@@ -210,11 +219,7 @@ fn a_stop_from_the_console_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "stderr: {err}");
     assert!(err.contains("stopped from its console"), "stderr: {err}");
     assert!(!err.contains("error"), "stderr: {err}");
-    let attempts = std::fs::read_to_string(&calls)
-        .unwrap_or_default()
-        .lines()
-        .count();
-    assert_eq!(attempts, 1, "not booted again: {err}");
+    assert_eq!(qemu_starts(&dir), 1, "not booted again: {err}");
 }
 
 /// A stand-in qemu whose first boot starts the guest script and then hits the
@@ -222,27 +227,21 @@ fn a_stop_from_the_console_is_not_an_error() {
 /// code, stderr and how many times qemu started.
 fn int3_after_start(restart: &str) -> (Option<i32>, String, usize) {
     let dir = TempDir::new("vm_scripts");
-    let calls = dir.join("calls");
     let qemu = format!(
-        "echo x >> '{calls}'\n\
-         echo 'VM-GUEST-START uptime=1.00'\n\
-         if [ \"$(wc -l < '{calls}')\" -eq 1 ]; then\n\
+        "echo 'VM-GUEST-START uptime=1.00'\n\
+         if [ \"$(wc -l < '{starts}')\" -eq 1 ]; then\n\
          echo '[    9.54] Oops: int3: 0000 [#1] SMP NOPTI'\n\
          echo '[    9.56] Kernel panic - not syncing: Fatal exception in interrupt'\n\
          exit 0\nfi\n\
          echo 'VM-TEST-EXIT=0'\nexit 0\n",
-        calls = calls.display()
+        starts = starts_file(&dir).display()
     );
     let out = boot_sh(&dir, &qemu)
         .env("VM_BOOT_RETRIES", "2")
         .env("VM_RESTART_ON_INT3", restart)
         .output()
         .expect("run scripts/vm/boot.sh");
-    let starts = std::fs::read_to_string(&calls)
-        .unwrap_or_default()
-        .lines()
-        .count();
-    (out.status.code(), stderr(&out), starts)
+    (out.status.code(), stderr(&out), qemu_starts(&dir))
 }
 
 /// `make run` sets VM_RESTART_ON_INT3: the agent starts again in a fresh VM.
