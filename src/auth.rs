@@ -75,8 +75,7 @@ pub fn load_or_create(path: &Path) -> Result<(Token, TokenOrigin)> {
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(e),
     }
-    let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(dir) = parent {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         crate::secure_fs::ensure_dir(dir).map_err(|e| match e {
             crate::secure_fs::TrustError::Io { .. } => anyhow!(
                 "the token directory: {e}: pass --state-dir (or --token-file) with a directory \
@@ -85,16 +84,10 @@ pub fn load_or_create(path: &Path) -> Result<(Token, TokenOrigin)> {
             e => anyhow!("the token directory: {e}"),
         })?;
     }
-    let dir = parent.unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("the token file {} has no file name", path.display()))?
-        .to_string_lossy();
-    crate::secure_fs::remove_stale_temps(dir, &name);
     let token = Token::random()?;
     // Whole or not at all: an empty file left by a full disk or a crash here
     // would stop every later start ("the token is shorter than ...").
-    match crate::secure_fs::create_atomically(dir, &name, format!("{}\n", token.0).as_bytes()) {
+    match crate::secure_fs::create_file_atomically(path, format!("{}\n", token.0).as_bytes()) {
         Ok(()) => Ok((token, TokenOrigin::Created)),
         // Someone else created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {

@@ -332,7 +332,7 @@ fn generate_private_key() -> Result<RsaPrivateKey, JwtError> {
         .map_err(|e| JwtError::GenerateKey(e.to_string()))
 }
 
-/// Write `key` to a new file at `path` ([`crate::secure_fs::create_atomically`]):
+/// Write `key` to a new file at `path` ([`crate::secure_fs::create_file_atomically`]):
 /// the file appears whole or not at all, so neither a full disk nor a crash
 /// leaves a broken key for the next start to refuse.
 fn write_new_private_key(path: &Path, key: &RsaPrivateKey) -> Result<(), JwtError> {
@@ -343,21 +343,7 @@ fn write_new_private_key(path: &Path, key: &RsaPrivateKey) -> Result<(), JwtErro
     let pem = key
         .to_pkcs1_pem(LineEnding::LF)
         .map_err(|e| JwtError::EncodeKey(e.to_string()))?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .ok_or_else(|| {
-            create_err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the path has no file name",
-            ))
-        })?;
-    crate::secure_fs::remove_stale_temps(dir, &name);
-    crate::secure_fs::create_atomically(dir, &name, pem.as_bytes()).map_err(create_err)
+    crate::secure_fs::create_file_atomically(path, pem.as_bytes()).map_err(create_err)
 }
 
 fn unix_now() -> i64 {

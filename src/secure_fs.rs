@@ -192,11 +192,31 @@ pub fn replace_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Resul
 /// or not at all, so a crash or a full disk never leaves an empty or partial
 /// secret that the next start would refuse, and a process that loses a race
 /// to create it reads the winner's whole file.
-pub fn create_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
+fn create_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<()> {
     let dir_handle = File::open(dir)?;
     let tmp = synced_temp(dir, name, body)?;
     tmp.persist_noclobber(dir.join(name)).map_err(|e| e.error)?;
     dir_handle.sync_all()
+}
+
+/// [`create_atomically`] at `path` (a bare file name is in the current
+/// directory), after removing the temporary files a crash left for its name.
+pub fn create_file_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path has no file name",
+            )
+        })?
+        .to_string_lossy();
+    remove_stale_temps(dir, &name);
+    create_atomically(dir, &name, body)
 }
 
 /// Move `dir/name` aside to `dir/name.rejected-STAMP` (UTC) and return the new
