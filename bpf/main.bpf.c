@@ -21,9 +21,11 @@
  * waker and said it is about to sleep (a sync wakeup: pipes, sockets; in kernel
  * mode the task it wakes is placed on its waker's CPU), which keeps message
  * passing batched; the task it preempts goes on right after it, on its CPU, for
- * the rest of its slice (after any priority task), rather than through the
- * shared queue (kernel mode); a waking task that does not preempt goes on
- * before it when its deadline is earlier. A task that calls sched_yield() ends
+ * the rest of its slice, rather than through the shared queue (kernel mode: at
+ * the head of the CPU's local queue, where whatever preempts or a per-CPU
+ * kthread goes ahead of it; after a priority task's preemption, from a resume
+ * queue served after priority tasks); a waking task that does not preempt goes
+ * on before it when its deadline is earlier. A task that calls sched_yield() ends
  * its slice and forfeits the rest of its request (its vruntime moves to its
  * deadline, as under EEVDF), and never keeps its CPU ahead of a waiting task. A
  * task preempted inside an RCU read-side critical section is queued first among
@@ -254,9 +256,10 @@ struct task_ctx {
 	bool sync_wake;		/* its waker said it is about to sleep (WF_SYNC) */
 	bool yielded;		/* called sched_yield(); cleared when it is queued or kept */
 	bool woken;		/* its last enqueue was a wakeup */
+	bool resumed_local;	/* waits at the head of its CPU's local queue (pilot_stopping()) */
 	/*
-	 * Slice left when a wakeup preempted it (set in stopping(), used by the
-	 * enqueue that follows, cleared when it runs).
+	 * Slice left when a priority task's wakeup preempted it (set in
+	 * stopping(), used by the enqueue that follows, cleared when it runs).
 	 */
 	u64 preempted_left_ns;
 };
@@ -341,7 +344,7 @@ struct cpu_ctx {
 	 */
 	u64 vtime_now;
 	u64 deadline;		/* deadline of the task running here */
-	u64 resume_deadline;	/* deadline of the task last preempted here (resume_preempted()) */
+	u64 resume_deadline;	/* deadline of the task last preempted here (pilot_stopping()) */
 	u64 slice_end;		/* when the running task's slice runs out */
 	u64 started_at;		/* when the running task started */
 	/*
@@ -363,6 +366,10 @@ struct cpu_ctx {
 	bool running_prio;	/* the CPU runs a task with a priority strategy */
 	bool running_strategy;	/* ... or one with any strategy: its slice is kept */
 	bool busy;		/* the CPU runs one of our tasks: the agent's nr_running counts these */
+	/* A task a normal wakeup preempted waits at the head of the local queue. */
+	bool resume_local;
+	/* A priority task's insertion preempts the running task (until the next one starts). */
+	bool prio_preempting;
 } __attribute__((aligned(64)));
 
 /*
@@ -643,12 +650,62 @@ static void count_insert(bool ok)
 		COUNT(nr_failed_dispatches, 1);
 }
 
+/*
+ * Up to this many CPUs, kick_idle_cpu() first looks whether every CPU runs one
+ * of our tasks; beyond, a scan of their flags costs more than the kfunc.
+ */
+#define BUSY_SCAN_CPUS 16
+
+/*
+ * False when every other CPU runs one of our tasks, so none is idle (this one
+ * is not: it runs this program, often between stopping() and the next
+ * running()): a scan of the flags that running() and stopping() keep. Skips,
+ * on every task a wakeup preempts while all CPUs are busy, a kfunc that costs
+ * several us a call under the bench's emulation. True when it cannot tell.
+ */
+static bool maybe_idle_cpu(void)
+{
+	u32 nr_cpus = nr_cpu_ids_seen, i, this_cpu = bpf_get_smp_processor_id();
+
+	if (!nr_cpus || nr_cpus > BUSY_SCAN_CPUS)
+		return true;
+	bpf_for(i, 0, nr_cpus) {
+		if (i >= BUSY_SCAN_CPUS)
+			return true;
+		if (i != this_cpu && !READ_ONCE(cpu_ctxs[i].busy))
+			return true;
+	}
+	return false;
+}
+
 static void kick_idle_cpu(const struct task_struct *p)
 {
-	s32 cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	s32 cpu;
+
+	if (!maybe_idle_cpu())
+		return;
+	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 
 	if (cpu >= 0)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+/* A task a normal wakeup preempted on @cpu waits in its local queue (pilot_stopping()). */
+static bool resumed_in_local(s32 cpu)
+{
+	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
+
+	return cctx && cctx->resume_local && scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | cpu) > 0;
+}
+
+/*
+ * SCX_ENQ_HEAD for a task that preempts @cctx's CPU while a task preempted
+ * there before waits at the head of its local queue: the kernel runs the
+ * local queue's first task.
+ */
+static u64 ahead_of_resumed(const struct cpu_ctx *cctx)
+{
+	return cctx && cctx->resume_local ? SCX_ENQ_HEAD : 0;
 }
 
 /* CPUs beyond MAX_CPUS have no resume queue: their preempted tasks share. */
@@ -660,7 +717,11 @@ static bool has_resume_dsq(s32 cpu)
 /* Normal tasks wait that may run on @cpu (in its resume queue or the shared one). */
 static bool normal_waiting(s32 cpu)
 {
-	return (has_resume_dsq(cpu) && scx_bpf_dsq_nr_queued(RESUME_DSQ + cpu) > 0) ||
+	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
+
+	/* The flag alone: this runs in place_prio()'s loop over the CPUs. */
+	return (cctx && cctx->resume_local) ||
+	       (has_resume_dsq(cpu) && scx_bpf_dsq_nr_queued(RESUME_DSQ + cpu) > 0) ||
 	       scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0;
 }
 
@@ -907,8 +968,10 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 	if (cctx && !cctx->running_prio && !(dispatcher && spare_from_dispatcher(cctx, now))) {
 		if (cpu_starving(cctx, cpu, now))
 			return false;
+		cctx->prio_preempting = true;
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
-						enq_flags | SCX_ENQ_PREEMPT | dispatcher_head));
+						enq_flags | SCX_ENQ_PREEMPT | dispatcher_head |
+						ahead_of_resumed(cctx)));
 		COUNT(nr_preemptions, 1);
 		return true;
 	}
@@ -929,12 +992,15 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 		 * a task in it, waited a whole slice (3-8 ms) about once in
 		 * a hundred of a 1 ms probe's wakeups, and every decision
 		 * with it; so it goes to the head of that CPU's local queue.
+		 * So does a priority task where a preempted task waits there.
 		 */
-		if (dispatcher) {
+		if (dispatcher || cctx->resume_local) {
+			cctx->prio_preempting = true;
 			count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | i, slice,
 							enq_flags | SCX_ENQ_PREEMPT | SCX_ENQ_HEAD));
 			return true;
 		}
+		cctx->prio_preempting = true;
 		scx_bpf_kick_cpu(i, SCX_KICK_PREEMPT);
 		break;
 	}
@@ -964,16 +1030,17 @@ static bool rcu_boost(const struct task_struct *p, struct task_ctx *tctx, u64 en
 }
 
 /*
- * A normal task that a wakeup preempted goes on where it stopped, on its CPU,
- * right after the task that preempted it (which waits in this CPU's local
- * queue), for the rest of its slice, with the strategy it ran with and the
- * deadline stopping() gave it. Through the shared queue another task would
+ * A normal task that a priority task's wakeup preempted goes on where it
+ * stopped, on its CPU, right after the task that preempted it (which waits in
+ * this CPU's local queue), for the rest of its slice, with the strategy it ran
+ * with and the deadline stopping() gave it (after a normal task's wakeup, the
+ * kernel puts it back at the head of the local queue: resume_in_local()). Through the shared queue another task would
  * take the CPU, and every preemption would become a switch between processes
  * (hogs beside a 1 ms waker: 0.75x EEVDF's throughput), which is not what a
  * waker that runs briefly should cost. The shared queue waits at most that
- * rest. Not in the local queue: a priority task that wakes while the
- * preemptor runs would wait behind it, since dispatch() runs only when the
- * local queue is empty (a 20 ms strategy slice became a 20 ms wait). A CPU
+ * rest. Not in the local queue: another priority task whose slice ends
+ * while the preemptor runs would wait behind it, since dispatch() runs only
+ * when the local queue is empty (a 20 ms strategy slice became a 20 ms wait). A CPU
  * kicked for a task in a shared queue (its local queue is empty) takes that
  * task instead. Decided before any other work of enqueue(): this runs on the
  * path of every wakeup preemption, before the task that preempts gets the CPU.
@@ -1012,8 +1079,9 @@ static bool wake_before_resumed(const struct task_struct *p, s32 cpu, u64 deadli
 {
 	struct cpu_ctx *cctx;
 
-	if (!has_resume_dsq(cpu) || !scx_bpf_dsq_nr_queued(RESUME_DSQ + cpu) ||
-	    !cpu_allowed(p, cpu))
+	if (!cpu_allowed(p, cpu) ||
+	    (!resumed_in_local(cpu) &&
+	     (!has_resume_dsq(cpu) || !scx_bpf_dsq_nr_queued(RESUME_DSQ + cpu))))
 		return false;
 	cctx = cpu_ctx_of(cpu);
 	return cctx && time_before(deadline + slice_min(), cctx->resume_deadline);
@@ -1064,7 +1132,8 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	 * else; making them wait behind hogs only delays the work hogs need.
 	 */
 	if ((p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1) {
-		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags));
+		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
+						enq_flags | ahead_of_resumed(cpu_ctx_of(task_cpu_of(p)))));
 		return;
 	}
 
@@ -1109,13 +1178,19 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 	    !(sync_wake && cpu == bpf_get_smp_processor_id()) &&
 	    cpu_allowed(p, cpu) && should_preempt(cpu, deadline)) {
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
-						enq_flags | SCX_ENQ_PREEMPT));
+						enq_flags | SCX_ENQ_PREEMPT |
+						ahead_of_resumed(cpu_ctx_of(cpu))));
 		COUNT(nr_wakeup_preemptions, 1);
 		return;
 	}
 
 	if ((enq_flags & SCX_ENQ_WAKEUP) && wake_before_resumed(p, cpu, deadline)) {
-		count_insert(scx_bpf_dsq_insert_vtime(p, RESUME_DSQ + cpu, slice, deadline, enq_flags));
+		if (resumed_in_local(cpu))
+			count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
+							enq_flags | SCX_ENQ_HEAD));
+		else
+			count_insert(scx_bpf_dsq_insert_vtime(p, RESUME_DSQ + cpu, slice,
+							      deadline, enq_flags));
 		COUNT(nr_wakeups_before_resumed, 1);
 		return;
 	}
@@ -1547,6 +1622,9 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
 	u64 now = now_ns();
 
+	/* Called with an empty local queue: no preempted task waits there. */
+	if (cctx)
+		cctx->resume_local = false;
 	if (test_hooks && READ_ONCE(test_force_error)) {
 		scx_bpf_error("forced exit by the agent's test hook");
 		return;
@@ -1589,6 +1667,9 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 	if (tctx) {
 		tctx->started_at = now;
 		tctx->preempted_left_ns = 0;
+		if (tctx->resumed_local && cctx)
+			cctx->resume_local = false;
+		tctx->resumed_local = false;
 		/* Taken from the shared queue by another CPU than the one it queued on. */
 		if (tctx->clock_cpu != cpu) {
 			tctx->vruntime = clamp_vruntime(tctx->vruntime, cctx ? cctx->vtime_now : 0);
@@ -1599,6 +1680,7 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 		if (tctx && !tctx->prio && time_before(cctx->vtime_now, tctx->vruntime))
 			cctx->vtime_now = tctx->vruntime;
 		cctx->busy = true;
+		cctx->prio_preempting = false;
 		cctx->running_prio = tctx && tctx->prio;
 		cctx->running_strategy = tctx && tctx->strategy;
 		cctx->deadline = tctx ? tctx->deadline : cctx->vtime_now;
@@ -1608,6 +1690,22 @@ void BPF_STRUCT_OPS(pilot_running, struct task_struct *p)
 		if (!cctx->running_prio)
 			cctx->prio_ns = 0;
 	}
+}
+
+/*
+ * Whether a task a normal wakeup preempted (its slice cleared before its end)
+ * goes on right after the task that preempts it by keeping the rest of its
+ * slice: the kernel then puts it at the head of the local queue itself,
+ * without ops.enqueue(), and the CPU takes it without ops.dispatch() when the
+ * preemptor sleeps (two programs less on every wakeup preemption, about 7 and
+ * 20 us a call under the bench's emulation). Not when a priority task
+ * preempts: then the preempted task goes through enqueue() to the CPU's
+ * resume queue, which dispatch() serves after the priority queue.
+ */
+static bool resume_in_local(const struct task_struct *p, const struct cpu_ctx *cctx)
+{
+	return !cctx->prio_preempting && !((p->flags & PF_KTHREAD) && p->nr_cpus_allowed == 1) &&
+	       scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) > 0;
 }
 
 void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
@@ -1642,11 +1740,20 @@ void BPF_STRUCT_OPS(pilot_stopping, struct task_struct *p, bool runnable)
 		if (runnable && !user_dispatch && !p->scx.slice && !tctx->prio && !tctx->yielded &&
 		    cctx && time_before(now + slice_min() / 2, cctx->slice_end)) {
 			u64 burst = tctx->exec_runtime_ns < slice_ns ? tctx->exec_runtime_ns : slice_ns;
+			u64 left = cctx->slice_end - now;
 
-			tctx->preempted_left_ns = cctx->slice_end - now;
 			/* What task_deadline() would give it, for the stint it resumes. */
 			tctx->deadline = tctx->vruntime + weighted(burst, weight);
 			cctx->resume_deadline = tctx->deadline;
+			if (resume_in_local(p, cctx)) {
+				tctx->slice_ns = left;
+				tctx->resumed_local = true;
+				cctx->resume_local = true;
+				scx_bpf_task_set_slice(p, left);
+				COUNT(nr_preempted_resumes, 1);
+			} else {
+				tctx->preempted_left_ns = left;
+			}
 		}
 	}
 	if (tctx && !runnable)
