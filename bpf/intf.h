@@ -46,8 +46,9 @@ enum pilot_consts {
 	/* Dispatch queue of every other task, ordered by weighted virtual time. */
 	SHARED_DSQ		= 1,
 	/*
-	 * RESUME_DSQ + cpu: the normal tasks a wakeup preempted on that CPU,
-	 * which go on there before other normal tasks but after priority ones.
+	 * RESUME_DSQ + cpu (--dispatch user): the tasks the dispatcher decided
+	 * for that CPU, which go on there before other normal tasks but after
+	 * priority ones.
 	 */
 	RESUME_DSQ		= 2,
 

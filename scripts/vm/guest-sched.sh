@@ -344,6 +344,35 @@ echo "RESULT wait_plain_us_per_slice=$wait_plain"
 awk -v a="$wait_prio" -v b="$wait_plain" 'BEGIN { exit !(a != "null" && b != "null" && a + 0 < b + 0) }'
 check strategy-stats-wait $? "avg run-queue wait per timeslice (strategies/stats): priority hog $wait_prio us, equal plain hog $wait_plain us (need lower)"
 
+# --- a priority task whose slice runs out keeps its CPU ahead of the task it
+# preempted: a burster with a 250 us priority slice (20 ms sleeps, bursts of
+# many slices) beside a hog, both on the last vCPU. The sleep's child wakes and
+# preempts the hog, which then waits at the head of that CPU's local queue for
+# the rest of its slice (pilot_stopping()); the burster wakes ahead of it. A
+# CPU runs that queue before it calls dispatch(), so when the burster's slice
+# ends at a tick it must get its next one there (pilot_tick()), or it waits
+# out the hog's rest of slice in every burst: about 800 us a timeslice, against
+# about 100 with it (one boot).
+last_cpu=$((cpus - 1))
+taskset -c "$last_cpu" sh -c 'while :; do :; done' &
+rhog=$!
+taskset -c "$last_cpu" sh -c 'while :; do usleep 20000; i=0; while [ $i -lt 1000 ]; do i=$((i + 1)); done; done' &
+burster=$!
+post_strategies "{\"strategies\":[{\"priority\":true,\"execution_time\":250000,\"pid\":$burster}]}" >/dev/null
+sleep 1
+set -- $(schedstat "$burster")
+b_wait=$2 b_n=$3
+sleep 4
+set -- $(schedstat "$burster")
+b_wait=$(($2 - b_wait)) b_n=$(($3 - b_n))
+kill "$rhog" "$burster"
+wait "$rhog" "$burster" 2>/dev/null
+post_strategies '{"strategies":[]}' >/dev/null
+b_us=$((b_wait / (b_n > 0 ? b_n : 1) / 1000))
+echo "RESULT prio_burst_wait_us_per_slice=$b_us"
+[ "$b_n" -ge 20 ] && [ "$b_us" -lt 400 ]
+check prio-keeps-cpu $? "a priority burster (250 us slices) beside a hog on vCPU $last_cpu: $b_n timeslices in 4 s, avg run-queue wait ${b_us} us a timeslice (need < 400 us, and >= 20 timeslices)"
+
 # --- starvation guard: priority CPU hogs on every vCPU, and normal hogs beside
 # them, for longer than the sched_ext watchdog's 30 s: the scheduler must stay
 # attached and every normal task must get CPU time.
