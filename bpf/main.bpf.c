@@ -37,7 +37,8 @@
  * dispatch() for a task that keeps its CPU. User space (the agent) fills a hash
  * map pid -> strategy; a task whose pid or tgid is in it runs with the
  * strategy's slice, and a priority strategy puts it in a queue that is always
- * consumed first and lets it preempt a CPU that runs a normal task. The
+ * consumed first and lets it preempt a CPU that runs a normal task (it goes to
+ * the head of that CPU's local queue, ahead of whatever waits there). The
  * starvation guard is per CPU: a CPU on which priority tasks used starvation_ns
  * of CPU time since a normal task last started there, while one that may run
  * there waits, serves the shared queue first for the next starvation_ns / 4
@@ -161,11 +162,14 @@ u64 nr_online_cpus;
 u64 user_fallback_active;	/* 1 while BPF dispatches without the dispatcher */
 u64 nr_user_outstanding;	/* tasks in the dispatcher's hands now */
 /*
- * Set by the agent while the strategy map may hold an entry (it sets it before
- * writing one and clears it once the map is empty): without a strategy, no
- * task pays two hash lookups on every enqueue.
+ * The strategy map's generation, set by the agent: 0 while the map is empty
+ * (no task pays a hash lookup on every enqueue), raised before it writes the
+ * first entry and after every pass that changed the map, never back to a value
+ * it had. A task remembers which key held its strategy, or that none did, for
+ * one generation (task_ctx.strategy_gen): at most one lookup a task and event
+ * while the map is unchanged, none for the tasks without a strategy.
  */
-u64 strategies_written;
+u64 strategies_gen;
 
 /*
  * Event counters, bumped on every scheduling event: one set per CPU, each in
@@ -251,6 +255,8 @@ struct task_ctx {
 	u64 rcu_boosted_at;	/* when it last went ahead for an RCU read section */
 	s32 clock_cpu;		/* the CPU whose clock its vruntime follows */
 	u64 cgid;		/* its cgroup, for the cgroup weight; 0 in the root (see cg_of()) */
+	u64 strategy_gen;	/* strategies_gen when strategy_key was found */
+	u32 strategy_key;	/* the strategy map's key for it (pid or tgid); 0: none */
 	bool prio;		/* queued through a priority strategy */
 	bool strategy;		/* runs with a strategy's slice */
 	bool runnable;		/* counted in its cgroup's nr_runnable */
@@ -452,17 +458,32 @@ static struct task_ctx *task_ctx_of(struct task_struct *p)
 	return bpf_task_storage_get(&task_ctxs, p, 0, 0);
 }
 
-/* The strategy of @p: its own pid first, then its process (tgid). */
-static struct strategy *strategy_of(const struct task_struct *p)
+/*
+ * The strategy of @p: its own pid first, then its process (tgid). The
+ * generation is read before the lookups: an entry written after them comes
+ * with a new one, so a miss is never remembered past it.
+ */
+static struct strategy *strategy_of(const struct task_struct *p, struct task_ctx *tctx)
 {
-	u32 pid = p->pid, tgid = p->tgid;
+	u64 gen = READ_ONCE(strategies_gen);
+	u32 key = p->pid, tgid = p->tgid;
 	struct strategy *s;
 
-	if (!READ_ONCE(strategies_written))
+	if (!gen)
 		return NULL;
-	s = bpf_map_lookup_elem(&strategies, &pid);
-	if (!s && tgid != pid)
-		s = bpf_map_lookup_elem(&strategies, &tgid);
+	if (tctx && tctx->strategy_gen == gen) {
+		key = tctx->strategy_key;
+		return key ? bpf_map_lookup_elem(&strategies, &key) : NULL;
+	}
+	s = bpf_map_lookup_elem(&strategies, &key);
+	if (!s && tgid != key) {
+		key = tgid;
+		s = bpf_map_lookup_elem(&strategies, &key);
+	}
+	if (tctx) {
+		tctx->strategy_gen = gen;
+		tctx->strategy_key = s ? key : 0;
+	}
 	return s;
 }
 
@@ -480,7 +501,7 @@ static bool is_dispatcher(const struct task_struct *p)
 /* Runs ahead of normal tasks: the dispatcher, or a priority strategy. */
 static bool is_prio_task(const struct task_struct *p)
 {
-	return is_dispatcher(p) || is_prio(strategy_of(p));
+	return is_dispatcher(p) || is_prio(strategy_of(p, NULL));
 }
 
 /*
@@ -746,9 +767,14 @@ static bool cpu_starving(const struct cpu_ctx *cctx, s32 cpu, u64 now)
 	return normal_waiting(cpu);
 }
 
-/* The window in which @cctx's CPU serves normal tasks first opens @now. */
+/*
+ * The window in which @cctx's CPU serves normal tasks first opens @now, unless
+ * it is open already (counted once a window).
+ */
 static void start_guard(struct cpu_ctx *cctx, u64 now)
 {
+	if (time_before(now, cctx->guard_until))
+		return;
 	cctx->guard_until = now + starvation_ns / 4;
 	COUNT(nr_starvation_guards, 1);
 }
@@ -904,7 +930,7 @@ s32 BPF_STRUCT_OPS(pilot_select_cpu, struct task_struct *p, s32 prev_cpu, u64 wa
 			cpu = this_cpu;
 	}
 	if (is_idle) {
-		struct strategy *s = strategy_of(p);
+		struct strategy *s = strategy_of(p, tctx);
 		u64 slice = task_slice(s);
 
 		if (s)
@@ -969,17 +995,19 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 	s32 cpu = task_cpu_of(p), i, behind_resumed = -1;
 	u32 nr_cpus = nr_cpu_ids_seen;
 	bool dispatcher = is_dispatcher(p);
-	/* See the loop below. */
-	u64 dispatcher_head = dispatcher ? SCX_ENQ_HEAD : 0;
 	struct cpu_ctx *cctx;
 
 	cctx = cpu_ctx_of(cpu);
 	if (cctx && !cctx->running_prio && !(dispatcher && spare_from_dispatcher(cctx, now))) {
 		if (cpu_starving(cctx, cpu, now))
 			return false;
+		/*
+		 * At the head: ahead of a task a wakeup preempted here, and of the
+		 * per-CPU kthreads enqueue() queues there without preemption,
+		 * which wait for the running task's slice to end.
+		 */
 		count_insert(scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
-						enq_flags | SCX_ENQ_PREEMPT | dispatcher_head |
-						ahead_of_resumed(cctx)));
+						enq_flags | SCX_ENQ_PREEMPT | SCX_ENQ_HEAD));
 		COUNT(nr_preemptions, 1);
 		return true;
 	}
@@ -990,13 +1018,16 @@ static bool place_prio(struct task_struct *p, u64 slice, u64 enq_flags, u64 now)
 		if (!cpu_allowed(p, i))
 			continue;
 		cctx = cpu_ctx_of(i);
-		if (!cctx || cpu_starving(cctx, i, now))
+		if (!cctx)
 			continue;
+		/* The flags first: cpu_starving() may count two queues. */
 		if (cctx->running_prio) {
-			if (behind_resumed < 0 && cctx->resume_local)
+			if (behind_resumed < 0 && cctx->resume_local && !cpu_starving(cctx, i, now))
 				behind_resumed = i;
 			continue;
 		}
+		if (cpu_starving(cctx, i, now))
+			continue;
 		if (i == cpu || (dispatcher && spare_from_dispatcher(cctx, now)))
 			continue;
 		COUNT(nr_preemptions, 1);
@@ -1080,7 +1111,7 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		yielded = tctx->yielded;
 		tctx->yielded = false;
 	}
-	s = strategy_of(p);
+	s = strategy_of(p, tctx);
 	slice = task_slice(s);
 	dispatcher = is_dispatcher(p);
 	/*
@@ -1507,8 +1538,8 @@ static enum shared_pick serve_shared(struct task_struct *prev, s32 cpu, u64 now)
  */
 static void refresh_prev(struct task_struct *prev, s32 cpu, u64 now)
 {
-	struct strategy *s = strategy_of(prev);
 	struct task_ctx *tctx = task_ctx_of(prev);
+	struct strategy *s = strategy_of(prev, tctx);
 	struct cpu_ctx *cctx = cpu_ctx_of(cpu);
 	u64 slice = task_slice(s);
 
@@ -1549,15 +1580,12 @@ static void refresh_prev(struct task_struct *prev, s32 cpu, u64 now)
  */
 static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u64 now)
 {
-	bool in_window;
-
 	if (!normal_waiting(cpu)) {
 		cctx->prio_ns = 0;
 		return false;
 	}
 	if (!cpu_starving(cctx, cpu, now))
 		return false;
-	in_window = time_before(now, cctx->guard_until);
 	/*
 	 * A task preempted here first; a normal task whose slice ended serves
 	 * the guard as well as a waiter.
@@ -1578,8 +1606,7 @@ static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u
 		if (pick == SHARED_PREV && prev)
 			refresh_prev(prev, cpu, now);
 	}
-	if (!in_window)
-		start_guard(cctx, now);
+	start_guard(cctx, now);
 	return true;
 }
 
@@ -1747,8 +1774,7 @@ void BPF_STRUCT_OPS(pilot_tick, struct task_struct *p)
 		return;
 	now = now_ns();
 	if (cpu_starving(cctx, cpu, now)) {
-		if (!time_before(now, cctx->guard_until))
-			start_guard(cctx, now);
+		start_guard(cctx, now);
 		return;
 	}
 	if (!scx_bpf_dsq_nr_queued(PRIO_DSQ))

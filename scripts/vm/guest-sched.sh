@@ -296,12 +296,21 @@ check prometheus-scheduler-series $? "kernel_dispatches_total{source=scheduler} 
 kill $hogs $pod_sleeper
 wait $hogs $pod_sleeper 2>/dev/null
 
-# --- custom slice: 4 shell hogs on the vCPUs, one with a 20 ms slice
+# --- custom slice: 4 shell hogs on the vCPUs, one with a 20 ms slice. A
+# strategy for another process is in the map for a second before: each hog has
+# been looked up without a hit under that map, which BPF remembers until the
+# map changes (strategies_gen), so the 20 ms slice shows only if the agent's
+# write makes BPF look again.
+sleep 1000 &
+other=$!
 for i in 1 2 3 4; do
 	sh -c 'while :; do :; done' &
 	eval "hog$i=\$!"
 done
-post_strategies "{\"strategies\":[{\"priority\":false,\"execution_time\":20000000,\"pid\":$hog1}]}" >/dev/null
+other_strategy="{\"priority\":false,\"execution_time\":5000000,\"pid\":$other}"
+post_strategies "{\"strategies\":[$other_strategy]}" >/dev/null
+sleep 1
+post_strategies "{\"strategies\":[$other_strategy,{\"priority\":false,\"execution_time\":20000000,\"pid\":$hog1}]}" >/dev/null
 sleep 1
 set -- $(schedstat "$hog1")
 a_run=$1 a_n=$3
@@ -312,7 +321,7 @@ set -- $(schedstat "$hog1")
 a_run=$(($1 - a_run)) a_n=$(($3 - a_n))
 set -- $(schedstat "$hog2")
 b_run=$(($1 - b_run)) b_n=$(($3 - b_n))
-kill "$hog1" "$hog2" "$hog3" "$hog4"
+kill "$hog1" "$hog2" "$hog3" "$hog4" "$other"
 a_us=$((a_run / (a_n > 0 ? a_n : 1) / 1000))
 b_us=$((b_run / (b_n > 0 ? b_n : 1) / 1000))
 echo "RESULT slice_strategy_avg_us=$a_us"

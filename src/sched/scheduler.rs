@@ -70,6 +70,11 @@ pub struct Scheduler<'obj> {
     /// Entries the last write of the strategy set could not make: tried
     /// again at every round of the run loop until none are left.
     unwritten: usize,
+    /// The value BPF's `strategies_gen` holds (0: the map is empty).
+    strategies_gen: u64,
+    /// The highest generation given so far: one is never given twice, since a
+    /// task remembers its lookup for one generation.
+    strategies_gen_last: u64,
     config: SchedConfig,
 }
 
@@ -142,6 +147,8 @@ impl<'obj> Scheduler<'obj> {
             dispatcher,
             writer: StrategyMapWriter::new(),
             unwritten: 0,
+            strategies_gen: 0,
+            strategies_gen_last: 0,
             config: config.clone(),
         })
     }
@@ -151,12 +158,20 @@ impl<'obj> Scheduler<'obj> {
     /// period) is written at a later round of the run loop; a failure is
     /// logged when it starts or its size changes, not at every retry.
     fn apply(&mut self, desired: &DesiredStrategies, status: &StatusCell) {
-        // BPF looks a task up only while this says the map may hold an entry:
-        // raised before any is written, lowered once none can be left.
-        if !desired.is_empty() {
-            self.set_strategies_written(true);
+        // BPF looks a task up only while the generation says the map may
+        // hold an entry: raised before any is written.
+        if !desired.is_empty() && self.strategies_gen == 0 {
+            self.publish_strategies_gen(true);
         }
-        let unwritten = match self.writer.apply(&self.skel.maps.strategies, desired) {
+        let result = self.writer.apply(&self.skel.maps.strategies, desired);
+        // Whatever the pass changed, BPF looks up again, after the writes:
+        // a task that missed an entry before it was written must not keep
+        // remembering that miss.
+        let changed = match &result {
+            Ok(stats) => (stats.inserted, stats.updated, stats.deleted) != (0, 0, 0),
+            Err(_) => true,
+        };
+        let unwritten = match result {
             Ok(stats) => {
                 if stats != Default::default() {
                     log::debug!("strategy map: {stats:?}");
@@ -178,16 +193,27 @@ impl<'obj> Scheduler<'obj> {
         self.unwritten = unwritten;
         let n = self.writer.applied().len();
         if n == 0 && unwritten == 0 {
-            self.set_strategies_written(false);
+            self.publish_strategies_gen(false);
+        } else if changed {
+            self.publish_strategies_gen(true);
         }
         status.update(|s| s.strategy_pids = n);
     }
 
-    fn set_strategies_written(&mut self, written: bool) {
+    /// Tell BPF the strategy map may hold entries (a new generation) or is
+    /// empty (0).
+    fn publish_strategies_gen(&mut self, may_hold: bool) {
+        let gen = if may_hold {
+            self.strategies_gen_last += 1;
+            self.strategies_gen_last
+        } else {
+            0
+        };
+        self.strategies_gen = gen;
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
             // SAFETY: a naturally aligned u64 in the mmapped .bss, which BPF
             // only reads: a volatile store is never torn.
-            unsafe { std::ptr::write_volatile(&mut bss.strategies_written, u64::from(written)) };
+            unsafe { std::ptr::write_volatile(&mut bss.strategies_gen, gen) };
         }
     }
 
