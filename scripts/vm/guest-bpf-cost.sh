@@ -32,9 +32,11 @@ run_case() { # NAME STRATEGY(0|1) BINARY AGENT-ARGS...
 	shift 3
 	"$binary" --auth none --sample-interval-ms 1000 "$@" >/tmp/agent.log 2>&1 &
 	agent=$!
-	if ! wait_state enabled; then
+	if ! wait_state enabled "$ATTACH_WAIT_TENTHS"; then
 		echo "bpf-cost: the agent did not attach ($*)"
 		cat /tmp/agent.log
+		kill -KILL "$agent" 2>/dev/null
+		wait "$agent" 2>/dev/null
 		return 1
 	fi
 	sleep 1

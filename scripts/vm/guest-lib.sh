@@ -25,14 +25,23 @@ wait_state() { # WANT [TENTHS, default 200]: until sched_ext is in state WANT
 }
 
 # A scheduler for a measurement: started in the background, its output in
-# /tmp/sched.log (shown when it does not attach), one second to settle.
+# /tmp/sched.log (shown when it does not attach), one second to settle. It has
+# ATTACH_WAIT_TENTHS to attach: scx_pilot --dispatch user locks its memory
+# first, which under emulation took 15-35 s. One that does not is killed, so
+# that it cannot attach later and run the measurements of the contenders after
+# it (a user-mode agent that attached after 20 s had done so in a bench boot).
+ATTACH_WAIT_TENTHS=600
 sched_pid=""
 start_sched() { # BINARY ARGS...
 	"$@" >/tmp/sched.log 2>&1 &
 	sched_pid=$!
-	if ! wait_state enabled; then
+	if ! wait_state enabled "$ATTACH_WAIT_TENTHS"; then
 		echo "$1 did not attach"
 		sed 's/^/sched: /' /tmp/sched.log
+		kill -KILL "$sched_pid" 2>/dev/null
+		wait "$sched_pid" 2>/dev/null
+		sched_pid=""
+		wait_state disabled || echo "scheduler still $(state) after the kill"
 		return 1
 	fi
 	sleep 1

@@ -17,7 +17,7 @@ spin_hogs() { # N: start N shell CPU hogs, their pids in $spun
 say "user dispatch mode"
 start_agent --dispatch user --dispatcher-test-hooks --pods-file /tmp/pods.json
 # mlockall() before the attach faults in the whole agent under emulation: 15-35 s.
-wait_state enabled 600
+wait_state enabled "$ATTACH_WAIT_TENTHS"
 check user-attach $? "sched_ext state is '$(state)' with --dispatch user"
 wait_api
 health=$(api /health | jq -r '.status + " " + .mode')
