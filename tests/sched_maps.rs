@@ -141,8 +141,26 @@ fn writer_inserts_updates_and_deletes() {
         );
         assert_eq!(kernel_entries(skel), desired);
 
+        assert!(stats.keys_changed());
+
+        // A new value under every key it had: no key added or removed, so
+        // what BPF remembers per task (which key holds its strategy) holds.
+        desired.insert(300, strat(60_000, true));
+        let stats = writer.apply(map, &desired).unwrap();
+        assert_eq!(
+            stats,
+            ApplyStats {
+                updated: 1,
+                ..Default::default()
+            }
+        );
+        assert!(!stats.keys_changed());
+        assert_eq!(kernel_entries(skel), desired);
+
         // Same set again: nothing to do.
-        assert_eq!(writer.apply(map, &desired).unwrap(), ApplyStats::default());
+        let stats = writer.apply(map, &desired).unwrap();
+        assert_eq!(stats, ApplyStats::default());
+        assert!(!stats.keys_changed());
 
         writer.apply(map, &DesiredStrategies::new()).unwrap();
         assert!(kernel_entries(skel).is_empty());

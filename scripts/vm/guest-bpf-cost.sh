@@ -30,16 +30,7 @@ command -v bpftool >/dev/null || { echo "bpf-cost: no bpftool in the guest"; exi
 run_case() { # NAME STRATEGY(0|1) BINARY AGENT-ARGS...
 	name=$1 strategy=$2 binary=$3
 	shift 3
-	"$binary" --auth none --sample-interval-ms 1000 "$@" >/tmp/agent.log 2>&1 &
-	agent=$!
-	if ! wait_state enabled "$ATTACH_WAIT_TENTHS"; then
-		echo "bpf-cost: the agent did not attach ($*)"
-		cat /tmp/agent.log
-		kill -KILL "$agent" 2>/dev/null
-		wait "$agent" 2>/dev/null
-		return 1
-	fi
-	sleep 1
+	start_sched "$binary" --auth none --sample-interval-ms 1000 "$@" || return 1
 	stress-ng --cpu "$hogs_n" --cpu-method matrixprod -t "$((DURATION + 4))" >/dev/null 2>&1 &
 	hogs=$!
 	sleep 1
@@ -55,9 +46,7 @@ run_case() { # NAME STRATEGY(0|1) BINARY AGENT-ARGS...
 	echo "WAKEUPS $name $(grep -v '^#' /tmp/probe.out | awk '{ n += $2 } END { print n + 0 }')"
 	print_hist "$name" /tmp/probe.out
 	wait "$hogs"
-	kill -INT "$agent"
-	wait "$agent"
-	wait_state disabled 100 || echo "bpf-cost: still $(state) after the agent stopped"
+	stop_sched
 }
 
 run_cases() { # PREFIX BINARY

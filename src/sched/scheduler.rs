@@ -70,8 +70,6 @@ pub struct Scheduler<'obj> {
     /// Entries the last write of the strategy set could not make: tried
     /// again at every round of the run loop until none are left.
     unwritten: usize,
-    /// The value BPF's `strategies_gen` holds (0: the map is empty).
-    strategies_gen: u64,
     /// The highest generation given so far: one is never given twice, since a
     /// task remembers its lookup for one generation.
     strategies_gen_last: u64,
@@ -147,7 +145,6 @@ impl<'obj> Scheduler<'obj> {
             dispatcher,
             writer: StrategyMapWriter::new(),
             unwritten: 0,
-            strategies_gen: 0,
             strategies_gen_last: 0,
             config: config.clone(),
         })
@@ -160,15 +157,16 @@ impl<'obj> Scheduler<'obj> {
     fn apply(&mut self, desired: &DesiredStrategies, status: &StatusCell) {
         // BPF looks a task up only while the generation says the map may
         // hold an entry: raised before any is written.
-        if !desired.is_empty() && self.strategies_gen == 0 {
+        if !desired.is_empty() && self.strategies_gen() == 0 {
             self.publish_strategies_gen(true);
         }
         let result = self.writer.apply(&self.skel.maps.strategies, desired);
-        // Whatever the pass changed, BPF looks up again, after the writes:
-        // a task that missed an entry before it was written must not keep
-        // remembering that miss.
-        let changed = match &result {
-            Ok(stats) => (stats.inserted, stats.updated, stats.deleted) != (0, 0, 0),
+        // Whatever keys the pass added or removed, BPF looks up again, after
+        // the writes: a task that missed an entry before it was written must
+        // not keep remembering that miss. An update keeps every key, so what
+        // a task remembers stays true.
+        let keys_changed = match &result {
+            Ok(stats) => stats.keys_changed(),
             Err(_) => true,
         };
         let unwritten = match result {
@@ -194,7 +192,7 @@ impl<'obj> Scheduler<'obj> {
         let n = self.writer.applied().len();
         if n == 0 && unwritten == 0 {
             self.publish_strategies_gen(false);
-        } else if changed {
+        } else if keys_changed {
             self.publish_strategies_gen(true);
         }
         status.update(|s| s.strategy_pids = n);
@@ -209,12 +207,20 @@ impl<'obj> Scheduler<'obj> {
         } else {
             0
         };
-        self.strategies_gen = gen;
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
             // SAFETY: a naturally aligned u64 in the mmapped .bss, which BPF
             // only reads: a volatile store is never torn.
             unsafe { std::ptr::write_volatile(&mut bss.strategies_gen, gen) };
         }
+    }
+
+    /// The generation BPF reads now (0: the map is empty).
+    fn strategies_gen(&self) -> u64 {
+        self.skel.maps.bss_data.as_deref().map_or(0, |bss| {
+            // SAFETY: a naturally aligned u64 in the mmapped .bss that only
+            // this thread writes.
+            unsafe { std::ptr::read_volatile(&bss.strategies_gen) }
+        })
     }
 
     /// Write the set kept across restarts (`ch.desired`) again.

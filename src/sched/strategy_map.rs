@@ -19,6 +19,14 @@ pub struct ApplyStats {
     pub failed: usize,
 }
 
+impl ApplyStats {
+    /// Whether the pass added or removed a key: what BPF remembers per task
+    /// (which key holds its strategy, or that none does) may be stale then.
+    pub fn keys_changed(&self) -> bool {
+        self.inserted + self.deleted > 0
+    }
+}
+
 /// A strategy entry as the kernel holds it, hit counter included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MapEntry {
