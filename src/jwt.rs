@@ -357,37 +357,53 @@ mod tests {
     use super::*;
     use rsa::pkcs8::EncodePrivateKey;
     use std::os::unix::fs::PermissionsExt;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::OnceLock;
 
     const LIFETIME: Duration = Duration::from_secs(3600);
 
-    /// A fresh empty directory for one test.
-    fn temp_dir() -> PathBuf {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "scx_pilot-jwt-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh empty directory for one test, removed with what it holds
+    /// when dropped (the keys in it are private keys).
+    fn temp_dir() -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix("scx_pilot-jwt-")
+            .tempdir()
+            .unwrap()
     }
 
-    /// Our keys, generated once (through the first-start path) for all tests.
-    fn ours() -> &'static (JwtKeys, PathBuf) {
-        static KEYS: OnceLock<(JwtKeys, PathBuf)> = OnceLock::new();
-        KEYS.get_or_init(|| {
-            let path = temp_dir().join("jwt.key");
+    /// Our key, generated once through the first-start path for all tests:
+    /// the keys, and the file it wrote (its text and permission bits; the
+    /// directory is gone once they are read).
+    struct Ours {
+        keys: JwtKeys,
+        pem: String,
+        mode: u32,
+    }
+
+    fn ours() -> &'static Ours {
+        static OURS: OnceLock<Ours> = OnceLock::new();
+        OURS.get_or_init(|| {
+            let dir = temp_dir();
+            let path = dir.path().join("jwt.key");
             let (keys, origin) = JwtKeys::load_or_generate(&path, LIFETIME).unwrap();
             assert_eq!(origin, KeyOrigin::Generated);
-            (keys, path)
+            Ours {
+                keys,
+                pem: fs::read_to_string(&path).unwrap(),
+                mode: fs::metadata(&path).unwrap().mode() & 0o777,
+            }
         })
     }
 
     fn keys() -> &'static JwtKeys {
-        &ours().0
+        &ours().keys
+    }
+
+    /// Our key in a new file `name` of `dir`, with permission bits `mode`.
+    fn our_key_file(dir: &tempfile::TempDir, name: &str, mode: u32) -> PathBuf {
+        let path = dir.path().join(name);
+        fs::write(&path, &ours().pem).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        path
     }
 
     /// Someone else's private key.
@@ -603,12 +619,11 @@ mod tests {
 
     #[test]
     fn generated_key_is_private_pkcs1_and_reloads() {
-        let path = &ours().1;
-        let meta = fs::metadata(path).unwrap();
-        assert_eq!(meta.mode() & 0o777, 0o600);
-        let text = fs::read_to_string(path).unwrap();
-        assert!(text.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
-        let (again, origin) = JwtKeys::load_or_generate(path, LIFETIME).unwrap();
+        assert_eq!(ours().mode, 0o600);
+        assert!(ours().pem.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+        let dir = temp_dir();
+        let path = our_key_file(&dir, "jwt.key", 0o600);
+        let (again, origin) = JwtKeys::load_or_generate(&path, LIFETIME).unwrap();
         assert_eq!(origin, KeyOrigin::Loaded);
         assert_eq!(again.public_key_pem(), keys().public_key_pem());
         // A token from one instance verifies in the other.
@@ -618,7 +633,8 @@ mod tests {
 
     #[test]
     fn pkcs8_key_with_crlf_loads() {
-        let path = temp_dir().join("pkcs8.key");
+        let dir = temp_dir();
+        let path = dir.path().join("pkcs8.key");
         let pem = other_private().to_pkcs8_pem(LineEnding::CRLF).unwrap();
         fs::write(&path, pem.as_bytes()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
@@ -629,9 +645,8 @@ mod tests {
 
     #[test]
     fn key_readable_by_others_is_refused() {
-        let path = temp_dir().join("open.key");
-        fs::copy(&ours().1, &path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let dir = temp_dir();
+        let path = our_key_file(&dir, "open.key", 0o644);
         let err = JwtKeys::load_or_generate(&path, LIFETIME).unwrap_err();
         assert!(
             matches!(err, JwtError::KeyTooOpen { mode: 0o644, .. }),
@@ -643,7 +658,8 @@ mod tests {
 
     #[test]
     fn garbage_key_file_is_refused_not_replaced() {
-        let path = temp_dir().join("garbage.key");
+        let dir = temp_dir();
+        let path = dir.path().join("garbage.key");
         fs::write(&path, "not a key\n").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         let err = JwtKeys::load_or_generate(&path, LIFETIME).unwrap_err();
@@ -654,7 +670,8 @@ mod tests {
 
     #[test]
     fn missing_directory_is_a_clear_error() {
-        let path = temp_dir().join("absent").join("jwt.key");
+        let dir = temp_dir();
+        let path = dir.path().join("absent").join("jwt.key");
         let err = JwtKeys::load_or_generate(&path, LIFETIME).unwrap_err();
         assert!(matches!(err, JwtError::CreateKey { .. }), "{err:?}");
         assert!(err.to_string().contains(&path.display().to_string()));
@@ -663,8 +680,8 @@ mod tests {
     #[test]
     fn dangling_symlink_is_not_written_through() {
         let dir = temp_dir();
-        let target = dir.join("elsewhere.key");
-        let link = dir.join("jwt.key");
+        let target = dir.path().join("elsewhere.key");
+        let link = dir.path().join("jwt.key");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let err = JwtKeys::load_or_generate(&link, LIFETIME).unwrap_err();
         assert!(matches!(err, JwtError::ReadKey { .. }), "{err:?}");
@@ -675,7 +692,7 @@ mod tests {
     #[test]
     fn directory_in_place_of_the_key_is_refused() {
         let dir = temp_dir();
-        let err = JwtKeys::load_or_generate(&dir, LIFETIME).unwrap_err();
+        let err = JwtKeys::load_or_generate(dir.path(), LIFETIME).unwrap_err();
         assert!(matches!(err, JwtError::KeyNotAFile { .. }), "{err:?}");
     }
 }

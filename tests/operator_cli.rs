@@ -8,7 +8,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 #[path = "fixtures/agent.rs"]
@@ -20,17 +19,15 @@ use agent::{Agent, TempDir, BIN};
 const USER: u32 = 65534;
 
 /// A copy of the binary that `USER` can run whatever the checkout's
-/// permissions (a clone under /root is not traversable by other users).
-fn user_bin() -> &'static Path {
-    static COPY: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = COPY.get_or_init(|| {
-        let dir = TempDir::new("user_bin");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = dir.join("scx_pilot");
-        std::fs::copy(BIN, &path).unwrap();
-        (dir, path)
-    });
-    path
+/// permissions (a clone under /root is not traversable by other users), in a
+/// directory of its own that goes when the caller drops it: once the command
+/// has started (spawn returns after the exec), the copy is no longer needed.
+fn user_bin() -> (TempDir, PathBuf) {
+    let dir = TempDir::new("user_bin");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.join("scx_pilot");
+    std::fs::copy(BIN, &path).unwrap();
+    (dir, path)
 }
 
 /// A fresh directory owned by `USER`.
@@ -41,18 +38,20 @@ fn user_dir(tag: &str) -> TempDir {
 }
 
 /// The agent run as `USER` with only HOME (and `env`) in its environment.
-fn as_user(home: &Path, env: &[(&str, &Path)]) -> Command {
+/// Keep the returned directory until the command has started.
+fn as_user(home: &Path, env: &[(&str, &Path)]) -> (Command, TempDir) {
     assert_eq!(
         unsafe { libc::geteuid() },
         0,
         "needs root (to run the binary as another user)"
     );
-    let mut cmd = Command::new(user_bin());
+    let (bin_dir, bin) = user_bin();
+    let mut cmd = Command::new(bin);
     cmd.env_clear().env("HOME", home).uid(USER).gid(USER);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd
+    (cmd, bin_dir)
 }
 
 fn stderr(out: &std::process::Output) -> String {
@@ -78,7 +77,7 @@ fn tree(dir: &Path) -> Vec<PathBuf> {
 fn api_only_starts_as_a_normal_user_with_state_in_its_home() {
     let home = user_dir("home");
     let state = home.join(".local/state/scx_pilot");
-    let mut cmd = as_user(home.path(), &[]);
+    let (mut cmd, _bin) = as_user(home.path(), &[]);
     cmd.args(["--api-only", "--listen", "127.0.0.1:0"]);
     let mut a = Agent::spawn(cmd, &state);
     // The token (and the JWT key pair) are the user's, in its state dir.
@@ -98,7 +97,7 @@ fn api_only_starts_as_a_normal_user_with_state_in_its_home() {
     // $XDG_STATE_HOME wins over HOME.
     let xdg = user_dir("xdg");
     let state = xdg.join("scx_pilot");
-    let mut cmd = as_user(home.path(), &[("XDG_STATE_HOME", xdg.path())]);
+    let (mut cmd, _bin) = as_user(home.path(), &[("XDG_STATE_HOME", xdg.path())]);
     cmd.args(["--api-only", "--listen", "127.0.0.1:0", "--jwt", "off"]);
     let mut a = Agent::spawn(cmd, &state);
     assert!(state.join("token").is_file(), "{}", a.stderr_text());
@@ -108,10 +107,8 @@ fn api_only_starts_as_a_normal_user_with_state_in_its_home() {
 #[test]
 fn scheduler_mode_without_root_says_so_in_one_line_and_writes_nothing() {
     let home = user_dir("home");
-    let out = as_user(home.path(), &[])
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
+    let (mut cmd, _bin) = as_user(home.path(), &[]);
+    let out = cmd.args(["--listen", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -126,7 +123,7 @@ fn an_unwritable_state_dir_is_named_with_the_flag_to_pass() {
     // A home the user cannot write (root's, mode 0755).
     let home = TempDir::new("home");
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut cmd = as_user(home.path(), &[]);
+    let (mut cmd, _bin) = as_user(home.path(), &[]);
     cmd.args(["--api-only", "--listen", "127.0.0.1:0", "--jwt", "off"]);
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -140,7 +137,7 @@ fn an_unwritable_state_dir_is_named_with_the_flag_to_pass() {
     // A state dir of another user (an earlier sudo run) is refused by name.
     let root_state = TempDir::new("root_state");
     std::fs::set_permissions(root_state.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut cmd = as_user(home.path(), &[]);
+    let (mut cmd, _bin) = as_user(home.path(), &[]);
     cmd.arg("--state-dir")
         .arg(root_state.path())
         .args(["--api-only", "--listen", "127.0.0.1:0"]);

@@ -84,6 +84,8 @@ fn boot_sh(dir: &TempDir, qemu: &str) -> Command {
         .env("KERNEL_DIR", &kernel)
         .env("VM_QEMU", &stand_in)
         .env("VM_LOG", dir.join("console.log"))
+        // Its private files (mktemp) in the test's directory, where a test can see them.
+        .env("TMPDIR", dir.path())
         .stdin(Stdio::null());
     cmd
 }
@@ -185,6 +187,18 @@ fn stop_boot_sh(signal: &str) -> (Option<i32>, String) {
     let err = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
     assert!(stopped, "boot.sh kept running after {signal}: {err}");
     assert!(qemu_gone, "qemu (pid {pid}) outlived boot.sh: {err}");
+    // Its console capture and qemu's pid file go with it, even after SIGKILL.
+    let mut left = Vec::new();
+    let cleaned = within(10, || {
+        left = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("scx_pilot-vm-console."))
+            .collect();
+        left.is_empty()
+    });
+    assert!(cleaned, "boot.sh left {left:?} after {signal}: {err}");
     (exited.and_then(|s| s.code()), err)
 }
 

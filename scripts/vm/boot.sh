@@ -191,8 +191,12 @@ watchdog() {
 	local pid='' t=0 started=0 done_at=0 pinned=$((!PIN))
 	while sleep 1; do
 		((t++))
-		# boot.sh was killed outright (no cleanup ran); qemu goes with it (see timeout_cmd).
-		kill -0 "$$" 2>/dev/null || return 0
+		# boot.sh was killed outright (no cleanup ran); qemu goes with it (see timeout_cmd),
+		# and its private files with this watchdog.
+		if ! kill -0 "$$" 2>/dev/null; then
+			rm -f -- "$CAP" "$PIDF" "$KILLED"
+			return 0
+		fi
 		if [[ -z $pid ]]; then
 			pid=$(cat -- "$PIDF" 2>/dev/null)
 			[[ -n $pid ]] || continue
