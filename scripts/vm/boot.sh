@@ -115,10 +115,13 @@ fi
 CAP=$(mktemp "${TMPDIR:-/tmp}/scx_pilot-vm-console.XXXXXX")
 PIDF=$CAP.pid KILLED=$CAP.killed
 wd='' qpid=''
+# Removed by cleanup() or, when boot.sh was killed outright, by the watchdog (which
+# cleanup() kills, so it cannot call cleanup()).
+remove_private_files() { rm -f -- "$CAP" "$PIDF" "$KILLED"; }
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
 	if [[ -n $wd ]]; then kill "$wd" 2>/dev/null || true; fi
-	rm -f -- "$CAP" "$PIDF" "$KILLED"
+	remove_private_files
 }
 trap cleanup EXIT
 # stop_vm SIGNAL NUMBER: boot.sh (or `make run`, which execs it) was told to stop: stop
@@ -194,7 +197,7 @@ watchdog() {
 		# boot.sh was killed outright (no cleanup ran); qemu goes with it (see timeout_cmd),
 		# and its private files with this watchdog.
 		if ! kill -0 "$$" 2>/dev/null; then
-			rm -f -- "$CAP" "$PIDF" "$KILLED"
+			remove_private_files
 			return 0
 		fi
 		if [[ -z $pid ]]; then
