@@ -172,6 +172,16 @@ u64 nr_user_outstanding;	/* tasks in the dispatcher's hands now */
 u64 strategies_gen;
 
 /*
+ * Set (and never cleared) before the first task goes to PRIO_DSQ. Until then
+ * dispatch() and tick() skip that queue: every kfunc on a queue of ours looks
+ * it up by id in the kernel's hash table, several us a call under the bench's
+ * emulation, on every slice end of a node with no priority strategy. A CPU
+ * that read it unset a moment before the first insert serves the task at its
+ * next dispatch().
+ */
+bool prio_dsq_used;
+
+/*
  * Event counters, bumped on every scheduling event: one set per CPU, each in
  * its own cache lines, so CPUs do not take one shared line from each other on
  * every event. The agent sums the CPUs (src/sched/bss.rs).
@@ -549,7 +559,10 @@ static u64 task_slice(const struct strategy *s)
  */
 static void refresh_nr_queued(void)
 {
-	u64 n = scx_bpf_dsq_nr_queued(PRIO_DSQ) + scx_bpf_dsq_nr_queued(SHARED_DSQ);
+	u64 n = scx_bpf_dsq_nr_queued(SHARED_DSQ);
+
+	if (READ_ONCE(prio_dsq_used))
+		n += scx_bpf_dsq_nr_queued(PRIO_DSQ);
 
 	/* In user mode, tasks not yet read by the dispatcher wait too. */
 	if (user_dispatch)
@@ -1153,6 +1166,8 @@ void BPF_STRUCT_OPS(pilot_enqueue, struct task_struct *p, u64 enq_flags)
 		if ((enq_flags & SCX_ENQ_WAKEUP) && !is_migration_disabled(p) &&
 		    place_prio(p, slice, enq_flags, now))
 			return;
+		if (!READ_ONCE(prio_dsq_used))
+			WRITE_ONCE(prio_dsq_used, true);
 		count_insert(scx_bpf_dsq_insert_vtime(p, PRIO_DSQ, slice, deadline, enq_flags));
 		return;
 	}
@@ -1230,6 +1245,17 @@ static bool serve_dsq(u64 dsq_id)
 		return false;
 	COUNT(nr_kernel_dispatches, 1);
 	return true;
+}
+
+/* Priority tasks wait in PRIO_DSQ. */
+static bool prio_queued(void)
+{
+	return READ_ONCE(prio_dsq_used) && scx_bpf_dsq_nr_queued(PRIO_DSQ) > 0;
+}
+
+static bool serve_prio(void)
+{
+	return READ_ONCE(prio_dsq_used) && serve_dsq(PRIO_DSQ);
 }
 
 /* What one scan of the shared queue found for a CPU. */
@@ -1580,6 +1606,14 @@ static void refresh_prev(struct task_struct *prev, s32 cpu, u64 now)
  */
 static bool guard_cpu(struct cpu_ctx *cctx, struct task_struct *prev, s32 cpu, u64 now)
 {
+	/*
+	 * No priority CPU time since a normal task last started here and no
+	 * window open: what the tests below would conclude, without counting a
+	 * queue (a kfunc call) on every slice end.
+	 */
+	if (!cctx->prio_ns && !(cctx->busy && cctx->running_prio) &&
+	    !time_before(now, cctx->guard_until))
+		return false;
 	if (!normal_waiting(cpu)) {
 		cctx->prio_ns = 0;
 		return false;
@@ -1627,19 +1661,18 @@ void BPF_STRUCT_OPS(pilot_dispatch, s32 cpu, struct task_struct *prev)
 	if (user_dispatch &&
 	    user_dispatch_work(cpu,
 			       !(prev && (prev->scx.flags & SCX_TASK_QUEUED) && ran_prio(prev)) &&
-			       !scx_bpf_dsq_nr_queued(PRIO_DSQ) &&
+			       !prio_queued() &&
 			       !(has_resume_dsq(cpu) && scx_bpf_dsq_nr_queued(RESUME_DSQ + cpu)), now))
 		goto out;
 
 	if (cctx && guard_cpu(cctx, prev, cpu, now))
 		goto out;
 	/* A priority task whose slice ran out is ahead of every normal task. */
-	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && ran_prio(prev) &&
-	    !scx_bpf_dsq_nr_queued(PRIO_DSQ)) {
+	if (prev && (prev->scx.flags & SCX_TASK_QUEUED) && ran_prio(prev) && !prio_queued()) {
 		refresh_prev(prev, cpu, now);
 		goto out;
 	}
-	if (serve_dsq(PRIO_DSQ) || serve_resumed(cpu))
+	if (serve_prio() || serve_resumed(cpu))
 		goto out;
 	if (!(prev && (prev->scx.flags & SCX_TASK_QUEUED)))
 		prev = NULL;
@@ -1777,7 +1810,7 @@ void BPF_STRUCT_OPS(pilot_tick, struct task_struct *p)
 		start_guard(cctx, now);
 		return;
 	}
-	if (!scx_bpf_dsq_nr_queued(PRIO_DSQ))
+	if (!prio_queued())
 		refresh_prev(p, cpu, now);
 }
 
